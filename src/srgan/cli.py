@@ -1,0 +1,55 @@
+"""The `srgan` command. Each subcommand lives beside the code it drives and is imported
+only when used, so `srgan upscale` does not pay for the trainer or the web server."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# name -> "module:attribute" of a click.Command
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "upscale": ("srgan.commands.upscale:upscale", "Upscale images or folders with a model."),
+    "train": ("srgan.train.command:train", "Train SRResNet (stage 1) or SRGAN (stage 2)."),
+    "export": ("srgan.commands.export:export", "Export a generator (safetensors, ONNX, ...)."),
+    "benchmark": ("srgan.evaluate.command:benchmark", "PSNR/SSIM tables on image folders."),
+    "compare": ("srgan.evaluate.command:compare", "Side-by-side figures: LR|bicubic|SR|HR."),
+    "serve": ("srgan.serve.command:serve", "Web page and HTTP API."),
+    "data": ("srgan.datasets.command:data", "Download training data (DIV2K)."),
+    "models": ("srgan.commands.models:models", "List the shipped models."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in SUBCOMMANDS:
+            return None
+        module_name, attr = SUBCOMMANDS[name][0].split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("srgan"):
+                return None  # subcommand not built into this version
+            raise click.ClickException(
+                f"`srgan {name}` needs the package {exc.name!r}; "
+                f"install it (for the web server: pip install 'srgan[web]')."
+            ) from exc
+        return getattr(module, attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, SUBCOMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="srgan")
+def main() -> None:
+    """srgan: photo-realistic x4 super-resolution (SRResNet / SRGAN, Ledig et al. 2017)."""
+
+
+if __name__ == "__main__":
+    main()

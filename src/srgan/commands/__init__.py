@@ -1,0 +1,1 @@
+"""Subcommands of the `srgan` CLI that drive inference and model files."""
