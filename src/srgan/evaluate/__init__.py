@@ -1,0 +1,21 @@
+"""Evaluation: the literature's benchmark protocol (`run_benchmark`) and side-by-side figures
+(`compare_images`). The `srgan benchmark` and `srgan compare` commands are thin layers over
+these (see `srgan.evaluate.command`)."""
+
+from srgan.evaluate.benchmark import BenchmarkResult, ImageScore, Skipped, run_benchmark
+from srgan.evaluate.compare import Figure, compare_images
+from srgan.evaluate.methods import BICUBIC, Bicubic, Method, Network, load_methods
+
+__all__ = [
+    "BICUBIC",
+    "BenchmarkResult",
+    "Bicubic",
+    "Figure",
+    "ImageScore",
+    "Method",
+    "Network",
+    "Skipped",
+    "compare_images",
+    "load_methods",
+    "run_benchmark",
+]

@@ -1,0 +1,455 @@
+"""The literature's benchmark protocol and its result tables.
+
+For every HR image: read as 8-bit RGB, modcrop to the scale, LR = MATLAB bicubic of the uint8
+HR (uint8, as MATLAB's `imresize` on uint8), SR by each method (uint8), then Y-PSNR, Y-SSIM
+(`crop_border` = scale pixels shaved off each side) and RGB PSNR. `bicubic`, MATLAB-bicubic
+upscaling of the same uint8 LR, is the baseline every table carries.
+
+    from srgan.evaluate import run_benchmark
+    result = run_benchmark(["srresnet_x4"], ["Set5", "Set14"])
+    print(result.to_markdown())
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from srgan.evaluate.methods import (
+    Method,
+    Network,
+    ProtocolError,
+    error_reason,
+    load_methods,
+    load_rgb8,
+    pair_lr_files,
+    prepare_pair,
+)
+
+SSIM_KINDS = ("wang", "paper")
+CSV_FIELDS = (
+    "dataset", "image", "model", "width", "height",
+    "psnr_y", "ssim_y", "psnr_rgb", "lpips", "seconds", "notes",
+)
+
+
+@dataclass(frozen=True)
+class ImageScore:
+    """One image scored for one method. `width`/`height` are the HR size after modcrop."""
+
+    dataset: str
+    image: str
+    model: str
+    width: int
+    height: int
+    psnr_y: float
+    ssim_y: float
+    psnr_rgb: float
+    lpips: float | None
+    seconds: float
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An image left out, and why (unreadable, too small, no matching LR...)."""
+
+    dataset: str
+    path: str
+    reason: str
+
+    def line(self) -> str:
+        return f"skipped {self.path}: {self.reason}"
+
+
+@dataclass
+class BenchmarkResult:
+    """Per-image scores plus the settings that produced them."""
+
+    scores: list[ImageScore]
+    skipped: list[Skipped]
+    models: list[str]
+    datasets: list[str]
+    settings: dict = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ numbers
+    def rows(self, dataset: str | None = None, model: str | None = None) -> list[ImageScore]:
+        return [s for s in self.scores
+                if (dataset is None or s.dataset == dataset)
+                and (model is None or s.model == model)]
+
+    def mean(self, dataset: str, model: str) -> dict[str, float] | None:
+        """Means over a dataset's images for one method; None when nothing was scored."""
+        rows = self.rows(dataset, model)
+        if not rows:
+            return None
+        n = len(rows)
+        out = {
+            "images": n,
+            "psnr_y": sum(r.psnr_y for r in rows) / n,
+            "ssim_y": sum(r.ssim_y for r in rows) / n,
+            "psnr_rgb": sum(r.psnr_rgb for r in rows) / n,
+            "seconds_per_image": sum(r.seconds for r in rows) / n,
+        }
+        if all(r.lpips is not None for r in rows):
+            out["lpips"] = sum(r.lpips for r in rows) / n  # type: ignore[misc]
+        return out
+
+    @property
+    def has_lpips(self) -> bool:
+        return bool(self.scores) and all(s.lpips is not None for s in self.scores)
+
+    def summary(self) -> dict:
+        """What the JSON file holds: settings, versions, and per-dataset means."""
+        datasets = {}
+        for d in self.datasets:
+            datasets[d] = {
+                "path": self.settings.get("dataset_paths", {}).get(d),
+                "images": len({s.image for s in self.rows(d)}),
+                "skipped": [{"path": k.path, "reason": k.reason}
+                            for k in self.skipped if k.dataset == d],
+                "models": {m: self.mean(d, m) for m in self.models},
+            }
+        return {**self.settings, "models": self.models, "datasets": datasets}
+
+    # ------------------------------------------------------------------ formats
+    def to_markdown(self) -> str:
+        """Datasets x methods, 'PSNR / SSIM' means, then RGB PSNR (and LPIPS if scored)."""
+        s = self.settings
+        ssim = "SSIM (daala convention, as the SRGAN paper)" if s.get("ssim") == "paper" \
+            else "SSIM (Wang et al.)"
+        lines = [
+            f"x{s.get('scale')}: Y-PSNR (dB) / Y-{ssim}, mean over images; "
+            f"{s.get('crop_border')} border pixels excluded.",
+            "",
+            _md_table(self, lambda m: f"{m['psnr_y']:.2f} / {m['ssim_y']:.4f}"),
+            "",
+            "RGB PSNR (dB):",
+            "",
+            _md_table(self, lambda m: f"{m['psnr_rgb']:.2f}"),
+        ]
+        if self.has_lpips:
+            lines += ["", "LPIPS (AlexNet, lower is better):", "",
+                      _md_table(self, lambda m: f"{m['lpips']:.4f}")]
+        if s.get("lpips_note"):
+            lines += ["", s["lpips_note"]]
+        if s.get("notes"):
+            lines += ["", *s["notes"]]
+        return "\n".join(lines) + "\n"
+
+    def csv_text(self) -> str:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for row in self.scores:
+            d = asdict(row)
+            for key in ("psnr_y", "psnr_rgb"):
+                d[key] = f"{d[key]:.4f}"
+            d["ssim_y"] = f"{d['ssim_y']:.6f}"
+            d["lpips"] = "" if d["lpips"] is None else f"{d['lpips']:.6f}"
+            d["seconds"] = f"{d['seconds']:.4f}"
+            writer.writerow(d)
+        return buf.getvalue()
+
+    def to_csv(self, path: str | Path) -> Path:
+        return _atomic_write(path, self.csv_text())
+
+    def to_json(self, path: str | Path) -> Path:
+        return _atomic_write(path, json.dumps(self.summary(), indent=2, default=_jsonable) + "\n")
+
+    def write(self, out_dir: str | Path) -> dict[str, Path]:
+        """scores.csv, results.md and summary.json in `out_dir` (created if needed)."""
+        out = Path(out_dir)
+        return {
+            "csv": self.to_csv(out / "scores.csv"),
+            "markdown": _atomic_write(out / "results.md", self.to_markdown()),
+            "json": self.to_json(out / "summary.json"),
+        }
+
+
+def _md_table(result: BenchmarkResult, cell: Callable[[dict], str]) -> str:
+    header = "| Dataset | " + " | ".join(result.models) + " |"
+    rule = "|---|" + "---|" * len(result.models)
+    rows = []
+    for d in result.datasets:
+        cells = []
+        for m in result.models:
+            mean = result.mean(d, m)
+            cells.append("-" if mean is None else cell(mean))
+        n = len({s.image for s in result.rows(d)})
+        rows.append(f"| {d} ({n}) | " + " | ".join(cells) + " |")
+    return "\n".join([header, rule, *rows])
+
+
+def _jsonable(obj: object) -> object:
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _atomic_write(path: str | Path, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# --------------------------------------------------------------------------- scoring
+def score_pair(
+    sr: torch.Tensor, hr: torch.Tensor, crop_border: int, ssim: str = "wang"
+) -> dict[str, float]:
+    """Y-PSNR, Y-SSIM and RGB PSNR of uint8 (3, H, W) tensors, `crop_border` shaved off."""
+    from srgan import metrics
+
+    if ssim not in SSIM_KINDS:
+        raise ValueError(f"ssim must be one of {SSIM_KINDS}, got {ssim!r}")
+    if ssim == "paper":
+        ssim_value = metrics.ssim_paper(sr, hr, crop_border=crop_border)
+    else:
+        ssim_value = metrics.ssim_y(sr, hr, crop_border=crop_border)
+    return {
+        "psnr_y": float(metrics.psnr_y(sr, hr, crop_border=crop_border)),
+        "ssim_y": float(ssim_value),
+        "psnr_rgb": float(metrics.psnr_rgb(sr, hr, crop_border=crop_border)),
+    }
+
+
+def lpips_scorer(device: str | torch.device = "cpu") -> tuple[Callable | None, str]:
+    """LPIPS (AlexNet) if the `lpips` package and all its weights are already on this
+    machine; never downloads. Returns (scorer or None, one line saying why not)."""
+    try:
+        import lpips  # type: ignore[import-not-found]
+    except ImportError:
+        return None, "LPIPS not scored: the `lpips` package is not installed."
+    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    if not any(hub.glob("alexnet-*.pth")):
+        return None, f"LPIPS not scored: AlexNet weights not found in {hub} (no download)."
+    try:
+        net = lpips.LPIPS(net="alex", verbose=False).to(device).eval()
+    except Exception as exc:  # its weights or torchvision missing: no column, say why
+        return None, f"LPIPS not scored: could not load it ({exc})."
+
+    @torch.inference_mode()
+    def score(sr: torch.Tensor, hr: torch.Tensor) -> float:
+        a = sr[None].to(device, torch.float32) / 127.5 - 1
+        b = hr[None].to(device, torch.float32) / 127.5 - 1
+        return float(net(a, b).item())
+
+    return score, "LPIPS: lpips package, AlexNet v0.1, on RGB after the border crop."
+
+
+# --------------------------------------------------------------------------- the run
+def _dataset_names(paths: Sequence[Path]) -> list[str]:
+    """Folder names, made unique with their parents where two datasets share a name."""
+    names = [p.name or str(p) for p in paths]
+    for i, p in enumerate(paths):
+        if names.count(names[i]) > 1:
+            names[i] = f"{p.parent.name}/{p.name}" if p.parent.name else str(p)
+    seen: dict[str, int] = {}
+    for i, n in enumerate(names):
+        seen[n] = seen.get(n, 0) + 1
+        if seen[n] > 1:
+            names[i] = f"{n}#{seen[n]}"
+    return names
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import PIL
+
+    from srgan import __version__
+
+    return {
+        "srgan": __version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "pillow": PIL.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def run_benchmark(
+    models: Sequence[str | Path | Method],
+    datasets: Sequence[str | Path],
+    scale: int = 4,
+    crop_border: int | None = None,
+    lr_dirs: Sequence[str | Path | None] | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+    tta: bool = False,
+    ssim: str = "wang",
+    lpips: bool = True,
+    tile: int | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> BenchmarkResult:
+    """Score `models` (names, .safetensors paths or `Method`s; `bicubic` is always added
+    first) on image folders `datasets`, under the literature's protocol.
+
+    `crop_border` defaults to `scale`. `lr_dirs`, one per dataset (None for "make it"),
+    gives ready-made LR images, matched to HR files by name. `precision` defaults to fp32 so
+    tables do not depend on the GPU's half-precision arithmetic. Images that cannot be read
+    or used are recorded in `result.skipped` (and passed to `log` as one line each).
+    """
+    from srgan.imageio import ImageReadError, find_images
+
+    if ssim not in SSIM_KINDS:
+        raise ValueError(f"ssim must be one of {SSIM_KINDS}, got {ssim!r}")
+    crop = scale if crop_border is None else int(crop_border)
+    if crop < 0:
+        raise ValueError(f"crop_border must be >= 0, got {crop}")
+    paths = [Path(d) for d in datasets]
+    if not paths:
+        raise ValueError("no dataset folders given")
+    for p in paths:
+        if not p.is_dir():
+            raise FileNotFoundError(f"{p}: not a folder of images")
+    lrs: list[Path | None] = [None] * len(paths) if lr_dirs is None else \
+        [None if d is None else Path(d) for d in lr_dirs]
+    if len(lrs) != len(paths):
+        raise ValueError(f"{len(lrs)} LR folders for {len(paths)} datasets: give one per dataset")
+    for d in lrs:
+        if d is not None and not d.is_dir():
+            raise FileNotFoundError(f"{d}: LR folder not found")
+
+    methods = load_methods(models, scale=scale, device=device, precision=precision, tta=tta,
+                           tile=tile)
+    net_devices = sorted({m.device for m in methods if isinstance(m, Network)})
+    for m in methods:
+        if isinstance(m, Network):
+            m.warm_up()
+    lpips_fn, lpips_note = (None, "LPIPS not scored (disabled).")
+    if lpips:
+        lpips_fn, lpips_note = lpips_scorer(net_devices[0] if net_devices else "cpu")
+
+    bar = _progress(progress)
+
+    def emit(line: str) -> None:
+        if log is not None:
+            with bar.external_write_mode():
+                log(line)
+
+    names = _dataset_names(paths)
+    jobs: list[tuple[str, Path, Path | None]] = []
+    skipped: list[Skipped] = []
+    for name, folder, lr_dir in zip(names, paths, lrs, strict=True):
+        files = find_images([folder], recursive=False)
+        if not files:
+            skipped.append(Skipped(name, str(folder), "no images found"))
+            emit(skipped[-1].line())
+        pairs = {}
+        if lr_dir:
+            pairs = pair_lr_files(files, find_images([lr_dir], recursive=False), scale)
+        jobs += [(name, f, pairs.get(f)) for f in files]
+        if lr_dir:
+            for f in files:
+                if pairs.get(f) is None:
+                    skipped.append(Skipped(name, str(f), f"no single matching LR in {lr_dir}"))
+                    emit(skipped[-1].line())
+            jobs = [j for j in jobs if j[0] != name or j[2] is not None]
+
+    scores: list[ImageScore] = []
+    notes_seen: dict[str, list[str]] = {}
+    bar.reset(total=len(jobs))
+    started = time.perf_counter()
+    try:
+        for name, hr_path, lr_path in jobs:
+            bar.set_postfix_str(f"{name}/{hr_path.name}", refresh=False)
+            try:
+                hr, notes = load_rgb8(hr_path)
+                lr = load_rgb8(lr_path)[0] if lr_path is not None else None
+                hr, lr = prepare_pair(hr, scale, lr)
+                if min(hr.shape[-2:]) - 2 * crop < 11:
+                    raise ProtocolError(
+                        f"{hr.shape[-1]}x{hr.shape[-2]} is too small to score with a "
+                        f"{crop}-pixel border crop"
+                    )
+            except (ImageReadError, ProtocolError, OSError) as exc:
+                skipped.append(Skipped(name, str(hr_path), error_reason(exc, hr_path)))
+                emit(skipped[-1].line())
+                bar.update(1)
+                continue
+            for note in notes:
+                notes_seen.setdefault(note, []).append(f"{name}/{hr_path.name}")
+            for method in methods:
+                t0 = time.perf_counter()
+                sr = method(lr)
+                seconds = time.perf_counter() - t0
+                if sr.shape != hr.shape:
+                    raise RuntimeError(
+                        f"{method.name} returned {tuple(sr.shape)} for {hr_path}, "
+                        f"expected {tuple(hr.shape)}"
+                    )
+                s = score_pair(sr, hr, crop, ssim)
+                lp = None
+                if lpips_fn is not None:
+                    c = crop
+                    lp = lpips_fn(sr[:, c:sr.shape[1] - c, c:sr.shape[2] - c],
+                                  hr[:, c:hr.shape[1] - c, c:hr.shape[2] - c])
+                scores.append(ImageScore(
+                    dataset=name, image=hr_path.name, model=method.name,
+                    width=hr.shape[-1], height=hr.shape[-2], lpips=lp, seconds=seconds,
+                    notes="; ".join(notes), **s,
+                ))
+            bar.update(1)
+    finally:
+        bar.close()
+
+    settings = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": versions(),
+        "device": net_devices[0] if len(net_devices) == 1 else (net_devices or "cpu"),
+        "precision": precision,
+        "scale": scale,
+        "crop_border": crop,
+        "ssim": ssim,
+        "tta": tta,
+        "y_channel": "ITU-R BT.601 studio range (MATLAB rgb2ycbcr), from 8-bit RGB",
+        "lr": "given" if any(lrs) else "MATLAB bicubic (antialiased) of the modcropped uint8 HR",
+        "dataset_paths": {n: str(p) for n, p in zip(names, paths, strict=True)},
+        "lr_paths": {n: str(p) for n, p in zip(names, lrs, strict=True) if p is not None},
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        "lpips_note": lpips_note,
+        "notes": [f"{n}: {', '.join(files)}." for n, files in sorted(notes_seen.items())],
+    }
+    return BenchmarkResult(scores, skipped, [m.name for m in methods], names, settings)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None: ...
+    def reset(self, total: int | None = None) -> None: ...
+    def close(self) -> None: ...
+    def set_postfix_str(self, s: str, refresh: bool = True) -> None: ...
+    def external_write_mode(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+
+def _progress(enabled: bool):
+    """A tqdm bar on stderr (or a stand-in); skipped-image lines are written around it."""
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=0, unit="img", desc="benchmark", dynamic_ncols=True)

@@ -1,0 +1,188 @@
+"""`srgan benchmark` and `srgan compare`: thin layers over `srgan.evaluate`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+PRECISIONS = ["fp32", "auto", "fp16", "bf16"]
+
+BENCHMARK_EXAMPLES = """
+\b
+Examples:
+  srgan benchmark -m bicubic --data Set5 Set14            # the baseline alone
+  srgan benchmark -m srresnet_x4 -m srgan_x4 --data Set5 Set14 BSD100
+  srgan benchmark -m my.safetensors --data Set5 --ssim paper   # the SRGAN paper's SSIM
+  srgan benchmark -m srresnet_x4 --data Set5/HR --lr-dir Set5/LR_bicubic/X4
+
+\b
+Writes scores.csv (per image), results.md (the table) and summary.json (settings, versions,
+device, seconds per image) into --out. Unreadable or unusable images are reported on one
+line each and skipped; the exit status is 1 only when no image at all could be scored.
+"""
+
+
+def _err(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@click.command(epilog=BENCHMARK_EXAMPLES)
+@click.option("-m", "--model", "models", multiple=True,
+              help="Shipped model name, .safetensors file, or `bicubic`; repeatable. "
+                   "[default: every shipped model] `bicubic` is always included.")
+@click.option("--data", "data", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of HR images (one dataset); more folders may follow it.")
+@click.argument("more_data", nargs=-1,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--scale", type=click.IntRange(2, 16), default=4, show_default=True)
+@click.option("--crop-border", type=click.IntRange(min=0), default=None,
+              help="Pixels shaved off each side before scoring [default: the scale].")
+@click.option("--lr-dir", "lr_dirs", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Ready-made LR images, one folder per --data folder in the same order, "
+                   "matched by file name (baby.png, baby_LR.png, babyx4.png...). "
+                   "[default: MATLAB bicubic of the HR]")
+@click.option("-o", "--out", "out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("benchmark_results"), show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+              help="fp32 keeps tables independent of the GPU's half-precision arithmetic.")
+@click.option("--tta", is_flag=True, help="x8 self-ensemble (flips/rotations) for the models.")
+@click.option("--ssim", type=click.Choice(["wang", "paper"]), default="wang", show_default=True,
+              help="wang: the literature's SSIM; paper: the SRGAN paper's (daala) convention.")
+@click.option("--lpips/--no-lpips", default=True, show_default=True,
+              help="LPIPS column when the `lpips` package and its weights are installed.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def benchmark(models, data, more_data, scale, crop_border, lr_dirs, out, device, precision,
+              tta, ssim, lpips, quiet) -> None:
+    """PSNR / SSIM of models on folders of HR images, under the SR literature's protocol.
+
+    Each HR image is modcropped to the scale and made 8-bit RGB (grey images replicated);
+    the LR is its MATLAB-bicubic downscale (uint8); the scores are Y-PSNR and Y-SSIM with
+    SCALE pixels cropped at each side, and RGB PSNR. `bicubic` (MATLAB bicubic upscaling of
+    the same LR) is the baseline of every table.
+    """
+    from srgan.evaluate.benchmark import run_benchmark
+    from srgan.weights import ModelFileError, list_models
+
+    datasets = [*data, *more_data]
+    if not datasets:
+        raise click.UsageError("give at least one folder of HR images with --data")
+    if lr_dirs and len(lr_dirs) != len(datasets):
+        raise click.UsageError(
+            f"{len(lr_dirs)} --lr-dir for {len(datasets)} datasets: give one per dataset"
+        )
+    names = list(models) or list(list_models())
+    try:
+        result = run_benchmark(
+            names, datasets, scale=scale, crop_border=crop_border,
+            lr_dirs=list(lr_dirs) or None, device=device, precision=precision, tta=tta,
+            ssim=ssim, lpips=lpips, progress=not quiet and sys.stderr.isatty(), log=_err,
+        )
+    except (ModelFileError, ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not result.scores:
+        _err(f"no image could be scored ({len(result.skipped)} skipped)")
+        sys.exit(1)
+    paths = result.write(out)
+    click.echo(result.to_markdown())
+    if result.skipped:
+        _err(f"{len(result.skipped)} image(s) skipped (listed in {paths['json']})")
+    _err(f"wrote {paths['csv']}, {paths['markdown']}, {paths['json']}")
+
+
+COMPARE_EXAMPLES = """
+\b
+Examples:
+  srgan compare -m srresnet_x4 -m srgan_x4 photo.png              # compare_results/photo.png
+  srgan compare -m srgan_x4 photo.png -o fig.png --box 120,80,64,64
+  srgan compare -m srresnet_x4 -m srgan_x4 --grid photos/ -o grid.png
+  srgan compare -m srgan_x4 --lr-input small.jpg                  # no HR: no scores
+"""
+
+
+@click.command(epilog=COMPARE_EXAMPLES)
+@click.argument("images", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+@click.option("-m", "--model", "models", multiple=True,
+              help="Shipped model name or .safetensors file; repeatable. "
+                   "[default: every shipped model] `bicubic` is always a column.")
+@click.option("-o", "--out", "out", type=click.Path(path_type=Path), default=None,
+              help="Folder for one PNG per image [default: compare_results/], or a .png file "
+                   "(one image, or --grid).")
+@click.option("--scale", type=click.IntRange(2, 16), default=4, show_default=True)
+@click.option("--box", default=None, metavar="X,Y,W,H",
+              help="Inset region in HR pixels [default: where the methods differ most].")
+@click.option("--box-size", type=click.IntRange(min=4), default=None,
+              help="Side of the automatic inset region [default: a quarter of the image].")
+@click.option("--panel-width", type=click.IntRange(64, 2048), default=None,
+              help="Width of each panel [default: 256, 192 in --grid].")
+@click.option("--grid", is_flag=True, help="All images in one figure: insets only.")
+@click.option("--lr-input", is_flag=True,
+              help="The images are LR inputs (no HR column, no scores).")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True)
+@click.option("--tta", is_flag=True, help="x8 self-ensemble for the models.")
+def compare(images, models, out, scale, box, box_size, panel_width, grid, lr_input, device,
+            precision, tta) -> None:
+    """Figures: LR (nearest) | bicubic | each model | HR, a zoomed inset, scores under each.
+
+    IMAGES are HR images (or folders of them): each is modcropped, downscaled x SCALE with
+    MATLAB bicubic, and super-resolved by every model. PSNR / SSIM are on Y, as `srgan
+    benchmark` scores them.
+    """
+    from srgan.evaluate.compare import (
+        build_comparison,
+        parse_box,
+        render_grid,
+        render_row,
+        save_png,
+    )
+    from srgan.evaluate.methods import error_reason, load_methods
+    from srgan.imageio import ImageReadError, find_images
+    from srgan.weights import ModelFileError, list_models
+
+    try:
+        box_t = parse_box(box) if box else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--box") from exc
+    files: list[Path] = []
+    for item in images:
+        files += find_images([item], recursive=False) if item.is_dir() else [item]
+    if not files:
+        raise click.UsageError("no images found")
+    names = list(models) or list(list_models())
+    try:
+        methods = load_methods(names, scale=scale, device=device, precision=precision, tta=tta)
+    except (ModelFileError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+    to_file = out is not None and out.suffix.lower() == ".png"
+    if to_file and not grid and len(files) > 1:
+        raise click.UsageError(f"{len(files)} images need a folder for --out, or --grid")
+    folder = (out if out is not None and not to_file else Path("compare_results"))
+    width = panel_width or (192 if grid else 256)
+
+    comps, written = [], []
+    for f in files:
+        try:
+            comp = build_comparison(f, methods, scale, box_t, box_size, lr_input)
+        except (ImageReadError, ValueError, OSError) as exc:
+            _err(f"skipped {f}: {error_reason(exc, f)}")
+            continue
+        if grid:
+            comps.append(comp)
+            continue
+        target = out if to_file else folder / f"{f.stem}.png"
+        written.append(save_png(render_row(comp, width).image, target))
+    if grid and comps:
+        written.append(save_png(render_grid(comps, width).image,
+                                out if to_file else folder / "grid.png"))
+    if not written:
+        _err("no figure written")
+        sys.exit(1)
+    for p in written:
+        click.echo(str(p))

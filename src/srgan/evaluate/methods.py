@@ -1,0 +1,223 @@
+"""What `benchmark` and `compare` both need: the methods under test (`bicubic` and model
+files) and the benchmark's image protocol (8-bit RGB, modcrop, MATLAB-bicubic LR).
+
+Images travel as uint8 tensors of shape (3, H, W): the literature scores 8-bit images, and
+MATLAB's `imresize` on uint8 rounds its result to uint8, so the LR and the bicubic baseline
+are made exactly that way here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from srgan.resize import imresize, modcrop
+
+BICUBIC = "bicubic"
+
+
+class ProtocolError(ValueError):
+    """An image cannot be used under the benchmark protocol (too small, sizes disagree...)."""
+
+
+# --------------------------------------------------------------------------- methods
+class Method:
+    """Something that turns a uint8 (3, h, w) LR tensor into a uint8 (3, s*h, s*w) SR one."""
+
+    name: str
+    scale: int
+    device: str = "cpu"
+
+    def __call__(self, lr: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+@dataclass
+class Bicubic(Method):
+    """The baseline every table carries: MATLAB `imresize(lr, scale, 'bicubic')` on uint8."""
+
+    scale: int = 4
+    name: str = BICUBIC
+
+    def __call__(self, lr: torch.Tensor) -> torch.Tensor:
+        return imresize(lr, scale=self.scale)
+
+
+@dataclass
+class Network(Method):
+    """A generator behind an `Upscaler`; output rounded to uint8 like MATLAB's im2uint8."""
+
+    name: str
+    upscaler: object = field(repr=False)
+    tta: bool = False
+
+    @property
+    def scale(self) -> int:  # type: ignore[override]
+        return int(self.upscaler.scale)
+
+    @property
+    def device(self) -> str:  # type: ignore[override]
+        return str(self.upscaler.device)
+
+    def __call__(self, lr: torch.Tensor) -> torch.Tensor:
+        x = lr.to(torch.float32).div_(255.0)
+        y = self.upscaler.upscale_tensor(x, tta=self.tta)
+        return to_uint8(y)
+
+    def warm_up(self) -> None:
+        """One tiny pass so the first timed image does not pay for CUDA/cuDNN start-up."""
+        self(torch.zeros(3, 16, 16, dtype=torch.uint8))
+
+
+def model_label(name_or_path: str | Path) -> str:
+    """A short column name: a shipped model's name, or a file's stem."""
+    text = str(name_or_path)
+    return Path(text).stem if text.endswith(".safetensors") else text
+
+
+def load_methods(
+    names: Sequence[str | Path | Method],
+    scale: int = 4,
+    device: str = "auto",
+    precision: str = "fp32",
+    tta: bool = False,
+    tile: int | None = None,
+    baseline: bool = True,
+) -> list[Method]:
+    """Methods for model names/paths (`bicubic` included); the baseline first if `baseline`.
+
+    Raises `srgan.ModelFileError` for a model that cannot be loaded and `ValueError` when a
+    model's scale is not `scale`: both are the user's to fix before any image is scored.
+    """
+    from srgan.inference import Upscaler
+
+    methods: list[Method] = []
+    labels: set[str] = set()
+    def is_bicubic(n: object) -> bool:
+        return isinstance(n, Bicubic) or (not isinstance(n, Method) and str(n) == BICUBIC)
+
+    if baseline and not any(is_bicubic(n) for n in names):
+        names = [BICUBIC, *names]
+    for item in names:
+        if isinstance(item, Method):
+            method = item
+        elif str(item) == BICUBIC:
+            method = Bicubic(scale=scale)
+        else:
+            up = Upscaler.from_pretrained(item, device=device, precision=precision, tile=tile)
+            method = Network(name=model_label(item), upscaler=up, tta=tta)
+        if method.scale != scale:
+            raise ValueError(f"model {method.name!r} upscales x{method.scale}, not x{scale}")
+        label, n = method.name, 2
+        while label in labels:  # two files with the same stem: keep both columns apart
+            label, n = f"{method.name}#{n}", n + 1
+        method.name = label
+        labels.add(label)
+        methods.append(method)
+    return methods
+
+
+# --------------------------------------------------------------------------- images
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Float in [0, 1] -> uint8, rounding half up (MATLAB's im2uint8)."""
+    return torch.floor(x.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8)
+
+
+def load_rgb8(path: str | Path) -> tuple[torch.Tensor, list[str]]:
+    """Read an image as a uint8 (3, H, W) tensor, as the benchmark scores it.
+
+    Grey is replicated to RGB (then scored RGB->Y, like most Python toolboxes; for 8-bit grey
+    Y = 16 + 219/255 * grey); alpha is dropped; 16-bit is rounded to 8 bits. The notes say
+    which of these happened. Raises `srgan.imageio.ImageReadError` naming the file.
+    """
+    from srgan.imageio import read_image
+
+    data = read_image(path)
+    pixels = np.asarray(data.pixels, dtype=np.float32)
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    notes: list[str] = []
+    c = pixels.shape[2]
+    if c in (2, 4):
+        pixels = pixels[:, :, :-1]
+        notes.append("alpha ignored")
+    if pixels.shape[2] == 1:
+        pixels = np.repeat(pixels, 3, axis=2)
+        notes.append("grey scored as RGB")
+    if getattr(data, "bit_depth", 8) > 8:
+        notes.append(f"{data.bit_depth}-bit rounded to 8")
+    t = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)
+    return to_uint8(t), notes
+
+
+def prepare_pair(
+    hr: torch.Tensor, scale: int, lr: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The protocol: HR modcropped to the scale; LR = MATLAB bicubic 1/scale of it (uint8).
+
+    With a given LR, HR is cropped (top-left) to scale x the LR's size, and must not be
+    smaller than that or larger by a whole LR pixel.
+    """
+    if lr is None:
+        hr = modcrop(hr, scale)
+        if hr.shape[-2] < scale or hr.shape[-1] < scale:
+            raise ProtocolError(f"smaller than {scale}x{scale} pixels")
+        return hr, imresize(hr, scale=1.0 / scale)
+    h, w = lr.shape[-2] * scale, lr.shape[-1] * scale
+    H, W = hr.shape[-2], hr.shape[-1]
+    if not (h <= H < h + scale and w <= W < w + scale):
+        raise ProtocolError(
+            f"LR {lr.shape[-1]}x{lr.shape[-2]} does not match HR {W}x{H} at x{scale}"
+        )
+    return hr[..., :h, :w], lr
+
+
+def error_reason(exc: BaseException, path: Path | None = None) -> str:
+    """An error's reason without the file name that report lines already start with."""
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, str) and reason:
+        return reason
+    text = str(exc)
+    if path is not None:
+        for prefix in (f"{path}: ", f"{path.name}: "):
+            if text.startswith(prefix):
+                return text[len(prefix):]
+    return text or type(exc).__name__
+
+
+_SUFFIXES = [r"[_\-.]?(?:hr|lr|lrbi|bi|bicubic)", r"[_\-.]?x{scale}"]
+
+
+def match_key(stem: str, scale: int) -> str:
+    """A file stem without the usual HR/LR/xN suffixes: 'baby_LRBI_x4' -> 'baby'."""
+    pats = [re.compile(p.format(scale=scale) + "$", re.IGNORECASE) for p in _SUFFIXES]
+    key, changed = stem, True
+    while changed:
+        changed = False
+        for pat in pats:
+            new = pat.sub("", key)
+            if new and new != key:
+                key, changed = new, True
+    return key.lower()
+
+
+def pair_lr_files(hr_files: Sequence[Path], lr_files: Sequence[Path], scale: int) -> dict:
+    """Map each HR file to its LR file: same stem, or same stem once suffixes are dropped.
+
+    Returns {hr_path: lr_path or None}; None when no (or more than one) LR file matches.
+    """
+    by_stem: dict[str, list[Path]] = {}
+    by_key: dict[str, list[Path]] = {}
+    for p in lr_files:
+        by_stem.setdefault(p.stem.lower(), []).append(p)
+        by_key.setdefault(match_key(p.stem, scale), []).append(p)
+    out: dict[Path, Path | None] = {}
+    for hr in hr_files:
+        cands = by_stem.get(hr.stem.lower()) or by_key.get(match_key(hr.stem, scale)) or []
+        out[hr] = cands[0] if len(cands) == 1 else None
+    return out

@@ -1,0 +1,260 @@
+"""Evaluation: the benchmark protocol, its files, and the comparison figures."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from srgan import metrics
+from srgan.cli import main
+from srgan.evaluate import run_benchmark
+from srgan.evaluate.compare import PAD, build_comparison, choose_box, compare_images, render_grid
+from srgan.evaluate.methods import Bicubic, load_methods, match_key, pair_lr_files, to_uint8
+from srgan.inference import Upscaler
+from srgan.nets import SRResNet
+from srgan.resize import imresize, modcrop
+from srgan.weights import save_generator
+
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "benchmark"
+
+
+def _photo(h: int, w: int, seed: int) -> np.ndarray:
+    """Smooth gradients plus texture, so bicubic and a model score differently."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    base = np.stack([xx / w, yy / h, 0.5 + 0.5 * np.sin(xx / 3 + yy / 5)], axis=2) * 200
+    return np.clip(base + rng.normal(0, 20, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """Two RGB images (sizes not multiples of 4), one grey, one broken file."""
+    d = tmp_path_factory.mktemp("tiny") / "Tiny"
+    d.mkdir()
+    Image.fromarray(_photo(37, 42, 0)).save(d / "a.png")
+    Image.fromarray(_photo(40, 33, 1)).save(d / "b.png")
+    Image.fromarray(_photo(36, 36, 2)[..., 0]).save(d / "grey.png")
+    (d / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    return d
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    net = SRResNet(scale=4, num_blocks=1, channels=8)
+    return save_generator(net.eval(), tmp_path_factory.mktemp("m") / "tiny.safetensors")
+
+
+@pytest.fixture(scope="module")
+def result(dataset, model_file):
+    lines: list[str] = []
+    res = run_benchmark([model_file], [dataset], device="cpu", lpips=False, log=lines.append)
+    res.log_lines = lines
+    return res
+
+
+def _rgb8(path: Path) -> torch.Tensor:
+    a = np.asarray(Image.open(path).convert("RGB"))
+    return torch.from_numpy(a.copy()).permute(2, 0, 1)
+
+
+def test_benchmark_scores_every_good_image_with_every_method(result, dataset):
+    assert result.models == ["bicubic", "tiny"]
+    assert result.datasets == ["Tiny"]
+    assert sorted({s.image for s in result.scores}) == ["a.png", "b.png", "grey.png"]
+    assert len(result.scores) == 3 * 2
+    a = next(s for s in result.scores if s.image == "a.png")
+    assert (a.width, a.height) == (40, 36)  # modcropped to x4
+    grey = next(s for s in result.scores if s.image == "grey.png")
+    assert "grey scored as RGB" in grey.notes
+    # random weights are far worse than bicubic: the columns are not mixed up
+    assert result.mean("Tiny", "bicubic")["psnr_y"] > result.mean("Tiny", "tiny")["psnr_y"] + 3
+
+
+def test_bad_image_is_reported_and_skipped(result, dataset):
+    assert [Path(k.path).name for k in result.skipped] == ["broken.png"]
+    assert len(result.log_lines) == 1
+    line = result.log_lines[0]
+    assert line.startswith(f"skipped {dataset / 'broken.png'}: ") and len(line) > 40
+
+
+def test_bicubic_baseline_is_matlab_imresize_of_the_uint8_lr(result, dataset):
+    hr = modcrop(_rgb8(dataset / "a.png"), 4)
+    lr = imresize(hr, scale=0.25)
+    assert lr.dtype == torch.uint8 and lr.shape == (3, 9, 10)
+    sr = imresize(lr, scale=4)
+    assert torch.equal(Bicubic(4)(lr), sr)
+    row = next(s for s in result.scores if s.image == "a.png" and s.model == "bicubic")
+    assert row.psnr_y == pytest.approx(metrics.psnr_y(sr, hr, crop_border=4), abs=1e-12)
+    assert row.ssim_y == pytest.approx(metrics.ssim_y(sr, hr, crop_border=4), abs=1e-12)
+    assert row.psnr_rgb == pytest.approx(metrics.psnr_rgb(sr, hr, crop_border=4), abs=1e-12)
+
+
+def test_model_scores_are_its_uint8_output_against_hr(result, dataset, model_file):
+    hr = modcrop(_rgb8(dataset / "b.png"), 4)
+    lr = imresize(hr, scale=0.25)
+    up = Upscaler.from_pretrained(model_file, device="cpu", precision="fp32")
+    sr = to_uint8(up.upscale_tensor(lr.float() / 255))
+    row = next(s for s in result.scores if s.image == "b.png" and s.model == "tiny")
+    assert row.psnr_y == pytest.approx(metrics.psnr_y(sr, hr, crop_border=4), abs=1e-9)
+    assert row.ssim_y == pytest.approx(metrics.ssim_y(sr, hr, crop_border=4), abs=1e-9)
+
+
+def test_csv_markdown_json_contents(result, tmp_path):
+    paths = result.write(tmp_path / "out")
+    with open(paths["csv"], newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6
+    assert {r["model"] for r in rows} == {"bicubic", "tiny"}
+    r = next(r for r in rows if r["image"] == "a.png" and r["model"] == "bicubic")
+    s = next(s for s in result.scores if s.image == "a.png" and s.model == "bicubic")
+    assert float(r["psnr_y"]) == pytest.approx(s.psnr_y, abs=1e-4)
+    assert float(r["ssim_y"]) == pytest.approx(s.ssim_y, abs=1e-6)
+    assert r["lpips"] == "" and r["dataset"] == "Tiny"
+
+    md = paths["markdown"].read_text()
+    m = result.mean("Tiny", "bicubic")
+    assert "| Dataset | bicubic | tiny |" in md
+    row = next(line for line in md.splitlines() if line.startswith("| Tiny (3) |"))
+    assert f"{m['psnr_y']:.2f} / {m['ssim_y']:.4f}" in row
+    assert "4 border pixels" in md and "LPIPS not scored" in md
+    means = [np.mean([s.psnr_y for s in result.scores if s.model == "tiny"])]
+    assert f"{means[0]:.2f} /" in md
+
+    summary = json.loads(paths["json"].read_text())
+    assert summary["scale"] == 4 and summary["crop_border"] == 4 and summary["ssim"] == "wang"
+    assert summary["device"] == "cpu" and summary["versions"]["torch"] == torch.__version__
+    tiny = summary["datasets"]["Tiny"]
+    assert tiny["images"] == 3 and len(tiny["skipped"]) == 1
+    assert tiny["models"]["bicubic"]["psnr_y"] == pytest.approx(m["psnr_y"])
+    assert tiny["models"]["tiny"]["seconds_per_image"] > 0
+
+
+def test_paper_ssim_uses_the_daala_convention(dataset):
+    res = run_benchmark(["bicubic"], [dataset], ssim="paper", crop_border=2, lpips=False)
+    hr = modcrop(_rgb8(dataset / "a.png"), 4)
+    sr = imresize(imresize(hr, scale=0.25), scale=4)
+    row = next(s for s in res.scores if s.image == "a.png")
+    assert row.ssim_y == pytest.approx(metrics.ssim_paper(sr, hr, crop_border=2), abs=1e-12)
+    assert row.ssim_y != pytest.approx(metrics.ssim_y(sr, hr, crop_border=2), abs=1e-4)
+    assert "daala" in res.to_markdown()
+
+
+def test_lr_dir_is_matched_by_name_and_used(dataset, tmp_path):
+    lr_dir = tmp_path / "LR"
+    lr_dir.mkdir()
+    for name in ("a", "b"):
+        lr = imresize(modcrop(_rgb8(dataset / f"{name}.png"), 4), scale=0.25)
+        Image.fromarray(lr.permute(1, 2, 0).numpy()).save(lr_dir / f"{name}_LRBI_x4.png")
+    Image.fromarray(np.zeros((5, 5, 3), np.uint8)).save(lr_dir / "grey_x4.png")  # wrong size
+    given = run_benchmark(["bicubic"], [dataset], lr_dirs=[lr_dir], lpips=False)
+    made = run_benchmark(["bicubic"], [dataset], lpips=False)
+    for name in ("a.png", "b.png"):
+        g = next(s for s in given.scores if s.image == name)
+        m = next(s for s in made.scores if s.image == name)
+        assert g.psnr_y == m.psnr_y and g.ssim_y == m.ssim_y
+    reasons = {Path(k.path).name: k.reason for k in given.skipped}
+    assert "does not match HR" in reasons["grey.png"] and "broken.png" in reasons
+
+
+def test_lr_file_names_pair_up():
+    assert match_key("baby_LRBI_x4", 4) == "baby" == match_key("baby", 4)
+    assert match_key("img_001_SRF_4_HR", 4) == match_key("img_001_SRF_4_LR", 4)
+    assert match_key("img_004", 4) == "img_004"
+    hr = [Path("baby.png"), Path("bird.png"), Path("head.png")]
+    lr = [Path("babyx4.png"), Path("bird_LR.png"), Path("head_LR.png"), Path("head_x4.png")]
+    pairs = pair_lr_files(hr, lr, 4)
+    assert pairs[hr[0]] == lr[0] and pairs[hr[1]] == lr[1]
+    assert pairs[hr[2]] is None  # two candidates: ambiguous, not guessed
+
+
+def test_model_of_another_scale_is_refused(tmp_path):
+    path = save_generator(SRResNet(scale=2, num_blocks=0, channels=4), tmp_path / "x2.safetensors")
+    with pytest.raises(ValueError, match="x2, not x4"):
+        load_methods([path], scale=4, device="cpu")
+
+
+def test_cli_benchmark_writes_files_and_reports_skips(dataset, tmp_path):
+    out = tmp_path / "res"
+    r = CliRunner().invoke(main, ["benchmark", "-m", "bicubic", "--data", str(dataset),
+                                  "--out", str(out), "--no-lpips", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert "| Tiny (3) |" in r.stdout
+    assert f"skipped {dataset / 'broken.png'}" in r.stderr
+    assert {p.name for p in out.iterdir()} == {"scores.csv", "results.md", "summary.json"}
+
+
+def test_cli_benchmark_fails_when_nothing_is_scored(tmp_path):
+    d = tmp_path / "bad"
+    d.mkdir()
+    (d / "x.jpg").write_bytes(b"nope")
+    r = CliRunner().invoke(main, ["benchmark", "-m", "bicubic", "--data", str(d),
+                                  "--out", str(tmp_path / "o"), "--no-lpips"])
+    assert r.exit_code == 1
+    assert "no image could be scored" in r.stderr and not (tmp_path / "o").exists()
+
+
+def test_choose_box_finds_where_methods_differ():
+    a = torch.full((3, 64, 80), 100, dtype=torch.uint8)
+    b = a.clone()
+    b[:, 40:56, 12:28] = 200
+    x, y, w, h = choose_box([a, b], size=16)
+    assert (w, h) == (16, 16)
+    assert abs(x - 12) <= 4 and abs(y - 40) <= 4
+
+
+def test_compare_png_has_the_expected_layout(dataset, model_file, tmp_path):
+    out = tmp_path / "fig.png"
+    r = CliRunner().invoke(main, ["compare", "-m", str(model_file), str(dataset / "a.png"),
+                                  "-o", str(out), "--panel-width", "80", "--box", "8,4,16,12",
+                                  "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    img = Image.open(out)
+    assert img.format == "PNG" and img.mode == "RGB"
+    assert img.width == PAD + 4 * (80 + PAD)  # LR | bicubic | tiny | HR
+
+    methods = load_methods([model_file], device="cpu")
+    fig = compare_images([dataset / "a.png"], methods, panel_width=80, box=(8, 4, 16, 12))[0]
+    assert fig.image.size == img.size
+    assert np.array_equal(np.asarray(fig.image), np.asarray(img))
+    # The HR panel's inset is the box of the modcropped HR, enlarged x5 by nearest neighbour.
+    left, top, right, bottom = fig.rects[3]["inset"]
+    assert (right - left, bottom - top) == (80, 60)
+    hr = modcrop(_rgb8(dataset / "a.png"), 4).permute(1, 2, 0).numpy()
+    expected = hr[4:16, 8:24].repeat(5, axis=0).repeat(5, axis=1)
+    assert np.array_equal(np.asarray(img)[top:bottom, left:right], expected)
+
+
+def test_compare_grid_has_a_row_per_image(dataset, model_file):
+    methods = load_methods([model_file], device="cpu")
+    comps = [build_comparison(dataset / n, methods) for n in ("a.png", "b.png", "grey.png")]
+    assert [c.box[2] for c in comps] == [9, 8, 9]  # a quarter of the smaller side
+    fig = render_grid(comps, panel_width=64)
+    assert fig.image.width == PAD + 5 * (64 + PAD)  # image | LR | bicubic | tiny | HR
+    assert len(fig.rects) == 3
+    assert fig.rects[1]["inset1"][1] > fig.rects[0]["inset1"][3]  # rows stack downwards
+
+
+def test_compare_cli_skips_bad_images(dataset, tmp_path):
+    r = CliRunner().invoke(main, ["compare", "-m", "bicubic", str(dataset), "-o",
+                                  str(tmp_path / "figs"), "--panel-width", "64"])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == [
+        "a.png", "b.png", "grey.png"]
+    assert "skipped" in r.stderr and "broken.png" in r.stderr
+
+
+@pytest.mark.skipif(not (SHARED / "Set5").is_dir(), reason="../shared Set5 not present")
+def test_set5_bicubic_is_the_papers_28_43_db():
+    res = run_benchmark(["bicubic"], [SHARED / "Set5"], lpips=False)
+    m = res.mean("Set5", "bicubic")
+    assert m["images"] == 5
+    assert m["psnr_y"] == pytest.approx(28.43, abs=0.02)
+    assert m["ssim_y"] == pytest.approx(0.8104, abs=0.002)  # Wang's SSIM, as the literature
