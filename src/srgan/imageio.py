@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import io
 import os
 import stat
@@ -73,7 +74,8 @@ WRITE_EXTENSIONS = {
 }
 # Pillow plugins we let decode. Excluded on purpose: EPS (runs Ghostscript), TGA (no magic
 # bytes, so arbitrary junk can be taken for one), and the exotic rest.
-READ_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "BMP", "DIB", "TIFF", "GIF", "PPM", "AVIF")
+# (JPEG files with several pictures come out as MPO through the JPEG plugin.)
+READ_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "DIB", "TIFF", "GIF", "PPM", "AVIF")
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _EXIF_PREFIX = b"Exif\x00\x00"
@@ -291,7 +293,7 @@ def _apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
     elif orientation == 6:
         arr = np.rot90(arr, k=-1)
     elif orientation == 7:
-        arr = np.rot90(arr, k=-1)[:, ::-1]
+        arr = np.rot90(arr, k=1)[:, ::-1]
     elif orientation == 8:
         arr = np.rot90(arr, k=1)
     return np.ascontiguousarray(arr)
@@ -687,9 +689,15 @@ def _describe(exc: Exception) -> str:
     return f"corrupt or unsupported image ({text})"
 
 
+@functools.cache
+def _available_formats() -> tuple[str, ...]:
+    Image.init()
+    return tuple(f for f in READ_FORMATS if f in Image.OPEN)
+
+
 def _decode(f, path: Path, limit: int | None, scan: _PngScan | None) -> ImageData:
     try:
-        im = Image.open(f, formats=READ_FORMATS)
+        im = Image.open(f, formats=_available_formats())
     except Image.UnidentifiedImageError:
         raise ImageReadError(path, "not an image file (or not a format srgan reads)") from None
     w, h = im.size
@@ -737,9 +745,10 @@ def _tiff_is_16bit_colour(im: Image.Image) -> bool:
 
 
 def _filter_rows(rows: np.ndarray, prev: np.ndarray, bpp: int) -> np.ndarray:
-    """PNG-filter a block of rows (uint8, R x N) given the row above it; per row the filter
-    with the smallest sum of |signed bytes| (the usual heuristic). Returns R x (1 + N)."""
-    x = rows.astype(np.int16)
+    """PNG-filter a block of rows (uint8, R x N) given the row above it (uint8, N): per row the
+    filter with the smallest sum of |signed bytes| (the usual heuristic). Returns R x (1 + N).
+    uint8 arithmetic wraps mod 256, which is exactly what the filters need."""
+    x = rows
     b = np.empty_like(x)
     b[0] = prev
     b[1:] = x[:-1]
@@ -747,14 +756,20 @@ def _filter_rows(rows: np.ndarray, prev: np.ndarray, bpp: int) -> np.ndarray:
     a[:, bpp:] = x[:, :-bpp]
     c = np.zeros_like(x)
     c[:, bpp:] = b[:, :-bpp]
-    p = a + b - c
-    pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+    ai, bi, ci = a.astype(np.int16), b.astype(np.int16), c.astype(np.int16)
+    pa, pb, pc = np.abs(bi - ci), np.abs(ai - ci), np.abs(ai + bi - 2 * ci)
     paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
-    cands = np.stack([x, x - a, x - b, x - ((a + b) >> 1), x - paeth]) & 0xFF  # 5 x R x N
-    cost = np.minimum(cands, 256 - cands).sum(axis=2, dtype=np.int64)  # 5 x R
-    best = np.argmin(cost, axis=0)  # R
-    chosen = np.take_along_axis(cands, best[None, :, None], axis=0)[0]
-    return np.concatenate([best[:, None], chosen], axis=1).astype(np.uint8)
+    avg = ((ai + bi) >> 1).astype(np.uint8)
+    cands = (x, x - a, x - b, x - avg, x - paeth)
+    costs = np.stack([np.abs(v.view(np.int8)).view(np.uint8).sum(axis=1, dtype=np.int64)
+                      for v in cands])
+    best = np.argmin(costs, axis=0)
+    out = np.empty((x.shape[0], x.shape[1] + 1), np.uint8)
+    out[:, 0] = best
+    for kind, v in enumerate(cands):
+        chosen = best == kind
+        out[chosen, 1:] = v[chosen]
+    return out
 
 
 def _png_chunk(ctype: bytes, data: bytes) -> bytes:
@@ -769,12 +784,12 @@ def _encode_png16(arr: np.ndarray, icc: bytes | None, exif: bytes | None) -> byt
     rows = np.ascontiguousarray(arr.astype(">u2")).view(np.uint8).reshape(h, w * bpp)
     comp = zlib.compressobj(6)
     out = []
-    prev = np.zeros(w * bpp, dtype=np.int16)
-    step = max(1, (4 << 20) // max(1, w * bpp))  # ~4 MB of rows at a time
+    prev = np.zeros(w * bpp, dtype=np.uint8)
+    step = max(1, (2 << 20) // max(1, w * bpp))  # ~2 MB of rows at a time
     for y in range(0, h, step):
         block = rows[y : y + step]
         out.append(comp.compress(_filter_rows(block, prev, bpp).tobytes()))
-        prev = block[-1].astype(np.int16)
+        prev = block[-1]
     out.append(comp.flush())
     chunks = [_PNG_MAGIC, _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type,
                                                               0, 0, 0))]
@@ -844,7 +859,7 @@ def _encode(data: ImageData, path: Path, fmt: str, quality: int, lossless: bool)
                                                         else []), axis=2)
         im = _pil_from_uint(arr)
         channels = arr.shape[2]
-        kwargs.update(quality=quality, lossless=lossless, method=4)
+        kwargs.update(quality=quality, lossless=lossless, exact=lossless, method=4)
     else:  # TIFF
         im = _pil_from_uint(_quantize(data.pixels, 16 if data.channels == 1 and
                                       data.bit_depth == 16 else 8))
