@@ -1,0 +1,651 @@
+"""The web page and HTTP API: a thin layer over `Upscaler` and `srgan.imageio`.
+
+    from srgan.serve.app import create_app
+    app = create_app("srgan_x4")        # then: uvicorn.run(app)
+
+Why it is built the way it is:
+
+* The model runs in a worker thread (one job at a time by default), never on the event loop,
+  so the page, /healthz and uploads in progress stay responsive while an image is upscaled.
+* Requests wait in a bounded queue; past it they get 503 with Retry-After at once instead of
+  piling up memory. The queue is an asyncio semaphore (jobs running) plus a counter (jobs
+  admitted), both touched only on the event loop.
+* Upload bodies are counted while they arrive (`BodyLimit`): a declared Content-Length over the
+  limit is refused before reading anything, a body that grows past it is cut off at the limit,
+  and a client that stalls gets 408. Nothing reads an unbounded body into memory.
+* The pixel count is checked from the image header before anything is decoded, and again by
+  `read_image` (which is what decodes); the output size is checked before the job is queued.
+* Every error is JSON `{"detail": "..."}` with a sentence a person can act on; the page shows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import math
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from srgan.weights import ModelFileError, list_models, read_metadata, resolve_model
+
+log = logging.getLogger("srgan.serve")
+
+DEFAULT_MAX_PIXELS = 1_000_000  # input pixels; x4 gives 16 MP out
+DEFAULT_MAX_UPLOAD_MB = 20.0
+DEFAULT_QUEUE = 8  # jobs waiting behind the running ones before 503
+OUTSCALE_MIN, OUTSCALE_MAX = 1.0, 8.0
+FORMATS = {"png": ("image/png", ".png"), "jpg": ("image/jpeg", ".jpg"),
+           "webp": ("image/webp", ".webp")}
+BICUBIC = "bicubic"  # pseudo-model: the interpolation baseline the page compares against
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and the small form fields
+STATIC_DIR = Path(str(resources.files("srgan.serve") / "static"))
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "Unknown model."},
+    408: {"model": ErrorBody, "description": "The upload stalled."},
+    413: {"model": ErrorBody, "description": "Upload larger than the server's limit."},
+    422: {"model": ErrorBody,
+          "description": "Not an image, corrupt, too many pixels, or a bad parameter."},
+    503: {"model": ErrorBody, "description": "Queue full (see Retry-After) or out of memory."},
+}
+
+
+# --------------------------------------------------------------------------- upload limits
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"upload too large: this server accepts images up to {_mb(limit)}")
+
+
+class BodyTimeout(HTTPException):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(408, f"upload stalled: no data for {seconds:g} s, or too slow overall")
+
+
+def _mb(n: float) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.0f} KB"
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over `limit` bytes and uploads that stall.
+
+    The counting happens in `receive`, so whatever parses the body (multipart here) gets an
+    HTTPException at the first byte over the limit and never holds more than that. The
+    exceptions subclass HTTPException so FastAPI's form parsing passes them on untouched.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, idle_timeout: float, total_timeout: float,
+                 overhead: int = 0):
+        self.app = app
+        self.shown_limit = limit  # what people are told: the file size they may send
+        self.limit = limit + overhead  # what is enforced: the whole multipart body
+        self.idle_timeout = idle_timeout
+        self.total_timeout = total_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.limit:
+            detail = BodyTooLarge(self.shown_limit).detail
+            await _send_json(send, 413, detail, {"Connection": "close"})
+            return
+        started = False
+        seen = 0
+        deadline = time.monotonic() + self.total_timeout
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            wait = min(self.idle_timeout, deadline - time.monotonic())
+            if wait <= 0:
+                raise BodyTimeout(self.idle_timeout)
+            try:
+                message = await asyncio.wait_for(receive(), wait)
+            except TimeoutError:
+                raise BodyTimeout(self.idle_timeout) from None
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise BodyTooLarge(self.shown_limit)
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracked_send)
+        except (BodyTooLarge, BodyTimeout) as exc:  # raised outside a route's own handling
+            if started:
+                raise
+            await _send_json(send, exc.status_code, exc.detail, {"Connection": "close"})
+
+
+def _content_length(scope: Scope) -> int | None:
+    for key, value in scope.get("headers", []):
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _send_json(send: Send, status: int, detail: str, headers: dict[str, str]) -> None:
+    response = JSONResponse({"detail": detail}, status_code=status, headers=headers)
+    await response({"type": "http"}, _no_body, send)
+
+
+async def _no_body() -> Message:
+    return {"type": "http.disconnect"}
+
+
+# --------------------------------------------------------------------------- the job queue
+
+
+class QueueFull(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("queue full")
+        self.retry_after = retry_after
+
+
+class JobQueue:
+    """At most `workers` jobs run (each in its own thread); at most `waiting` more wait.
+
+    Only the event loop touches `admitted`, so a plain int is enough; the semaphore orders
+    the waiting jobs; the thread pool keeps the model's work off the event loop.
+    """
+
+    def __init__(self, workers: int, waiting: int) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        if waiting < 0:
+            raise ValueError(f"queue size must be >= 0, got {waiting}")
+        self.workers = workers
+        self.capacity = workers + waiting
+        self.admitted = 0
+        self.running = 0
+        self.done = 0
+        self.mean_seconds = 1.0  # moving average of a job's run time, for Retry-After
+        self._sem: asyncio.Semaphore | None = None
+        self._pool = None
+
+    def _setup(self) -> asyncio.Semaphore:
+        if self._sem is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._sem = asyncio.Semaphore(self.workers)
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="srgan-job")
+        return self._sem
+
+    def retry_after(self) -> int:
+        ahead = max(1, self.admitted - self.workers + 1)
+        return int(min(600, max(1, math.ceil(self.mean_seconds * ahead / self.workers))))
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        sem = self._setup()
+        if self.admitted >= self.capacity:
+            raise QueueFull(self.retry_after())
+        self.admitted += 1
+        try:
+            async with sem:
+                self.running += 1
+                start = time.perf_counter()
+                try:
+                    loop = asyncio.get_running_loop()
+                    return await loop.run_in_executor(self._pool, fn, *args)
+                finally:
+                    self.running -= 1
+                    self.done += 1
+                    took = time.perf_counter() - start
+                    self.mean_seconds = 0.8 * self.mean_seconds + 0.2 * took
+        finally:
+            self.admitted -= 1
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "workers": self.workers,
+            "capacity": self.capacity,
+            "running": self.running,
+            "waiting": max(0, self.admitted - self.running),
+            "done": self.done,
+        }
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+# --------------------------------------------------------------------------- models
+
+
+@dataclass
+class ModelEntry:
+    name: str
+    path: Path | None  # None for the bicubic pseudo-model
+    scale: int | None
+    card: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self, default: str) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": "interpolation" if self.path is None else "network",
+            "scale": self.scale,
+            "default": self.name == default,
+            "card": self.card,
+            "config": self.config,
+        }
+
+
+def collect_models(models: str | Path | Sequence[str | Path] | None) -> dict[str, ModelEntry]:
+    """Name -> entry for the models to serve: the given names/files, or every shipped model.
+
+    Each file's metadata is read now, so a bad model file stops the server at start-up
+    instead of failing the first request."""
+    if models is None:
+        items: list[str | Path] = list(list_models())
+    elif isinstance(models, str | Path):
+        items = [models]
+    else:
+        items = list(models)
+    entries: dict[str, ModelEntry] = {}
+    for item in items:
+        path = resolve_model(item)
+        name = item if isinstance(item, str) and item in list_models() else path.stem
+        if name == BICUBIC:
+            raise ModelFileError(f"{path}: the model name {BICUBIC!r} is reserved")
+        base, n = name, 2
+        while name in entries:
+            name, n = f"{base}-{n}", n + 1
+        config, card = read_metadata(path)
+        entries[name] = ModelEntry(
+            name, path, config.scale, dataclasses.asdict(card),
+            {"arch": config.arch, "num_blocks": config.num_blocks, "channels": config.channels},
+        )
+    if not entries:
+        raise ModelFileError(
+            "no models to serve: none ship with this installation; pass --model FILE"
+        )
+    entries[BICUBIC] = ModelEntry(
+        BICUBIC, None, None,
+        {"name": BICUBIC, "description": "Bicubic interpolation (MATLAB imresize): the baseline "
+         "a super-resolution model is compared against.", "training": "", "extra": {}},
+        {},
+    )
+    return entries
+
+
+def default_upscaler_loader(
+    device: str, precision: str, tile: int | None
+) -> Callable[[Path], Any]:
+    def load(path: Path) -> Any:
+        from srgan.inference import Upscaler
+
+        return Upscaler.from_pretrained(path, device=device, precision=precision, tile=tile)
+
+    return load
+
+
+# --------------------------------------------------------------------------- the service
+
+
+@dataclass
+class Limits:
+    max_pixels: int
+    max_output_pixels: int
+    max_upload_bytes: int
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "max_pixels": self.max_pixels,
+            "max_output_pixels": self.max_output_pixels,
+            "max_upload_bytes": self.max_upload_bytes,
+            "outscale": [OUTSCALE_MIN, OUTSCALE_MAX],
+            "formats": list(FORMATS),
+        }
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+@dataclass
+class Result:
+    payload: bytes
+    in_size: tuple[int, int]
+    out_size: tuple[int, int]
+    seconds: float
+    warnings: list[str]
+
+
+class Service:
+    """What the routes share: the models, the loaded upscalers, the limits and the queue."""
+
+    def __init__(self, models: dict[str, ModelEntry], default: str, limits: Limits,
+                 queue: JobQueue, loader: Callable[[Path], Any]) -> None:
+        self.models = models
+        self.default = default
+        self.limits = limits
+        self.queue = queue
+        self.loader = loader
+        self._upscalers: dict[str, Any] = {}
+        self._load_lock = threading.Lock()
+
+    def upscaler(self, name: str) -> Any:
+        """The loaded model (loaded once, on first use, in a worker thread)."""
+        with self._load_lock:
+            if name not in self._upscalers:
+                path = self.models[name].path
+                assert path is not None
+                self._upscalers[name] = self.loader(path)
+            return self._upscalers[name]
+
+    def loaded(self) -> list[str]:
+        return sorted(self._upscalers)
+
+    # ------------------------------------------------------------ checks before queueing
+    def probe(self, file: Any, filename: str, entry: ModelEntry,
+              outscale: float) -> tuple[int, int]:
+        """Size from the header only (nothing decoded): refuse too many pixels in or out."""
+        from PIL import Image, UnidentifiedImageError
+
+        from srgan.imageio import READ_FORMATS
+
+        file.seek(0, os.SEEK_END)
+        if file.tell() == 0:
+            raise BadRequest(422, f"{filename}: empty file (0 bytes)")
+        file.seek(0)
+        try:
+            with Image.open(file, formats=READ_FORMATS) as im:
+                w, h = im.size
+        except Image.DecompressionBombError as exc:  # Pillow's own, far larger, limit
+            found = re.search(r"\((\d+) pixels\)", str(exc))
+            count = f" ({int(found.group(1)):,})" if found else ""
+            raise BadRequest(422, f"{filename}: image has too many pixels{count}, over this "
+                             f"server's limit of {self.limits.max_pixels:,}; send a smaller "
+                             "image") from None
+        except UnidentifiedImageError:
+            raise BadRequest(422, f"{filename}: not an image file (or not a format srgan "
+                             "reads: PNG, JPEG, WebP, BMP, TIFF, GIF, PPM, AVIF)") from None
+        except Exception as exc:  # Pillow raises many kinds on broken headers
+            raise BadRequest(422, f"{filename}: corrupt image header ({exc})") from None
+        finally:
+            file.seek(0)
+        if w <= 0 or h <= 0:
+            raise BadRequest(422, f"{filename}: image has no pixels ({w}x{h})")
+        if w * h > self.limits.max_pixels:
+            raise BadRequest(
+                422, f"{filename}: image is {w}x{h} = {w * h:,} pixels, over this server's "
+                f"limit of {self.limits.max_pixels:,}; send a smaller image")
+        ow, oh = _out_size(w, h, outscale)
+        if ow * oh > self.limits.max_output_pixels:
+            raise BadRequest(
+                422, f"{filename}: the output would be {ow}x{oh} = {ow * oh:,} pixels, over "
+                f"this server's limit of {self.limits.max_output_pixels:,}; "
+                "choose a smaller outscale")
+        return w, h
+
+    # ------------------------------------------------------------ the job (worker thread)
+    def job(self, file: Any, filename: str, entry: ModelEntry, outscale: float,
+            fmt: str, tta: bool) -> Result:
+        from srgan.imageio import ImageReadError, ImageWriteError, read_image, write_image
+        from srgan.inference import resize_to
+
+        start = time.perf_counter()
+        tmpdir = Path(tempfile.mkdtemp(prefix="srgan-serve-"))
+        try:
+            src = tmpdir / "upload"
+            file.seek(0)
+            with open(src, "wb") as out:
+                shutil.copyfileobj(file, out, 1 << 20)
+            try:
+                data = read_image(src, max_pixels=self.limits.max_pixels)
+            except ImageReadError as exc:
+                raise BadRequest(422, f"{filename}: {exc.reason}") from None
+            src.unlink()
+            if entry.path is None:
+                pixels = resize_to(data.pixels, data.height, data.width, outscale)
+                result = data.with_pixels(pixels)
+            else:
+                up = self.upscaler(entry.name)
+                scale = None if outscale == up.scale else outscale
+                try:
+                    result = up.upscale_image(data, outscale=scale, tta=tta)
+                except (MemoryError, _OutOfMemory) as exc:
+                    raise BadRequest(503, f"{filename}: out of memory while upscaling "
+                                     f"({type(exc).__name__}); try a smaller image") from None
+            notes = list(result.warnings)
+            if fmt in ("jpg", "webp") and result.bit_depth == 16:
+                notes.append(f"{fmt.upper()} holds 8 bits per channel; 16-bit precision lost")
+            if fmt == "jpg" and result.has_alpha and float(result.alpha.min()) < 1.0:
+                notes.append("JPEG has no transparency; composited over white")
+            dst = tmpdir / f"out{FORMATS[fmt][1]}"
+            try:
+                write_image(result, dst)
+            except ImageWriteError as exc:
+                raise BadRequest(422, f"{filename}: cannot write {fmt}: {exc.reason}") from None
+            payload = dst.read_bytes()
+            return Result(payload, (data.width, data.height), (result.width, result.height),
+                          time.perf_counter() - start, notes)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+try:
+    from torch import OutOfMemoryError as _OutOfMemory
+except ImportError:  # older torch
+    from torch.cuda import OutOfMemoryError as _OutOfMemory
+
+
+def _out_size(w: int, h: int, outscale: float) -> tuple[int, int]:
+    return max(1, round(w * outscale)), max(1, round(h * outscale))
+
+
+def _safe_stem(filename: str) -> str:
+    stem = Path(filename or "image").stem
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._")[:80] or "image"
+
+
+def _header_text(text: str, limit: int = 400) -> str:
+    clean = text.encode("ascii", "replace").decode("ascii")
+    return re.sub(r"[\x00-\x1f\x7f]", " ", clean)[:limit]
+
+
+# --------------------------------------------------------------------------- the app
+
+
+def create_app(
+    models: str | Path | Sequence[str | Path] | None = None,
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    tile: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_output_pixels: int | None = None,
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    workers: int = 1,
+    queue_size: int = DEFAULT_QUEUE,
+    idle_timeout: float = 30.0,
+    upload_timeout: float = 300.0,
+    preload: bool = False,
+    loader: Callable[[Path], Any] | None = None,
+) -> FastAPI:
+    """The FastAPI app: page at /, API under /v1, /healthz, OpenAPI at /docs.
+
+    `models`: shipped model names and/or .safetensors files (the first is the default);
+    None serves every shipped model. `max_pixels` limits the input image, `max_output_pixels`
+    (default 16 x max_pixels) the result. `workers` jobs run at once, `queue_size` more wait;
+    beyond that 503. `idle_timeout`/`upload_timeout` (s) end stalled uploads with 408.
+    `preload` loads the default model at start-up. `loader(path)` returns an object with
+    `.scale` and `.upscale_image(ImageData, outscale, tta)` (default: `Upscaler`).
+    """
+    if max_pixels < 1:
+        raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
+    if max_upload_mb <= 0:
+        raise ValueError(f"max_upload_mb must be > 0, got {max_upload_mb}")
+    entries = collect_models(models)
+    default = next(iter(entries))
+    limits = Limits(
+        max_pixels=max_pixels,
+        max_output_pixels=max_output_pixels or 16 * max_pixels,
+        max_upload_bytes=int(max_upload_mb * 2**20),
+    )
+    queue = JobQueue(workers, queue_size)
+    service = Service(entries, default, limits, queue,
+                      loader or default_upscaler_loader(device, precision, tile))
+
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if preload:
+            await run_in_threadpool(service.upscaler, default)
+        yield
+        queue.shutdown()
+
+    app = FastAPI(
+        title="srgan",
+        summary="Photo-realistic x4 super-resolution (SRResNet / SRGAN, Ledig et al. 2017).",
+        version=_version(),
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.add_middleware(BodyLimit, limit=limits.max_upload_bytes, overhead=MULTIPART_OVERHEAD,
+                       idle_timeout=idle_timeout, total_timeout=upload_timeout)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.exception_handler(BadRequest)
+    async def bad_request(request: Request, exc: BadRequest) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    @app.exception_handler(QueueFull)
+    async def queue_full(request: Request, exc: QueueFull) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"the server is busy ({queue.capacity} jobs running or waiting); "
+                       f"try again in {exc.retry_after} s"},
+            status_code=503, headers={"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_text(exc)}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            {"detail": f"internal error ({type(exc).__name__}); the server logged it"},
+            status_code=500)
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    @app.get("/healthz", summary="Liveness and queue state")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "version": _version(), "queue": queue.stats(),
+                "models_loaded": service.loaded()}
+
+    @app.get("/v1/models", summary="The models served, their scale and card, and the limits")
+    async def get_models() -> dict[str, Any]:
+        return {
+            "default": default,
+            "models": [e.describe(default) for e in entries.values()],
+            "limits": limits.describe(),
+        }
+
+    @app.post(
+        "/v1/upscale",
+        summary="Upscale one image",
+        response_class=Response,
+        responses={200: {"content": {m: {} for m, _ in FORMATS.values()},
+                         "description": "The upscaled image."}, **ERROR_RESPONSES},
+    )
+    async def upscale(
+        image: Annotated[UploadFile, File(description="The image (PNG, JPEG, WebP, ...).")],
+        model: Annotated[str | None, Form(description="A name from /v1/models; "
+                                          "'bicubic' for plain interpolation.")] = None,
+        outscale: Annotated[float | None, Form(
+            ge=OUTSCALE_MIN, le=OUTSCALE_MAX,
+            description="Final scale factor (default: the model's own, e.g. 4).")] = None,
+        format: Annotated[Literal["png", "jpg", "webp"], Form(
+            description="Output format.")] = "png",
+        tta: Annotated[bool, Form(description="x8 self-ensemble: 8x slower, "
+                                  "slightly better.")] = False,
+    ) -> Response:
+        name = model or default
+        entry = entries.get(name)
+        if entry is None:
+            raise BadRequest(404, f"unknown model {name!r}; this server has: "
+                             f"{', '.join(entries)}")
+        scale = float(outscale if outscale is not None else (entry.scale or 4))
+        if not math.isfinite(scale):
+            raise BadRequest(422, "outscale must be a finite number")
+        filename = image.filename or "upload"
+        await run_in_threadpool(service.probe, image.file, filename, entry, scale)
+        result: Result = await queue.run(service.job, image.file, filename, entry, scale,
+                                         format, tta)
+        media, ext = FORMATS[format]
+        suffix = "" if entry.path is not None else "_bicubic"
+        out_name = f"{_safe_stem(filename)}{suffix}_x{scale:g}{ext}"
+        headers = {
+            "Content-Disposition": f'inline; filename="{out_name}"',
+            "X-Srgan-Model": name,
+            "X-Srgan-Input-Size": "{}x{}".format(*result.in_size),
+            "X-Srgan-Output-Size": "{}x{}".format(*result.out_size),
+            "X-Srgan-Seconds": f"{result.seconds:.3f}",
+            "Cache-Control": "no-store",
+        }
+        if result.warnings:
+            headers["X-Srgan-Warnings"] = _header_text("; ".join(result.warnings))
+        return Response(result.payload, media_type=media, headers=headers)
+
+    return app
+
+
+def _validation_text(exc: RequestValidationError) -> str:
+    """FastAPI's list of problems as one readable sentence per problem."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
+        msg = err.get("msg", "invalid")
+        if loc == "image" and err.get("type") == "missing":
+            msg = "no image uploaded (send it as the multipart file field 'image')"
+        lines.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(lines) or "invalid request"
+
+
+def _version() -> str:
+    from srgan import __version__
+
+    return __version__
