@@ -46,7 +46,9 @@ def parse_layer(name: str) -> tuple[int, int, bool]:
     m = re.fullmatch(r"(?:vgg)?(\d)(\d)(_prerelu)?", name)
     if not m:
         raise ValueError(f"unknown VGG layer {name!r}; use e.g. vgg54, vgg22, vgg54_prerelu")
-    return int(m.group(1)), int(m.group(2)), m.group(3) is None
+    block, conv, after_relu = int(m.group(1)), int(m.group(2)), m.group(3) is None
+    feature_layer_index(block, conv)  # raises for layers VGG19 does not have
+    return block, conv, after_relu
 
 
 class VGGWeightsMissing(FileNotFoundError):

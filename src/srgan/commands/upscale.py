@@ -1,0 +1,176 @@
+"""`srgan upscale`: files and folders in, upscaled files out; one bad file never stops the rest."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+EXAMPLES = """
+\b
+Examples:
+  srgan upscale photo.jpg -o out/                 # out/photo_x4.jpg
+  srgan upscale holiday/ -o big/ --ext png        # every image in the folder, as PNG
+  srgan upscale scan.png -o out/ --outscale 2     # x4 model, then bicubic to x2
+  srgan upscale in.png -o out/ -m my.safetensors --device cuda --precision fp16
+  srgan upscale in.png -o out/ --tta              # x8 self-ensemble: slower, a bit sharper
+  torchrun --nproc_per_node 4 -m srgan upscale frames/ -o up/   # one GPU per process
+"""
+
+OUTPUT_EXTENSIONS = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
+# Input formats we also write back as they came; anything else (GIF, TIFF, ...) becomes PNG.
+KEEP_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+
+
+def output_path(src: Path, root: Path | None, outdir: Path, suffix: str, ext: str) -> Path:
+    """Where `src` goes: the same relative place under `outdir`, with `suffix` and `ext`."""
+    rel = src.relative_to(root) if root is not None else Path(src.name)
+    if ext == "auto":
+        new_ext = src.suffix.lower() if src.suffix.lower() in KEEP_EXTENSIONS else ".png"
+    else:
+        new_ext = OUTPUT_EXTENSIONS[ext]
+    return outdir / rel.parent / f"{rel.stem}{suffix}{new_ext}"
+
+
+def collect_inputs(inputs: tuple[Path, ...]) -> tuple[list[tuple[Path, Path | None]], list[str]]:
+    """(file, folder it was found in or None) for every input, and errors for missing ones."""
+    from srgan.imageio import find_images
+
+    jobs: list[tuple[Path, Path | None]] = []
+    errors = []
+    for item in inputs:
+        if item.is_dir():
+            jobs += [(f, item) for f in find_images([item])]
+        elif item.exists():
+            jobs.append((item, None))
+        else:
+            errors.append(f"{item}: no such file or folder")
+    return jobs, errors
+
+
+def shard(items: list, rank: int, world: int) -> list:
+    """Round-robin share of `items` for one torchrun process: disjoint, together complete."""
+    return items[rank::world]
+
+
+def distributed_rank() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+@click.command(epilog=EXAMPLES)
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", "outdir", required=True, type=click.Path(path_type=Path),
+              help="Output folder (created if needed).")
+@click.option("-m", "--model", default="srresnet_x4", show_default=True,
+              help="Shipped model name (see `srgan models`) or a .safetensors file.")
+@click.option("--outscale", type=float, default=None,
+              help="Final scale; the model's x4 output is resized (MATLAB bicubic) to it.")
+@click.option("--tile", type=int, default=None,
+              help="Tile size in input pixels [default: from a memory budget].")
+@click.option("--tile-pad", type=int, default=None,
+              help="Context pixels around each tile [default: 24].")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto",
+              show_default=True, help="auto: fp16 on GPUs, fp32 on CPUs.")
+@click.option("--tta", is_flag=True, help="x8 flip/rotate self-ensemble (8x slower).")
+@click.option("--ext", type=click.Choice(["auto", "png", "jpg", "webp"]), default="auto",
+              show_default=True, help="Output format; auto keeps the input's where it can.")
+@click.option("--suffix", default="_x4", show_default=True, help="Added to output file names.")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def upscale(
+    inputs: tuple[Path, ...],
+    outdir: Path,
+    model: str,
+    outscale: float | None,
+    tile: int | None,
+    tile_pad: int | None,
+    device: str,
+    precision: str,
+    tta: bool,
+    ext: str,
+    suffix: str,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Upscale images (files or folders) with a super-resolution model.
+
+    Each output is written to a temporary file and renamed, so an interrupted run never
+    leaves a half-written image. A file that cannot be read or written is reported and
+    skipped; the exit status is 1 if any file failed.
+    """
+    from srgan.imageio import ImageReadError, read_image, write_image
+    from srgan.inference import DEFAULT_TILE_PAD, Upscaler
+    from srgan.weights import ModelFileError
+
+    rank, world, local_rank = distributed_rank()
+    if device == "auto" and world > 1:
+        import torch
+
+        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    if outscale is not None and not 0 < outscale <= 64:
+        raise click.BadParameter("must be in (0, 64]", param_hint="--outscale")
+    try:
+        upscaler = Upscaler.from_pretrained(
+            model, device=device, precision=precision, tile=tile,
+            tile_pad=DEFAULT_TILE_PAD if tile_pad is None else tile_pad,
+        )
+    except (ModelFileError, ValueError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+    jobs, errors = collect_inputs(inputs)
+    jobs = shard(jobs, rank, world)
+    planned: dict[Path, Path] = {}
+    done = skipped = 0
+    failures: list[str] = list(errors) if rank == 0 else []
+    for line in failures:
+        click.echo(f"error: {line}", err=True)
+    bar = tqdm(jobs, unit="img", disable=quiet or not jobs, desc="upscale",
+               position=0, leave=True, file=sys.stderr)
+    started = time.perf_counter()
+    for src, root in bar:
+        dst = output_path(src, root, outdir, suffix, ext)
+        if dst in planned:
+            msg = f"{src}: output {dst} would also be written by {planned[dst]}; skipped"
+            failures.append(msg)
+            tqdm.write(f"error: {msg}", file=sys.stderr)
+            continue
+        planned[dst] = src
+        if dst.exists() and not overwrite:
+            skipped += 1
+            tqdm.write(f"skip: {dst} exists (use --overwrite)", file=sys.stderr)
+            continue
+        try:
+            data = read_image(src)
+            for w in data.warnings:
+                tqdm.write(f"warning: {src}: {w}", file=sys.stderr)
+            n_tiles = upscaler.tiles_for(data.height, data.width, data.pixels.shape[2], tta)
+            with tqdm(total=n_tiles, unit="tile", leave=False, desc=src.name,
+                      disable=quiet or n_tiles < 4, position=1, file=sys.stderr) as tiles:
+                result = upscaler.upscale_image(data, outscale, tta, progress=tiles.update)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            write_image(result, dst, overwrite=overwrite)
+            done += 1
+        except (ImageReadError, OSError, ValueError) as exc:
+            msg = str(exc) if str(src) in str(exc) else f"{src}: {exc}"
+            failures.append(msg)
+            tqdm.write(f"error: {msg}", file=sys.stderr)
+        except MemoryError:
+            msg = f"{src}: out of memory (try a smaller --tile)"
+            failures.append(msg)
+            tqdm.write(f"error: {msg}", file=sys.stderr)
+    seconds = time.perf_counter() - started
+    prefix = f"[rank {rank}/{world}] " if world > 1 else ""
+    summary = f"{prefix}{done} upscaled, {skipped} skipped, {len(failures)} failed in {seconds:.1f}s"
+    if upscaler.fp32_fallbacks:
+        summary += f" ({upscaler.fp32_fallbacks} tiles redone in fp32)"
+    click.echo(summary, err=True)
+    if failures:
+        click.echo("failed:\n  " + "\n  ".join(failures), err=True)
+        sys.exit(1)

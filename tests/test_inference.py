@@ -1,0 +1,156 @@
+import numpy as np
+import pytest
+import torch
+from conftest import smooth_image, tiny_generator
+from PIL import Image
+
+from srgan.imageio import ImageData
+from srgan.inference import Upscaler, fill_transparent, pick_dtype, plan_tiles
+
+
+def whole(net, x):
+    with torch.no_grad():
+        return net.to_unit(net(x)).clamp(0, 1)
+
+
+def test_plan_tiles_cover_the_image_exactly_once():
+    tiles = plan_tiles(70, 130, tile=32, pad=5)
+    owned = np.zeros((70, 130), int)
+    for t in tiles:
+        owned[t.y0:t.y1, t.x0:t.x1] += 1
+        assert t.py0 == max(0, t.y0 - 5) and t.px1 == min(130, t.x1 + 5)
+    assert (owned == 1).all()
+
+
+def test_tiled_equals_untiled_on_an_image_several_tiles_wide():
+    net = tiny_generator(blocks=3, channels=16)
+    x = torch.from_numpy(smooth_image(40, 150)).permute(2, 0, 1)[None]
+    up = Upscaler(net, device="cpu", tile=32)
+    assert len(up.iter_tiles(40, 150)) >= 5
+    tiled = up.upscale_tensor(x)
+    assert tiled.shape == (1, 3, 160, 600)
+    assert (tiled - whole(net, x)).abs().max() <= 1 / 255
+
+
+def test_default_pad_is_enough_for_the_paper_size_network():
+    from srgan.nets import SRResNet
+
+    torch.manual_seed(1)
+    net = SRResNet().eval()
+    x = torch.from_numpy(smooth_image(24, 90)).permute(2, 0, 1)[None]
+    tiled = Upscaler(net, device="cpu", tile=16).upscale_tensor(x)
+    assert (tiled - whole(net, x)).abs().max() <= 1 / 255
+
+
+def test_too_little_context_shows_seams():
+    # guards the test above: with no context the result must differ (the test can fail)
+    net = tiny_generator(blocks=3, channels=16)
+    x = torch.from_numpy(smooth_image(40, 100)).permute(2, 0, 1)[None]
+    seamy = Upscaler(net, device="cpu", tile=16, tile_pad=0).upscale_tensor(x)
+    assert (seamy - whole(net, x)).abs().max() > 1e-4
+
+
+def test_tta_averages_eight_transforms():
+    net = tiny_generator()
+    x = torch.from_numpy(smooth_image(12, 17)).permute(2, 0, 1)[None]
+    up = Upscaler(net, device="cpu")
+    y = up.upscale_tensor(x, tta=True)
+    manual = torch.zeros_like(y)
+    for rot in range(4):
+        for flip in (False, True):
+            t = torch.rot90(x, rot, (2, 3))
+            t = torch.flip(t, (3,)) if flip else t
+            o = net.to_unit(net(t)).detach()
+            o = torch.flip(o, (3,)) if flip else o
+            manual += torch.rot90(o, -rot, (2, 3)) / 8
+    assert torch.allclose(y, manual.clamp(0, 1), atol=1e-5)
+
+
+def test_half_precision_on_cpu_falls_back_to_fp32():
+    with pytest.warns(UserWarning, match="fp32"):
+        assert pick_dtype("fp16", torch.device("cpu")) == torch.float32
+    assert pick_dtype("auto", torch.device("cpu")) == torch.float32
+    with pytest.raises(ValueError):
+        pick_dtype("int8", torch.device("cpu"))
+
+
+@pytest.mark.parametrize(
+    "mode,channels", [("RGB", 3), ("L", 1), ("RGBA", 4), ("LA", 2)]
+)
+def test_pil_modes_round_trip(mode, channels):
+    up = Upscaler(tiny_generator(), device="cpu")
+    arr = (smooth_image(9, 13, channels) * 255).astype(np.uint8)
+    img = Image.fromarray(arr[..., 0] if channels == 1 else arr, mode)
+    out = up.upscale(img)
+    assert out.mode == mode and out.size == (52, 36)
+
+
+def test_grey_input_gives_grey_output_equal_to_rgb_mean():
+    net = tiny_generator()
+    up = Upscaler(net, device="cpu")
+    g = smooth_image(10, 10, 1)
+    out = up.upscale_array(g)
+    rgb = up.upscale_array(np.repeat(g, 3, axis=2))
+    assert out.shape == (40, 40, 1)
+    np.testing.assert_allclose(out[..., 0], rgb.mean(axis=2), atol=1e-6)
+
+
+def test_numpy_uint16_stays_uint16_and_uint8_stays_uint8():
+    up = Upscaler(tiny_generator(), device="cpu")
+    a16 = (smooth_image(8, 8) * 65535).astype(np.uint16)
+    out16 = up.upscale(a16)
+    assert out16.dtype == np.uint16 and out16.shape == (32, 32, 3)
+    # more than 256 distinct levels: the 16-bit path is not quantised to 8 bits
+    assert len(np.unique(out16)) > 256
+    out8 = up.upscale((smooth_image(8, 8, 1)[..., 0] * 255).astype(np.uint8))
+    assert out8.dtype == np.uint8 and out8.shape == (32, 32)
+
+
+def test_tensor_in_tensor_out_and_outscale():
+    up = Upscaler(tiny_generator(), device="cpu")
+    x = torch.rand(3, 10, 12)
+    assert up.upscale(x).shape == (3, 40, 48)
+    assert up.upscale(x, outscale=2).shape == (3, 20, 24)
+    data = ImageData(smooth_image(10, 12))
+    assert up.upscale(data, outscale=3.5).pixels.shape == (35, 42, 3)
+
+
+def test_transparent_pixels_do_not_bleed_black_into_edges():
+    colour = np.zeros((16, 16, 3), np.float32)
+    colour[:, :8] = (0.2, 0.8, 0.3)  # visible green left half, hidden black right half
+    alpha = np.zeros((16, 16), np.float32)
+    alpha[:, :8] = 1
+    filled = fill_transparent(colour, alpha)
+    np.testing.assert_allclose(filled[:, :8], colour[:, :8], atol=1e-6)
+    np.testing.assert_allclose(filled[:, 8:], np.broadcast_to((0.2, 0.8, 0.3), (16, 8, 3)),
+                               atol=1e-5)
+
+
+def test_rgba_alpha_is_upscaled_by_the_model_and_aligned():
+    up = Upscaler(tiny_generator(), device="cpu")
+    px = np.ones((16, 16, 4), np.float32) * 0.5
+    px[..., 3] = 0
+    px[4:12, 4:12, 3] = 1
+    # the x8 ensemble makes any network flip-equivariant: a symmetric alpha must stay
+    # symmetric, which fails if alpha is shifted against the colour grid
+    out = up.upscale_array(px, tta=True)
+    assert out.shape == (64, 64, 4)
+    a = out[..., 3]
+    np.testing.assert_allclose(a, a[::-1, ::-1], atol=1e-5)
+    np.testing.assert_allclose(a, a.T, atol=1e-5)
+    alone = up.upscale_array(px[..., 3:], tta=True)[..., 0]
+    np.testing.assert_allclose(a, alone, atol=1e-5)
+
+
+def test_cpu_defaults():
+    up = Upscaler(tiny_generator(), device="cpu")
+    assert up.device.type == "cpu" and up.dtype == torch.float32 and up.tile >= 64
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_fp16_matches_fp32_within_one_level():
+    net = tiny_generator()
+    x = torch.from_numpy(smooth_image(40, 50)).permute(2, 0, 1)[None]
+    ref = Upscaler(net, device="cpu").upscale_tensor(x)
+    fast = Upscaler(net, device="cuda", precision="fp16").upscale_tensor(x)
+    assert (ref - fast).abs().max() <= 1 / 255
