@@ -201,13 +201,20 @@ def test_cli_benchmark_fails_when_nothing_is_scored(tmp_path):
     assert "no image could be scored" in r.stderr and not (tmp_path / "o").exists()
 
 
-def test_choose_box_finds_where_methods_differ():
+def test_choose_box_finds_where_methods_differ_in_detail():
     a = torch.full((3, 64, 80), 100, dtype=torch.uint8)
     b = a.clone()
-    b[:, 40:56, 12:28] = 200
+    b[:, :, 40:] += 30  # a tone shift over half the image: not what a reader should look at
+    yy, xx = torch.meshgrid(torch.arange(16), torch.arange(16), indexing="ij")
+    b[:, 40:56, 12:28] = (100 + 40 * ((yy + xx) % 2)).to(torch.uint8)  # texture only in b
     x, y, w, h = choose_box([a, b], size=16)
     assert (w, h) == (16, 16)
     assert abs(x - 12) <= 4 and abs(y - 40) <= 4
+    c = a.clone()
+    c[:, :16, :16] = b[:, 40:56, 12:28]  # texture in the corner
+    assert choose_box([a, c], size=16)[:2] == (0, 0)
+    x, y, w, h = choose_box([a, c], size=16, border=4)  # the border is never chosen
+    assert x >= 4 and y >= 4 and x < 16 and y < 16
 
 
 def test_compare_png_has_the_expected_layout(dataset, model_file, tmp_path):

@@ -209,6 +209,7 @@ def _atomic_write(path: str | Path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; results are for sharing
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -344,7 +345,7 @@ def run_benchmark(
     if lpips:
         lpips_fn, lpips_note = lpips_scorer(net_devices[0] if net_devices else "cpu")
 
-    bar = _progress(progress)
+    bar = _NoBar()  # replaced by the real bar once the images are counted
 
     def emit(line: str) -> None:
         if log is not None:
@@ -372,7 +373,7 @@ def run_benchmark(
 
     scores: list[ImageScore] = []
     notes_seen: dict[str, list[str]] = {}
-    bar.reset(total=len(jobs))
+    bar = _progress(len(jobs), progress)
     started = time.perf_counter()
     try:
         for name, hr_path, lr_path in jobs:
@@ -439,17 +440,16 @@ def run_benchmark(
 
 class _NoBar:
     def update(self, n: int = 1) -> None: ...
-    def reset(self, total: int | None = None) -> None: ...
     def close(self) -> None: ...
     def set_postfix_str(self, s: str, refresh: bool = True) -> None: ...
     def external_write_mode(self) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
 
 
-def _progress(enabled: bool):
+def _progress(total: int, enabled: bool):
     """A tqdm bar on stderr (or a stand-in); skipped-image lines are written around it."""
     if not enabled:
         return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=0, unit="img", desc="benchmark", dynamic_ncols=True)
+    return tqdm(total=total, unit="img", desc="benchmark", dynamic_ncols=True)

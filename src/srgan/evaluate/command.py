@@ -35,7 +35,7 @@ def _err(line: str) -> None:
 @click.option("--data", "data", multiple=True,
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of HR images (one dataset); more folders may follow it.")
-@click.argument("more_data", nargs=-1,
+@click.argument("more_data", nargs=-1, metavar="[DIR]...",
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--scale", type=click.IntRange(2, 16), default=4, show_default=True)
 @click.option("--crop-border", type=click.IntRange(min=0), default=None,

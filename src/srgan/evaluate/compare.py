@@ -92,9 +92,11 @@ def _luma(x: torch.Tensor) -> torch.Tensor:
 def choose_box(
     outputs: Sequence[torch.Tensor], size: int | None = None, border: int = 0
 ) -> Box:
-    """The square region where the outputs (uint8, 3 x H x W) differ most from each other:
-    highest mean per-pixel spread of luma across them. With a single output, the region of
-    most detail (gradient energy) instead. `border` pixels at each side are never chosen."""
+    """The square region where the outputs (uint8, 3 x H x W) differ most from each other in
+    detail: highest mean per-pixel spread, across outputs, of high-passed luma (luma minus
+    its 5x5 local mean, so a tone shift alone does not attract the inset). With a single
+    output, the region of most detail (gradient energy) instead. `border` pixels at each
+    side are never chosen."""
     if not outputs:
         raise ValueError("choose_box needs at least one image")
     _, h, w = outputs[0].shape
@@ -107,7 +109,8 @@ def choose_box(
     lum = torch.stack([_luma(o) for o in outputs])
     lum = lum[:, border:border + inner_h, border:border + inner_w]
     if len(outputs) > 1:
-        spread = lum.std(dim=0, unbiased=False)
+        local = F.avg_pool2d(F.pad(lum[:, None], (2, 2, 2, 2), mode="replicate"), 5, stride=1)
+        spread = (lum - local[:, 0]).std(dim=0, unbiased=False)
     else:
         gy = F.pad((lum[0, 1:] - lum[0, :-1]).abs(), (0, 0, 0, 1))
         gx = F.pad((lum[0, :, 1:] - lum[0, :, :-1]).abs(), (0, 1, 0, 0))
@@ -288,6 +291,7 @@ def save_png(image: Image.Image, path: str | Path) -> Path:
     os.close(fd)
     try:
         image.save(tmp, format="PNG", optimize=True)
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; figures are for publishing
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
