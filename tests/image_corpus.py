@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms
 
-__all__ = ["Case", "make_corpus", "png_bytes", "tiff_bytes", "jpeg_with_size", "srgb_icc"]
+__all__ = ["Case", "cmyk_icc", "jpeg_with_size", "make_corpus", "png_bytes", "srgb_icc",
+           "tiff_bytes"]
 
 
 @dataclass(eq=False)
@@ -182,6 +183,43 @@ def jpeg_with_size(jpeg: bytes, width: int, height: int) -> bytes:
 def srgb_icc() -> bytes:
     """An sRGB ICC profile made by LittleCMS."""
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _s15(v: float) -> bytes:
+    return struct.pack(">i", round(v * 65536))
+
+
+def cmyk_icc() -> bytes:
+    """A tiny but valid ICC v2 CMYK output profile (A2B0 = lut8 over a 2^4 grid): the corners
+    are the naive CMYK->RGB colours taken to Lab by LittleCMS. Enough to exercise a reader's
+    colour-managed CMYK path; mid-tones come out visibly unlike the naive formula."""
+    corners = [(c, m, y, k) for c in (0, 1) for m in (0, 1) for y in (0, 1) for k in (0, 1)]
+    rgb = np.array([[(1 - c) * (1 - k), (1 - m) * (1 - k), (1 - y) * (1 - k)]
+                    for c, m, y, k in corners])
+    im = Image.fromarray((rgb * 255).round().astype(np.uint8)[None])
+    lab = ImageCms.profileToProfile(im, ImageCms.createProfile("sRGB"),
+                                    ImageCms.createProfile("LAB"), outputMode="LAB")
+    clut = np.asarray(lab)[0].astype(np.uint8)
+    clut[:, 1:] += 128  # Pillow's LAB holds a*, b* as int8; lut8 Lab is offset by 128
+    ident = bytes(range(256))
+    matrix = b"".join(_s15(v) for v in (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    a2b0 = b"mft1" + bytes(4) + bytes([4, 3, 2, 0]) + matrix + ident * 4 + clut.tobytes() \
+        + ident * 3
+    text = b"srgan test CMYK\0"
+    desc = b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(8 + 3 + 67)
+    wtpt = b"XYZ " + bytes(4) + _s15(0.9642) + _s15(1.0) + _s15(0.8249)
+    cprt = b"text" + bytes(4) + b"public domain\0"
+    tags = [(b"desc", desc), (b"wtpt", wtpt), (b"cprt", cprt), (b"A2B0", a2b0)]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = b"", b""
+    for sig, body in tags:
+        body += bytes(-len(body) % 4)
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    header = (struct.pack(">I", offset + len(data)) + b"lcms" + struct.pack(">I", 0x02100000)
+              + b"prtrCMYKLab " + bytes(12) + b"acsp" + bytes(28) + _s15(0.9642) + _s15(1.0)
+              + _s15(0.8249)).ljust(128, b"\0")
+    return header + struct.pack(">I", len(tags)) + table + data
 
 
 def _exif(orientation: int) -> bytes:
@@ -358,6 +396,13 @@ def make_corpus(directory: Path) -> list[Case]:
     cmyk = Image.new("CMYK", (24, 16), (10, 200, 30, 40))
     put("cmyk.jpg", _pil_bytes(cmyk, "JPEG", quality=95), size=(24, 16), channels=3,
         bit_depth=8, warning="CMYK")
+    cmyk = Image.new("CMYK", (24, 16), (128, 96, 64, 0))
+    profile = cmyk_icc()
+    managed = ImageCms.profileToProfile(cmyk, ImageCms.ImageCmsProfile(io.BytesIO(profile)),
+                                        ImageCms.createProfile("sRGB"), outputMode="RGB")
+    put("cmyk_icc.jpg", _pil_bytes(cmyk, "JPEG", quality=95, icc_profile=profile),
+        size=(24, 16), channels=3, bit_depth=8, pixels=np.asarray(managed), tolerance=6,
+        icc=True, warning="ICC profile", tags=frozenset({"icc"}))
     quads = _quadrants(32, 48)
     put("progressive.jpg", _pil_bytes(Image.fromarray(quads), "JPEG", quality=95,
                                       progressive=True, subsampling=0),

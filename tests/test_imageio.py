@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from image_corpus import _exif, make_corpus, png_bytes, srgb_icc, tiff_bytes
+from image_corpus import _exif, cmyk_icc, make_corpus, png_bytes, srgb_icc, tiff_bytes
 from PIL import Image, ImageFile, ImageOps, JpegImagePlugin
 
 from srgan import imageio
@@ -299,6 +299,19 @@ def test_cmyk_is_converted_like_pillow(tmp_path: Path) -> None:
     with Image.open(tmp_path / "c.jpg") as ref:
         want = np.asarray(ref.convert("RGB")).astype(int)
     assert data.channels == 3 and np.abs(to_array(data).astype(int) - want).max() == 0
+    assert data.icc_profile is None and any("approximately" in w for w in data.warnings)
+
+
+def test_cmyk_with_profile_is_colour_managed(tmp_path: Path) -> None:
+    im = Image.new("CMYK", (8, 8), (128, 128, 128, 0))
+    im.save(tmp_path / "c.jpg", quality=100, icc_profile=cmyk_icc())
+    data = read_image(tmp_path / "c.jpg")
+    got = to_array(data).astype(int)[4, 4]
+    naive = np.asarray(im.convert("RGB"))[4, 4].astype(int)
+    assert np.abs(got - naive).max() > 20  # the profile, not the formula, decided
+    assert data.icc_profile is not None and imageio._icc_space(data.icc_profile) == "RGB"
+    back = read_image(write_image(data, tmp_path / "c.png"))
+    assert back.icc_profile == data.icc_profile
 
 
 # --------------------------------------------------------------------------- limits and errors
