@@ -259,11 +259,13 @@ def test_exif_orientation_matches_pillow(tmp_path: Path, orientation: int) -> No
     exif = Image.Exif()
     exif.load(data.exif)
     assert exif.get(0x0112) == 1 and exif.get(0x010F) == "srgan corpus"
-    # the written file keeps the EXIF, upright
-    back = read_image(write_image(data, tmp_path / "w.jpg"))
-    assert back.size == data.size
-    exif.load(back.exif)
-    assert exif.get(0x0112) == 1 and exif.get(0x010F) == "srgan corpus"
+    # written files keep the EXIF, upright
+    for name in ("w.jpg", "w.png", "w.webp", "w16.png"):
+        out = data.with_pixels(data.pixels, bit_depth=16) if name == "w16.png" else data
+        back = read_image(write_image(out, tmp_path / name))
+        assert back.size == data.size
+        exif.load(back.exif)
+        assert exif.get(0x0112) == 1 and exif.get(0x010F) == "srgan corpus", name
 
 
 def test_from_pil_keeps_layout_unless_asked(tmp_path: Path) -> None:
@@ -565,3 +567,5 @@ def test_find_images(tmp_path: Path) -> None:
     with pytest.raises(ImageReadError) as err:
         read_image(odd)  # content is junk; the message must still be printable
     str(err.value).encode("utf-8")
+    good = write_image(from_array(rand(3, 3, 3)), os.fsencode(root) + b"/\xe9.png")
+    assert read_image(os.fsencode(good)).size == (3, 3)  # bytes paths work too

@@ -118,7 +118,7 @@ class ImageWarning(UserWarning):
 # --------------------------------------------------------------------------- data
 
 
-@dataclass
+@dataclass(eq=False)
 class ImageData:
     """Pixels as float32 HxWxC in [0, 1] (C: 1 L, 2 LA, 3 RGB, 4 RGBA) plus metadata.
 
@@ -656,14 +656,14 @@ def _open_checked(path: Path):
         raise ImageReadError(path, f"cannot open ({exc.strerror or exc})") from None
 
 
-def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> ImageData:
+def read_image(path: str | bytes | os.PathLike, max_pixels: int | None = None) -> ImageData:
     """Read an image file into ImageData (see the module docstring for what is guaranteed).
 
     `max_pixels`: refuse images with more pixels, judged from the header before decoding;
     None = $SRGAN_MAX_PIXELS or DEFAULT_MAX_PIXELS, 0 = no limit.
     Animated files give their first frame and a warning in `.warnings`.
     Raises ImageReadError, and nothing else, for any file that cannot be read."""
-    path = Path(path)
+    path = Path(os.fsdecode(path))
     limit = resolve_max_pixels(max_pixels)
     with _open_checked(path) as f:
         try:
@@ -902,7 +902,7 @@ def _os_reason(exc: OSError) -> str:
 
 
 def write_image(
-    data: ImageData, path: str | os.PathLike, *, overwrite: bool = False, quality: int = 95,
+    data: ImageData, path: str | bytes | os.PathLike, *, overwrite: bool = False, quality: int = 95,
     lossless: bool = False,
 ) -> Path:
     """Write ImageData to `path`, the format chosen by the extension (.png, .jpg/.jpeg, .webp,
@@ -912,7 +912,7 @@ def write_image(
     alpha: it is composited over white (with an ImageWarning); JPEG uses 4:4:4 chroma at
     quality >= 90. WebP: `quality`, or `lossless=True`. TIFF: deflate, 16-bit only for grey.
     Lossy conversions emit ImageWarning. Raises ImageWriteError. Returns the path written."""
-    path = Path(path)
+    path = Path(os.fsdecode(path))
     fmt = WRITE_EXTENSIONS.get(path.suffix.lower())
     if fmt is None:
         raise ImageWriteError(path, f"unknown output extension {path.suffix!r} "
@@ -972,7 +972,7 @@ def _atomic_write(path: Path, payload: bytes, overwrite: bool) -> None:
 # --------------------------------------------------------------------------- finding files
 
 
-def find_images(inputs: Iterable[str | os.PathLike], recursive: bool = True) -> list[Path]:
+def find_images(inputs: Iterable[str | bytes | os.PathLike], recursive: bool = True) -> list[Path]:
     """Expand inputs into image files: folders give their image files (by extension,
     case-insensitive; hidden names skipped; sorted; sub-folders too if `recursive`), anything
     else is passed through as given so that read_image() reports what is wrong with it.
@@ -989,7 +989,7 @@ def find_images(inputs: Iterable[str | os.PathLike], recursive: bool = True) -> 
             result.append(p)
 
     for item in inputs:
-        p = Path(item)
+        p = Path(os.fsdecode(item))
         if p.is_dir():
             found: list[Path] = []
             _walk(p, recursive, set(), found)
