@@ -209,10 +209,14 @@ class JobQueue:
         ahead = max(1, self.admitted - self.workers + 1)
         return int(min(600, max(1, math.ceil(self.mean_seconds * ahead / self.workers))))
 
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        sem = self._setup()
+    def check(self) -> None:
+        """Raise QueueFull now if a job would be refused (saves probing the image first)."""
         if self.admitted >= self.capacity:
             raise QueueFull(self.retry_after())
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        sem = self._setup()
+        self.check()
         self.admitted += 1
         try:
             async with sem:
@@ -612,6 +616,7 @@ def create_app(
         if not math.isfinite(scale):
             raise BadRequest(422, "outscale must be a finite number")
         filename = image.filename or "upload"
+        queue.check()
         await run_in_threadpool(service.probe, image.file, filename, entry, scale)
         result: Result = await queue.run(service.job, image.file, filename, entry, scale,
                                          format, tta)
