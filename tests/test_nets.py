@@ -72,7 +72,9 @@ def test_vgg_loads_torchvision_layout_from_local_file(tmp_path):
     from safetensors.torch import save_file
 
     ref = VGGFeatures("vgg54", weights=None)
-    state = {k: torch.randn_like(v) for k, v in ref.state_dict().items() if k.startswith("features")}
+    state = {
+        k: torch.randn_like(v) for k, v in ref.state_dict().items() if k.startswith("features")
+    }
     state["classifier.0.weight"] = torch.zeros(2, 2)  # extra keys of a full checkpoint: ignored
     torch.save(state, tmp_path / "vgg19.pth")
     save_file(state, str(tmp_path / "vgg19.safetensors"))
