@@ -167,7 +167,9 @@ def upscale(
             tqdm.write(f"error: {msg}", file=sys.stderr)
     seconds = time.perf_counter() - started
     prefix = f"[rank {rank}/{world}] " if world > 1 else ""
-    summary = f"{prefix}{done} upscaled, {skipped} skipped, {len(failures)} failed in {seconds:.1f}s"
+    summary = (
+        f"{prefix}{done} upscaled, {skipped} skipped, {len(failures)} failed in {seconds:.1f}s"
+    )
     if upscaler.fp32_fallbacks:
         summary += f" ({upscaler.fp32_fallbacks} tiles redone in fp32)"
     click.echo(summary, err=True)
