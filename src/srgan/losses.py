@@ -1,0 +1,138 @@
+"""Losses of SRGAN (Ledig et al. 2017): content (pixel or VGG feature), adversarial, and an
+optional discriminator feature-matching term.
+
+Ranges follow the paper: generator output and HR targets in [-1, 1]. Pixel losses are taken
+there (so the stage-1 MSE is the paper's); VGG features are computed from the images mapped
+to [0, 1] (VGGFeatures normalises them for ImageNet inside).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from srgan.nets.vgg import VGGFeatures, feature_layer_index, parse_layer
+
+PIXEL_TERMS = ("mse", "l1")
+
+
+class ContentLoss(nn.Module):
+    """A weighted sum of content terms: `mse`, `l1`, and VGG19 features (`vgg54`,
+    `vgg54_prerelu`, `vgg22`, any `vggIJ[_prerelu]`).
+
+    A VGG term is MSE(s * phi(SR), s * phi(HR)) with s = `vgg_scale` (paper 1/12.75), so the
+    term scales with s^2. All VGG terms share one network truncated after the deepest layer.
+    `forward` returns the weighted total and each term's unweighted value (for the logs),
+    plus `<term>_raw` (the VGG MSE with s = 1) to calibrate s against the pixel MSE.
+    """
+
+    def __init__(
+        self,
+        terms: dict[str, float],
+        vgg_scale: float = 1.0 / 12.75,
+        vgg_weights: str | None = "imagenet",
+    ) -> None:
+        super().__init__()
+        if not terms:
+            raise ValueError("content loss needs at least one term")
+        self.terms = dict(terms)
+        self.vgg_scale = float(vgg_scale)
+        self.vgg_layers: dict[str, int] = {}
+        for name in self.terms:
+            if name in PIXEL_TERMS:
+                continue
+            block, conv, after_relu = parse_layer(name)
+            self.vgg_layers[name] = feature_layer_index(block, conv, after_relu)
+        self.vgg: VGGFeatures | None = None
+        if self.vgg_layers:
+            deepest = max(self.vgg_layers.values(), key=lambda i: i)
+            name = next(n for n, i in self.vgg_layers.items() if i == deepest)
+            self.vgg = VGGFeatures(name, weights=vgg_weights)  # raises VGGWeightsMissing
+
+    @property
+    def uses_vgg(self) -> bool:
+        return self.vgg is not None
+
+    def _vgg_features(self, x01: torch.Tensor) -> dict[int, torch.Tensor]:
+        assert self.vgg is not None
+        wanted = set(self.vgg_layers.values())
+        out = {}
+        x = (x01 - self.vgg.mean) / self.vgg.std
+        for i, layer in enumerate(self.vgg.features):
+            x = layer(x)
+            if i in wanted:
+                out[i] = x
+        return out
+
+    def forward(
+        self, sr: torch.Tensor, hr: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """`sr` and `hr` in [-1, 1]. Returns (weighted sum, {term: value})."""
+        parts: dict[str, torch.Tensor] = {}
+        total = sr.new_zeros((), dtype=torch.float32)
+        for name in PIXEL_TERMS:
+            if name in self.terms:
+                fn = F.mse_loss if name == "mse" else F.l1_loss
+                parts[name] = fn(sr.float(), hr.float())
+        if self.vgg is not None:
+            with torch.no_grad():
+                real = self._vgg_features((hr + 1) * 0.5)
+            fake = self._vgg_features((sr + 1) * 0.5)
+            s2 = self.vgg_scale * self.vgg_scale
+            for name, index in self.vgg_layers.items():
+                raw = F.mse_loss(fake[index].float(), real[index].float())
+                parts[name] = raw * s2  # == MSE(s * phi(SR), s * phi(HR))
+                parts[f"{name}_raw"] = raw.detach()
+        for name, weight in self.terms.items():
+            total = total + weight * parts[name]
+        return total, parts
+
+
+def generator_adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """-log D(G(LR)) (the paper's non-saturating form), as BCE-with-logits against 1."""
+    ones = torch.ones_like(fake_logits, dtype=torch.float32)
+    return F.binary_cross_entropy_with_logits(fake_logits.float(), ones)
+
+
+def discriminator_loss(
+    real_logits: torch.Tensor | None = None, fake_logits: torch.Tensor | None = None
+) -> torch.Tensor:
+    """BCE of D on real (label 1) and/or generated (label 0) images, summed over those given
+    (the trainer passes them one at a time, each pass with its own backward)."""
+    terms = []
+    if real_logits is not None:
+        ones = torch.ones_like(real_logits, dtype=torch.float32)
+        terms.append(F.binary_cross_entropy_with_logits(real_logits.float(), ones))
+    if fake_logits is not None:
+        zeros = torch.zeros_like(fake_logits, dtype=torch.float32)
+        terms.append(F.binary_cross_entropy_with_logits(fake_logits.float(), zeros))
+    if not terms:
+        raise ValueError("discriminator_loss needs real or fake logits")
+    return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
+
+def discriminator_features(
+    disc: nn.Module, x: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """One pass through the SRGAN Discriminator returning (logits, activations after each
+    LeakyReLU of its feature stack), for the feature-matching term."""
+    feats = []
+    h = x
+    for layer in disc.features:
+        h = layer(h)
+        if isinstance(layer, nn.LeakyReLU):
+            feats.append(h)
+    logits = disc.classifier(disc.pool(h)).squeeze(1)
+    return logits, feats
+
+
+def feature_matching_loss(fake: list[torch.Tensor], real: list[torch.Tensor]) -> torch.Tensor:
+    """Mean over layers of L1(D_l(SR), D_l(HR)), HR features as constants.
+
+    Not in the SRGAN paper: a perceptual signal for the offline (no-VGG) variant, taken from
+    the discriminator that is being trained anyway (Salimans et al. 2016 match batch means;
+    like pix2pixHD we match per-sample features, which keeps the sharpness it rewards).
+    """
+    terms = [F.l1_loss(f.float(), r.detach().float()) for f, r in zip(fake, real, strict=True)]
+    return torch.stack(terms).mean()

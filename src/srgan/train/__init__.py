@@ -1,0 +1,1 @@
+"""Training: configs, the two-stage loop, checkpoints, DDP, export (see docs/training.md)."""

@@ -1,0 +1,112 @@
+"""Training checkpoints: atomic writes, last-K rotation, and loading that never unpickles
+objects (torch.load(weights_only=True)) and falls back past truncated files.
+
+A checkpoint holds only tensors, numbers, strings, lists, tuples and dicts: model, EMA and
+optimiser state dicts, the step, RNG states (torch, CUDA, Python, each rank's data
+generator) and a few counters. The LR schedule is a pure function of the step, so it needs
+no state of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "srgan-train-checkpoint"
+VERSION = 1
+NAME_RE = re.compile(r"step_(\d+)\.pt$")
+
+
+class CheckpointError(ValueError):
+    """No usable checkpoint, or a checkpoint that is not ours."""
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step_{step:09d}.pt"
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_torch_save(obj: Any, path: Path) -> Path:
+    """torch.save to a temp file in the same folder, fsync, rename over `path`, fsync folder:
+    a crash at any point leaves either the old file or the complete new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def save_checkpoint(state: dict[str, Any], folder: Path, step: int, keep: int) -> Path:
+    """Write `folder/step_N.pt` and delete all but the newest `keep` step checkpoints."""
+    state = {"format": FORMAT, "version": VERSION, **state}
+    path = atomic_torch_save(state, Path(folder) / checkpoint_name(step))
+    for old in list_checkpoints(folder)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    """Step checkpoints in `folder`, oldest first (best.pt and temp files excluded)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := NAME_RE.fullmatch(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load one checkpoint safely; a truncated or foreign file raises CheckpointError."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # zip errors, EOF, unpickling refused: all mean "not usable"
+        why = f"{type(exc).__name__}: {exc}"
+        raise CheckpointError(f"{path}: unreadable checkpoint ({why})") from exc
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an srgan training checkpoint")
+    if state.get("version") != VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {state.get('version')} unsupported")
+    return state
+
+
+def load_latest(
+    folder: Path, map_location: str | torch.device = "cpu", log=print
+) -> tuple[Path, dict[str, Any]]:
+    """The newest checkpoint in `folder` that loads; damaged newer ones are reported and skipped."""
+    candidates = list_checkpoints(folder)
+    if not candidates:
+        raise CheckpointError(f"no checkpoint in {folder}")
+    errors = []
+    for path in reversed(candidates):
+        try:
+            return path, load_checkpoint(path, map_location)
+        except CheckpointError as exc:
+            errors.append(str(exc))
+            log(f"warning: {exc}; trying the previous checkpoint")
+    raise CheckpointError(f"no usable checkpoint in {folder}:\n  " + "\n  ".join(errors))

@@ -1,0 +1,445 @@
+"""Training configuration: typed sections, packaged TOML configs, `--set key=value` overrides.
+
+A config is a TOML file with the sections below. Every key has a type and a default here; a
+file (or an override) that names an unknown key or gives a value of the wrong type is an error
+that says which key and what was expected, so a typo never silently trains the wrong thing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import math
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+STAGES = ("srresnet", "srgan")
+SCHEDULES = ("constant", "multistep", "cosine")
+AMP_MODES = ("auto", "bf16", "none")
+SAMPLING = ("image", "area")
+EXPORT_WHICH = ("best", "last")
+PIXEL_LOSSES = ("mse", "l1")
+PAPER_VGG_SCALE = 1.0 / 12.75
+
+
+class ConfigError(ValueError):
+    """A config file or override is malformed; the message names the key."""
+
+
+@dataclass
+class RunSection:
+    """Where the run folder goes and what seeds it."""
+
+    name: str = ""  # run folder name under `dir`; "" = the config's name
+    based_on: str = ""  # the packaged config or file this run started from (set at start)
+    dir: str = "runs"
+    seed: int = 0
+    device: str = "auto"  # auto = cuda if available, else cpu; or "cpu", "cuda", "cuda:1"
+
+
+@dataclass
+class ModelSection:
+    """The generator (SRResNet) and, for stage 2, where its weights start from."""
+
+    scale: int = 4
+    num_blocks: int = 16
+    channels: int = 64
+    init: str = ""  # stage 2: a generator .safetensors or a stage-1 run folder
+
+
+@dataclass
+class DiscriminatorSection:
+    base_channels: int = 64
+
+
+@dataclass
+class DataSection:
+    """Training images: HR folders (decoded once, kept in memory on the training device)."""
+
+    train: list[str] = field(default_factory=lambda: ["data/DIV2K/DIV2K_train_HR"])
+    train_lr: list[str] = field(default_factory=list)  # paired LR folders, same order as train
+    val: str = ""  # folder of HR images for validation; "" = no validation
+    val_max_images: int = 0  # 0 = all
+    crop: int = 96  # HR crop size (LR crop = crop / scale)
+    augment: bool = True  # random flips and 90-degree rotations
+    sample: str = "image"  # image: each image equally likely; area: by pixel count
+    quantize_lr: bool = True  # round LR crops to 8 bits, like LR images saved as PNG
+    device: str = "auto"  # where decoded images live: auto = the training device, or "cpu"
+    max_images: int = 0  # use at most this many training images (0 = all)
+
+
+@dataclass
+class TrainSection:
+    """The optimisation: stage, steps, batch, Adam, LR schedule, EMA, clipping, precision."""
+
+    stage: str = "srresnet"
+    steps: int = 100_000
+    batch_size: int = 16  # per process (per GPU); the global batch is this x world size
+    lr: float = 1e-4
+    d_lr: float = 0.0  # discriminator lr; 0 = same as lr
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    milestones: list[int] = field(default_factory=list)  # multistep: steps where lr *= gamma
+    gamma: float = 0.1
+    warmup_steps: int = 0  # linear warmup from lr/warmup_steps
+    min_lr: float = 0.0  # cosine: the final lr
+    grad_clip: float = 0.0  # max global grad norm; 0 = off
+    ema: float = 0.0  # EMA decay of the generator weights (e.g. 0.999); 0 = off
+    max_bad_steps: int = 20  # stop after this many non-finite losses in a row
+    amp: str = "auto"  # auto = bf16 autocast on CUDA, fp32 on CPU
+    channels_last: bool = True  # channels_last memory format (on CUDA)
+    compile: bool = False  # torch.compile the networks (CUDA; slow first steps)
+
+
+@dataclass
+class LossSection:
+    """Losses (stage 1 uses only `content`). Content terms are a weighted sum:
+    {vgg54 = 1.0}, {mse = 1.0, vgg22 = 0.1}."""
+
+    content: dict[str, float] = field(default_factory=lambda: {"mse": 1.0})
+    vgg_scale: float = PAPER_VGG_SCALE  # features multiplied by this before the MSE
+    vgg_weights: str = "imagenet"  # "imagenet" (torch hub cache / download) or a file path
+    adversarial: float = 1e-3  # weight of -log D(G(LR))
+    feature_matching: float = 0.0  # weight of the L1 discriminator feature-matching term
+
+
+@dataclass
+class LogSection:
+    """Progress, logs, validation, checkpoints, export."""
+
+    every: int = 100  # JSON-lines / TensorBoard scalars every N steps
+    val_every: int = 1000
+    ckpt_every: int = 1000
+    keep: int = 3  # last K checkpoints kept (best.pt is kept apart)
+    val_images: int = 2  # LR|SR|HR strips saved to val/ per validation
+    tensorboard: bool = True  # when the tensorboard package is importable
+    progress: bool = True  # tqdm progress bar
+    export: str = "best"  # generator.safetensors = best validated (or last) weights
+
+
+@dataclass
+class Config:
+    run: RunSection = field(default_factory=RunSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    discriminator: DiscriminatorSection = field(default_factory=DiscriminatorSection)
+    data: DataSection = field(default_factory=DataSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    loss: LossSection = field(default_factory=LossSection)
+    log: LogSection = field(default_factory=LogSection)
+    source: str = ""  # the config's name or path (not a TOML key)
+
+    # ------------------------------------------------------------------------- access
+
+    def get(self, key: str) -> Any:
+        section, name = _split_key(key)
+        return getattr(getattr(self, section), name)
+
+    def set(self, key: str, value: Any) -> None:
+        """Set `section.name` (or `loss.content.TERM`) to `value`, type-checked."""
+        parts = key.split(".")
+        if len(parts) == 3 and parts[0] == "loss" and parts[1] == "content":
+            weight = _coerce(value, float, key)
+            content = dict(self.loss.content)
+            content[parts[2]] = weight
+            self.loss.content = content
+            return
+        section, name = _split_key(key)
+        hint = _field_types()[section][name]
+        setattr(getattr(self, section), name, _coerce(value, hint, key))
+
+    def flat(self) -> dict[str, Any]:
+        out = {}
+        for section, names in _field_types().items():
+            for name in names:
+                out[f"{section}.{name}"] = getattr(getattr(self, section), name)
+        return out
+
+    @property
+    def name(self) -> str:
+        if self.run.name:
+            return self.run.name
+        return Path(self.source).stem if self.source else "run"
+
+    # ------------------------------------------------------------------------- checks
+
+    def validate(self) -> Config:
+        """Check values that types alone cannot (enums, ranges, cross-field rules)."""
+        t, d, m, lo = self.train, self.data, self.model, self.loss
+
+        def need(ok: bool, key: str, msg: str) -> None:
+            if not ok:
+                raise ConfigError(f"{key}: {msg} (got {self.get(key)!r})")
+
+        need(t.stage in STAGES, "train.stage", f"one of {STAGES}")
+        need(t.schedule in SCHEDULES, "train.schedule", f"one of {SCHEDULES}")
+        need(t.amp in AMP_MODES, "train.amp", f"one of {AMP_MODES}")
+        need(d.sample in SAMPLING, "data.sample", f"one of {SAMPLING}")
+        need(self.log.export in EXPORT_WHICH, "log.export", f"one of {EXPORT_WHICH}")
+        need(m.scale in (2, 4, 8), "model.scale", "2, 4 or 8")
+        need(m.num_blocks >= 0, "model.num_blocks", ">= 0")
+        need(m.channels >= 1, "model.channels", ">= 1")
+        need(self.discriminator.base_channels >= 1, "discriminator.base_channels", ">= 1")
+        need(d.crop >= m.scale and d.crop % m.scale == 0, "data.crop",
+             f"a positive multiple of model.scale ({m.scale})")
+        need(len(d.train) >= 1, "data.train", "at least one folder")
+        need(not d.train_lr or len(d.train_lr) == len(d.train), "data.train_lr",
+             f"empty or one LR folder per data.train folder ({len(d.train)})")
+        need(t.steps >= 1, "train.steps", ">= 1")
+        need(t.batch_size >= 1, "train.batch_size", ">= 1")
+        need(t.lr > 0 and math.isfinite(t.lr), "train.lr", "> 0")
+        need(t.d_lr >= 0, "train.d_lr", ">= 0")
+        need(len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas), "train.betas",
+             "two numbers in [0, 1)")
+        need(0 <= t.ema < 1, "train.ema", "in [0, 1)")
+        need(t.grad_clip >= 0, "train.grad_clip", ">= 0")
+        need(t.warmup_steps >= 0, "train.warmup_steps", ">= 0")
+        need(t.max_bad_steps >= 1, "train.max_bad_steps", ">= 1")
+        need(all(s > 0 for s in t.milestones), "train.milestones", "positive steps")
+        need(lo.vgg_scale > 0, "loss.vgg_scale", "> 0")
+        need(lo.adversarial >= 0, "loss.adversarial", ">= 0")
+        need(lo.feature_matching >= 0, "loss.feature_matching", ">= 0")
+        need(bool(lo.content), "loss.content", "at least one term, e.g. {mse = 1.0}")
+        for term, weight in lo.content.items():
+            if term not in PIXEL_LOSSES:
+                try:
+                    from srgan.nets.vgg import parse_layer
+
+                    parse_layer(term)
+                except ValueError:
+                    raise ConfigError(
+                        f"loss.content: unknown term {term!r}; use mse, l1, vgg54, "
+                        "vgg54_prerelu, vgg22 (any vggIJ[_prerelu])"
+                    ) from None
+            if not (weight >= 0 and math.isfinite(weight)):
+                raise ConfigError(f"loss.content.{term}: weight must be >= 0, got {weight}")
+        for key in ("log.every", "log.val_every", "log.ckpt_every", "log.keep"):
+            need(self.get(key) >= 1, key, ">= 1")
+        return self
+
+    def uses_vgg(self) -> bool:
+        return any(t not in PIXEL_LOSSES for t in self.loss.content)
+
+    # ------------------------------------------------------------------------- TOML out
+
+    def to_toml(self, header: str = "") -> str:
+        """The resolved config as TOML that `load_config` reads back to an equal Config."""
+        lines = [f"# {line}" for line in header.splitlines()] if header else []
+        for section, names in _field_types().items():
+            lines.append(f"\n[{section}]")
+            for name in names:
+                lines.append(f"{name} = {_toml_value(getattr(getattr(self, section), name))}")
+        return "\n".join(lines).lstrip("\n") + "\n"
+
+
+# ----------------------------------------------------------------------------- types
+
+
+@functools.cache
+def _field_types() -> dict[str, dict[str, Any]]:
+    """{section: {name: type hint}} from the dataclasses, in declaration order."""
+    out: dict[str, dict[str, Any]] = {}
+    for f in dataclasses.fields(Config):
+        if f.name == "source":
+            continue
+        cls = typing.get_type_hints(Config)[f.name]
+        out[f.name] = dict(typing.get_type_hints(cls))
+    return out
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    types_ = _field_types()
+    parts = key.split(".")
+    if len(parts) != 2 or parts[0] not in types_ or parts[1] not in types_[parts[0]]:
+        everything = [f"{s}.{n}" for s, ns in types_.items() for n in ns]
+        close = difflib.get_close_matches(key, everything, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(f"unknown config key {key!r}{hint}")
+    return parts[0], parts[1]
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) if not typing.get_args(hint) else str(hint)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check `value` against a type hint; ints pass as floats, a string as a one-item list."""
+    origin = typing.get_origin(hint)
+    bad = ConfigError(f"{key}: expected {_type_name(hint)}, got {value!r}")
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise bad
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if isinstance(value, str) and item is str:
+            value = [value]
+        if not isinstance(value, list | tuple):
+            raise bad
+        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        _, item = typing.get_args(hint)
+        if isinstance(value, str):  # `--set loss.content=vgg54`: one term, weight 1
+            value = {value: 1.0}
+        elif isinstance(value, list | tuple):  # ["vgg54", "mse"] or [["vgg54", 1.0], ...]
+            pairs = {}
+            for v in value:
+                if isinstance(v, str):
+                    pairs[v] = 1.0
+                elif isinstance(v, list | tuple) and len(v) == 2 and isinstance(v[0], str):
+                    pairs[v[0]] = v[1]
+                else:
+                    raise bad
+            value = pairs
+        if not isinstance(value, dict):
+            raise bad
+        return {str(k): _coerce(v, item, f"{key}.{k}") for k, v in value.items()}
+    if isinstance(hint, types.UnionType):  # not used today; keep the error clear
+        raise ConfigError(f"{key}: unsupported type {hint}")
+    raise ConfigError(f"{key}: unsupported type {hint}")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        text = repr(value)
+        return text if any(c in text for c in ".en") else text + ".0"
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        escaped = escaped.replace("\n", "\\n").replace("\t", "\\t")
+        return f'"{escaped}"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{" + items + "}" if items else "{}"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def _toml_key(key: str) -> str:
+    if key and all(c.isalnum() or c in "_-" for c in key):
+        return key
+    return _toml_value(key)
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def packaged_configs() -> dict[str, Path]:
+    """Names and paths of the configs shipped in the package (srresnet_x4, srgan_x4, ...)."""
+    folder = Path(str(resources.files("srgan") / "configs"))
+    return {p.stem: p for p in sorted(folder.glob("*.toml"))}
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    shipped = packaged_configs()
+    if isinstance(name_or_path, str) and name_or_path in shipped:
+        return shipped[name_or_path]
+    path = Path(name_or_path)
+    if path.is_dir() and (path / "config.toml").is_file():
+        return path / "config.toml"  # a run folder
+    if path.is_file():
+        return path
+    names = ", ".join(shipped) or "none"
+    raise ConfigError(f"{name_or_path}: no such config file or packaged config (packaged: {names})")
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "") -> Config:
+    """Build a Config from parsed TOML: every key must exist and have the right type."""
+    cfg = Config(source=source)
+    types_ = _field_types()
+    for section, values in raw.items():
+        if section not in types_:
+            close = difflib.get_close_matches(section, list(types_), n=2)
+            hint = f"; did you mean [{close[0]}]?" if close else ""
+            raise ConfigError(f"{source}: unknown section [{section}]{hint}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: [{section}] must be a table, got {values!r}")
+        for name, value in values.items():
+            try:
+                cfg.set(f"{section}.{name}", value)
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
+    return cfg
+
+
+def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """A packaged config by name (`srresnet_x4`) or a TOML path, then `key=value` overrides."""
+    path = resolve_config_path(name_or_path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    source = str(name_or_path) if str(name_or_path) in packaged_configs() else str(path)
+    cfg = config_from_dict(raw, source=source)
+    apply_overrides(cfg, overrides)
+    return cfg.validate()
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'train.batch_size=32' -> ('train.batch_size', 32).
+
+    The value is read as a TOML value (numbers, true/false, "strings", [lists], {tables});
+    anything that is not valid TOML is taken as a plain string, and `[a,b]` with bare words
+    as a list of strings, so shell-friendly `data.train=[dir1,dir2]` works unquoted.
+    """
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected key=value")
+    key, value = text.split("=", 1)
+    key, value = key.strip(), value.strip()
+    if not key:
+        raise ConfigError(f"override {text!r}: empty key")
+    try:
+        return key, tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        pass
+    if value.startswith("[") and value.endswith("]"):
+        inner = value[1:-1].strip()
+        return key, [v.strip().strip("'\"") for v in inner.split(",")] if inner else []
+    return key, value
+
+
+def _is_str_key(key: str) -> bool:
+    parts = key.split(".")
+    if len(parts) != 2:
+        return False
+    return _field_types().get(parts[0], {}).get(parts[1]) is str
+
+
+def apply_overrides(cfg: Config, overrides: list[str] | tuple[str, ...]) -> Config:
+    for text in overrides:
+        key, value = parse_override(text)
+        if not isinstance(value, str) and _is_str_key(key):
+            value = text.split("=", 1)[1].strip()  # run.name=2024 is a name, not a number
+        try:
+            cfg.set(key, value)
+        except ConfigError as exc:
+            raise ConfigError(f"--set {text}: {exc}") from None
+    return cfg

@@ -1,0 +1,99 @@
+"""torchrun support: one process per GPU (or CPU process with gloo), set up from the env vars
+torchrun exports (WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR, MASTER_PORT).
+
+Rank 0 does all file output (logs, validation, checkpoints, export); every rank trains.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def pick_device(requested: str, local_rank: int = 0) -> torch.device:
+    """"auto" -> this rank's GPU when CUDA is available, else the CPU."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank % torch.cuda.device_count())
+        return torch.device("cpu")
+    device = torch.device(requested)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"run.device={requested!r} but CUDA is not available")
+        if device.index is None:
+            device = torch.device("cuda", local_rank % torch.cuda.device_count())
+    return device
+
+
+def init_distributed(requested_device: str = "auto") -> tuple[DistInfo, torch.device]:
+    """Join the process group when launched by torchrun with WORLD_SIZE > 1.
+
+    NCCL on CUDA, gloo on CPU. A single process returns DistInfo() and does nothing.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo(), pick_device(requested_device)
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(requested_device, local_rank)
+    if not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+            dist.init_process_group("nccl", device_id=device, timeout=timedelta(minutes=30))
+        else:
+            dist.init_process_group("gloo", timeout=timedelta(minutes=30))
+    return DistInfo(rank, local_rank, world), device
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()
+
+
+def broadcast_object(info: DistInfo, obj: Any) -> Any:
+    """Rank 0's `obj` on every rank (e.g. an error message or the run folder)."""
+    if not info.enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def all_gather_object(info: DistInfo, obj: Any) -> list[Any]:
+    if not info.enabled:
+        return [obj]
+    out: list[Any] = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def all_reduce_max_(info: DistInfo, tensor: torch.Tensor) -> torch.Tensor:
+    """In place: the element-wise max over ranks (flags: any rank saw NaN / was signalled)."""
+    if info.enabled:
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor

@@ -1,0 +1,111 @@
+"""What a run reports: a tqdm progress bar, a JSON-lines log of scalars and events, and
+TensorBoard scalars and image grids when the optional `tensorboard` package is installed.
+Only rank 0 reports; other ranks get a silent logger."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN/inf
+    if isinstance(value, torch.Tensor):
+        return _jsonable(value.item()) if value.numel() == 1 else value.tolist()
+    return value
+
+
+class RunLogger:
+    """Writes `log.jsonl` (one JSON object per line, flushed), drives the progress bar and,
+    when available, a TensorBoard writer in `tb/`."""
+
+    def __init__(
+        self,
+        run_dir: Path | None,
+        total_steps: int = 0,
+        start_step: int = 0,
+        progress: bool = True,
+        tensorboard: bool = True,
+        active: bool = True,
+    ) -> None:
+        self.active = active and run_dir is not None
+        self.run_dir = run_dir
+        self._file = None
+        self._bar = None
+        self._tb = None
+        if not self.active:
+            return
+        assert run_dir is not None
+        self._file = open(run_dir / "log.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        if progress:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
+                smoothing=0.05, file=sys.stderr,
+            )
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                self.message("tensorboard is not installed: TensorBoard logging off "
+                             "(pip install 'srgan[tensorboard]'); log.jsonl has the same scalars")
+            else:
+                self._tb = SummaryWriter(str(run_dir / "tb"))
+
+    # ------------------------------------------------------------------- text
+
+    def message(self, text: str) -> None:
+        """A human line on stderr that does not break the progress bar."""
+        if not self.active:
+            return
+        if self._bar is not None:
+            self._bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def event(self, kind: str, **fields: Any) -> None:
+        self.record({"event": kind, **fields})
+
+    def record(self, data: dict[str, Any]) -> None:
+        if not self.active or self._file is None:
+            return
+        data = {"time": round(time.time(), 3), **{k: _jsonable(v) for k, v in data.items()}}
+        self._file.write(json.dumps(data) + "\n")
+        self._file.flush()
+
+    # ------------------------------------------------------------------- scalars
+
+    def scalars(self, step: int, values: dict[str, float], prefix: str = "train") -> None:
+        self.record({"step": step, **{f"{prefix}/{k}": v for k, v in values.items()}})
+        if self._tb is not None:
+            for k, v in values.items():
+                if isinstance(v, int | float) and math.isfinite(v):
+                    self._tb.add_scalar(f"{prefix}/{k}", v, step)
+
+    def progress(self, steps: int, postfix: dict[str, str]) -> None:
+        if self._bar is not None:
+            self._bar.update(steps)
+            self._bar.set_postfix(postfix, refresh=False)
+
+    def image(self, tag: str, step: int, chw_uint8: torch.Tensor) -> None:
+        if self._tb is not None:
+            self._tb.add_image(tag, chw_uint8.cpu(), step, dataformats="CHW")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
