@@ -1,0 +1,126 @@
+"""Robustness: bit-exact resume after SIGKILL, damaged checkpoints, NaN steps, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+import test_train as base
+import torch
+from test_train import read_log, run_cli, tiny_config
+
+from srgan.train.checkpoint import list_checkpoints, load_checkpoint
+from srgan.train.loop import DebugHooks, TrainingDiverged, run_training
+
+image_dirs = base.image_dirs  # the shared fixtures: tiny images, one thread
+one_thread = base.one_thread
+
+# Stage 2 with everything that carries state: D, EMA, warmup + cosine, clipping, FM term.
+FULL = ["train.steps=12", "log.ckpt_every=4", "log.keep=5", "train.ema=0.9",
+        "train.schedule=cosine", "train.warmup_steps=3", "train.grad_clip=1.0",
+        "loss.feature_matching=0.1", "log.every=4", "log.val_every=6", "train.lr=1e-3"]
+
+
+def assert_same_state(a: dict, b: dict, path: str = "") -> None:
+    """Every tensor and number of two checkpoints equal, bit for bit."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape, path
+        assert torch.equal(a, b), f"{path} differs"
+    elif isinstance(a, dict):
+        assert set(a) == set(b), path
+        for k in a:
+            if k in ("train_seconds", "config"):
+                continue
+            assert_same_state(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_state(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, f"{path}: {a!r} != {b!r}"
+
+
+def test_resume_after_sigkill_is_bit_exact(image_dirs, tmp_path):
+    train, val = image_dirs
+    sets = [f"data.train=[{train}]", f"data.val={val}"]
+    cfg = tiny_config(image_dirs, *FULL, config="srgan_mse_x4")
+    run_training(cfg, tmp_path / "whole")  # uninterrupted, in this process (1 thread)
+
+    args = ["train", "srgan_mse_x4", *[a for s in [*base.TINY, *sets, *FULL] for a in ("--set", s)],
+            "--run-dir", str(tmp_path / "cut")]
+    killed = run_cli(*args, env={"SRGAN_TEST_HOOKS": json.dumps({"kill_at": 7})})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert [p.name for p in list_checkpoints(tmp_path / "cut" / "checkpoints")] == [
+        "step_000000004.pt"]
+    resumed = run_cli("train", "--resume", str(tmp_path / "cut"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "step_000000004.pt" in resumed.stderr
+
+    whole = load_checkpoint(tmp_path / "whole" / "checkpoints" / "step_000000012.pt")
+    cut = load_checkpoint(tmp_path / "cut" / "checkpoints" / "step_000000012.pt")
+    assert_same_state(whole, cut)
+    events = [r.get("event") for r in read_log(tmp_path / "cut")]
+    assert events.count("start") == 1 and events.count("resume") == 1
+
+
+def test_truncated_checkpoint_falls_back_to_the_previous_one(image_dirs, tmp_path):
+    cfg = tiny_config(image_dirs, "train.steps=8", "log.ckpt_every=4", "log.keep=3")
+    run_dir = tmp_path / "run"
+    run_training(cfg, run_dir)
+    newest = run_dir / "checkpoints" / "step_000000008.pt"
+    reference = load_checkpoint(newest)
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # cut in half
+
+    messages: list[str] = []
+    result = run_training(tiny_config(image_dirs, "train.steps=8", "log.ckpt_every=4"),
+                          run_dir, resume=True, log=messages.append)
+    assert result.finished
+    assert any("step_000000008.pt" in m and "unreadable" in m for m in messages), messages
+    assert_same_state(reference, load_checkpoint(newest))  # redone from step 4, identically
+
+
+def test_nonfinite_steps_are_skipped_then_stop_the_run(image_dirs, tmp_path):
+    cfg = tiny_config(image_dirs, "train.steps=6", "log.every=2")
+    result = run_training(cfg, tmp_path / "one", hooks=DebugHooks(nan_steps=[3]))
+    assert result.finished
+    events = [r for r in read_log(tmp_path / "one") if r.get("event") == "nonfinite"]
+    assert [(e["step"], e["run"], e["total"]) for e in events] == [(3, 1, 1)]
+    skipped = [r["train/skipped"] for r in read_log(tmp_path / "one") if "train/skipped" in r]
+    assert skipped == [0, 1, 0]
+    state = load_checkpoint(tmp_path / "one" / "checkpoints" / "step_000000006.pt")
+    for name, t in state["generator"].items():  # BatchNorm statistics of the NaN pass undone
+        assert torch.isfinite(t.float()).all(), name
+
+    cfg = tiny_config(image_dirs, "train.steps=20", "log.ckpt_every=2", "train.max_bad_steps=3")
+    with pytest.raises(TrainingDiverged, match=r"3 non-finite losses in a row.*step_000000006"):
+        run_training(cfg, tmp_path / "many", hooks=DebugHooks(nan_steps=[5, 6, 7, 8]))
+    ckpts = list_checkpoints(tmp_path / "many" / "checkpoints")
+    assert [p.name for p in ckpts][-1] == "step_000000006.pt"
+    for path in ckpts:
+        state = load_checkpoint(path)
+        for part in ("generator", "opt_g"):
+            tensors = state[part] if part == "generator" else {
+                f"{i}.{k}": v for i, s in state[part]["state"].items() for k, v in s.items()}
+            for name, t in tensors.items():
+                assert torch.isfinite(t.float()).all(), f"{path.name} {part} {name}"
+    four, six = (load_checkpoint(p) for p in ckpts[-2:])
+    assert_same_state(four["generator"], six["generator"])  # steps 5 and 6 changed nothing
+
+
+def test_sigterm_saves_a_checkpoint_and_time_limit_stops(image_dirs, tmp_path):
+    cfg = tiny_config(image_dirs, "train.steps=50", "log.ckpt_every=100")
+    handler_before = signal.getsignal(signal.SIGTERM)
+    result = run_training(cfg, tmp_path / "term", hooks=DebugHooks(signal_at=3))
+    assert result.stopped == "SIGTERM" and result.exit_code == 128 + signal.SIGTERM
+    assert result.step == 4 and not result.finished
+    assert [p.name for p in list_checkpoints(tmp_path / "term" / "checkpoints")] == [
+        "step_000000004.pt"]
+    assert not (tmp_path / "term" / "generator.safetensors").exists()
+    stopped = [r for r in read_log(tmp_path / "term") if r.get("event") == "stopped"]
+    assert stopped and stopped[0]["reason"] == "SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) is handler_before  # our handler is gone again
+
+    limited = run_training(tiny_config(image_dirs, "train.steps=50"), tmp_path / "term",
+                           resume=True, time_limit=0.0)
+    assert limited.stopped == "time limit" and limited.exit_code == 0 and limited.step == 5
