@@ -358,6 +358,20 @@ def test_bad_model_file_fails_at_start(tmp_path: Path):
         create_app([str(bad)])
 
 
+def test_model_file_gone_after_start_is_a_json_500_and_the_server_lives_on(
+        tiny_model_path: Path, tmp_path: Path):
+    copy = tmp_path / "gone_x4.safetensors"
+    copy.write_bytes(tiny_model_path.read_bytes())
+    app = create_app([str(copy)], device="cpu")
+    copy.unlink()
+    with TestClient(app) as c:
+        r = upload(c, png_bytes())
+        assert r.status_code == 500
+        assert r.json()["detail"].startswith("model 'gone_x4' cannot be loaded")
+        assert upload(c, png_bytes(), model="bicubic").status_code == 200
+        assert c.get("/healthz").status_code == 200
+
+
 def test_serve_command_help():
     from click.testing import CliRunner
 

@@ -442,7 +442,11 @@ class Service:
                 pixels = resize_to(data.pixels, data.height, data.width, outscale)
                 result = data.with_pixels(pixels)
             else:
-                up = self.upscaler(entry.name)
+                try:
+                    up = self.upscaler(entry.name)
+                except ModelFileError as exc:  # the file changed or vanished since start-up
+                    raise BadRequest(500, f"model {entry.name!r} cannot be loaded: {exc}"
+                                     ) from None
                 scale = None if outscale == up.scale else outscale
                 try:
                     result = up.upscale_image(data, outscale=scale, tta=tta)
@@ -615,7 +619,7 @@ def create_app(
         scale = float(outscale if outscale is not None else (entry.scale or 4))
         if not math.isfinite(scale):
             raise BadRequest(422, "outscale must be a finite number")
-        filename = image.filename or "upload"
+        filename = (image.filename or "upload")[:200]
         queue.check()
         await run_in_threadpool(service.probe, image.file, filename, entry, scale)
         result: Result = await queue.run(service.job, image.file, filename, entry, scale,
