@@ -1,0 +1,82 @@
+"""Stage 2 (SRGAN): alternating G/D updates, init from stage 1, VGG and offline variants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import test_train as base
+import torch
+from click.testing import CliRunner
+from safetensors.torch import save_file
+from test_train import read_log, tiny_config
+
+from srgan.nets import VGGFeatures
+from srgan.train.config import ConfigError
+from srgan.train.distributed import DistInfo
+from srgan.train.loop import Trainer, run_training
+from srgan.weights import load_generator
+
+image_dirs = base.image_dirs  # the shared fixtures: tiny images, one thread
+one_thread = base.one_thread
+
+
+def test_srgan_mse_lowers_its_content_loss_on_any_crop_size(image_dirs, tmp_path):
+    # 24px crops: the discriminator is not tied to the paper's 96
+    cfg = tiny_config(image_dirs, "train.steps=50", "train.lr=3e-3", "log.every=10",
+                      "data.crop=24", "log.val_every=1000", config="srgan_mse_x4")
+    result = run_training(cfg, tmp_path / "gan")
+    assert result.finished
+    content = [h["content_mse"] for h in result.history]
+    assert np.mean(content[-2:]) < 0.8 * content[0], content
+    last = result.history[-1]
+    for key in ("loss", "adv", "d_loss", "d_real", "d_fake"):
+        assert np.isfinite(last[key]), key
+    assert 0 < last["d_real"] < 1 and 0 < last["d_fake"] < 1
+    assert last["loss"] == pytest.approx(last["content_mse"] + 1e-3 * last["adv"], rel=1e-3)
+    records = [r for r in read_log(tmp_path / "gan") if "train/d_loss" in r]
+    assert records and "train/adv" in records[0]
+
+
+def test_stage2_starts_from_a_stage1_run(image_dirs, tmp_path):
+    stage1 = tmp_path / "stage1"
+    run_training(tiny_config(image_dirs, "train.steps=3"), stage1)
+    init = load_generator(stage1 / "generator.safetensors")
+    cfg = tiny_config(image_dirs, f"model.init={stage1}", config="srgan_mse_x4")
+    trainer = Trainer(cfg, tmp_path / "s2", DistInfo(), torch.device("cpu"))
+    for k, v in init.state_dict().items():
+        assert torch.equal(trainer.g.state_dict()[k], v), k
+    wrong = tiny_config(image_dirs, f"model.init={stage1}", "model.channels=16",
+                        config="srgan_mse_x4")
+    with pytest.raises(ConfigError, match="model.init"):
+        Trainer(wrong, tmp_path / "s3", DistInfo(), torch.device("cpu"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ConfigError, match="no generator.safetensors"):
+        Trainer(tiny_config(image_dirs, f"model.init={empty}", config="srgan_mse_x4"),
+                tmp_path / "s4", DistInfo(), torch.device("cpu"))
+
+
+def test_vgg_content_and_feature_matching_are_logged(image_dirs, tmp_path):
+    torch.manual_seed(3)
+    state = VGGFeatures("vgg22", weights=None).state_dict()
+    vgg = tmp_path / "vgg_part.safetensors"
+    save_file({k: v for k, v in state.items() if k.startswith("features.")}, str(vgg))
+    cfg = tiny_config(image_dirs, "train.steps=4", "log.every=2", f"loss.vgg_weights={vgg}",
+                      "loss.content={vgg22=1.0}", "loss.feature_matching=0.1",
+                      config="srgan_x4")
+    result = run_training(cfg, tmp_path / "vgg")
+    last = result.history[-1]
+    assert {"content_vgg22", "content_vgg22_raw", "pixel_mse", "fm", "adv"} <= set(last)
+    assert last["content_vgg22"] == pytest.approx(last["content_vgg22_raw"] / 12.75**2, rel=1e-4)
+
+
+def test_vgg_run_without_weights_fails_at_start(tmp_path):
+    from srgan.train.command import train
+
+    # the training folder does not exist: the VGG check must come before any data loading
+    res = CliRunner().invoke(train, [
+        "srgan_x4", "--set", f"loss.vgg_weights={tmp_path}/absent.pth",
+        "--set", f"data.train=[{tmp_path}/not_decoded_yet]", "--run-dir", str(tmp_path / "run")])
+    assert res.exit_code == 1, res.output
+    assert "ImageNet VGG19 weights are needed" in res.output
+    assert "srgan_mse_x4" in res.output and "Traceback" not in res.output
