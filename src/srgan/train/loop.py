@@ -61,7 +61,7 @@ class DebugHooks:
     kill_at: int = 0  # SIGKILL this process right after step N
     signal_at: int = 0  # send SIGTERM to this process after step N
     nan_steps: list[int] = field(default_factory=list)  # steps (1-based) given a NaN batch
-    dump_weights: str = ""  # folder: each rank writes rank<R>.pt of its generator at the end
+    dump_weights: str = ""  # folder: each rank writes rank<R>.pt of its G and D at the end
 
     @classmethod
     def from_env(cls) -> DebugHooks:
@@ -618,8 +618,10 @@ class Trainer:
         if hooks.dump_weights:
             folder = Path(hooks.dump_weights)
             folder.mkdir(parents=True, exist_ok=True)
-            torch.save({k: v.cpu() for k, v in self.g.named_parameters()},
-                       folder / f"rank{self.dist.rank}.pt")
+            params = {f"g.{k}": v.detach().cpu() for k, v in self.g.named_parameters()}
+            if self.d is not None:
+                params.update({f"d.{k}": v.detach().cpu() for k, v in self.d.named_parameters()})
+            torch.save(params, folder / f"rank{self.dist.rank}.pt")
         return result
 
 
