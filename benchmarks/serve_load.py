@@ -278,7 +278,11 @@ def verdict(report: dict, alive: bool) -> list[str]:
         problems.append(f"slow clients got {slow['outcomes']}")
     for name, res in report["abuse"].items():
         o = res["outcome"]
-        if not (o.startswith("HTTP 4") or o in ("closed", "reset")):
+        # a client still pushing bytes when the server answers and closes may see the TCP
+        # reset before the answer: fine for these two (the header one is uvicorn's own 400)
+        closed_ok = name in ("declared 100 MB", "header line 200 KB") and o in ("closed",
+                                                                                "reset")
+        if not (o.startswith("HTTP 4") or closed_ok):
             problems.append(f"abuse case {name!r}: {o}")
     if report.get("healthz_after") != 200 or not alive:
         problems.append("server not healthy at the end")

@@ -303,6 +303,47 @@ def test_408_when_an_upload_stalls():
     assert b"stalled" in sent[1]["body"]
 
 
+def _run_guard(headers: list, chunks: list[bytes]) -> tuple[list, int]:
+    """Drive the middleware with a body in chunks; return (messages sent, chunks consumed)."""
+    consumed = 0
+
+    async def receive():
+        nonlocal consumed
+        if consumed >= len(chunks):
+            await asyncio.sleep(3600)
+        consumed += 1
+        return {"type": "http.request", "body": chunks[consumed - 1],
+                "more_body": consumed < len(chunks)}
+
+    async def app(scope, receive, send):
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    guard = BodyLimit(app, limit=1000, idle_timeout=1, total_timeout=5, drain=5000)
+    scope = {"type": "http", "method": "POST", "path": "/v1/upscale", "headers": headers}
+    asyncio.run(asyncio.wait_for(guard(scope, receive, send), 5))
+    return sent, consumed
+
+
+def test_413_drains_a_slightly_oversized_body_so_the_client_can_read_the_answer():
+    chunks = [b"x" * 500] * 6  # 3000 bytes: over the limit, within the drain budget
+    sent, consumed = _run_guard([(b"content-length", b"3000")], chunks)
+    assert sent[0]["status"] == 413 and consumed == 6  # all read, then answered
+    sent, consumed = _run_guard([(b"content-length", b"100000000")], chunks)
+    assert sent[0]["status"] == 413 and consumed == 0  # far too big: answered at once
+    sent, consumed = _run_guard([], chunks)  # no length: counted, cut, drained
+    assert sent[0]["status"] == 413 and consumed == 6
+    sent, consumed = _run_guard([(b"content-length", b"1000")], [b"x" * 500] * 2)
+    assert sent[0]["status"] == 200 and consumed == 2
+
+
 # --------------------------------------------------------------------------- other routes
 
 

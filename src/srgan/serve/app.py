@@ -96,28 +96,52 @@ class BodyLimit:
     The counting happens in `receive`, so whatever parses the body (multipart here) gets an
     HTTPException at the first byte over the limit and never holds more than that. The
     exceptions subclass HTTPException so FastAPI's form parsing passes them on untouched.
+
+    Before answering 413, up to `drain` more bytes are read and thrown away: a client that
+    is still sending when the server closes gets a TCP reset and may never see the answer,
+    so a photo somewhat over the limit gets a readable 413 rather than "connection reset".
+    Bodies larger than that are answered at once and the connection is closed.
     """
 
     def __init__(self, app: ASGIApp, limit: int, idle_timeout: float, total_timeout: float,
-                 overhead: int = 0):
+                 overhead: int = 0, drain: int | None = None):
         self.app = app
         self.shown_limit = limit  # what people are told: the file size they may send
         self.limit = limit + overhead  # what is enforced: the whole multipart body
         self.idle_timeout = idle_timeout
         self.total_timeout = total_timeout
+        self.drain = max(limit, 8 << 20) if drain is None else drain
+
+    async def _discard(self, receive: Receive, budget: int, deadline: float) -> None:
+        """Read and drop the rest of a body, within `budget` bytes and the time limits."""
+        while budget > 0:
+            wait = min(self.idle_timeout, deadline - time.monotonic())
+            if wait <= 0:
+                return
+            try:
+                message = await asyncio.wait_for(receive(), wait)
+            except TimeoutError:
+                return
+            if message["type"] != "http.request":
+                return
+            budget -= len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        deadline = time.monotonic() + self.total_timeout
         declared = _content_length(scope)
         if declared is not None and declared > self.limit:
+            if declared <= self.limit + self.drain:
+                await self._discard(receive, declared, deadline)
             detail = BodyTooLarge(self.shown_limit).detail
             await _send_json(send, 413, detail, {"Connection": "close"})
             return
         started = False
         seen = 0
-        deadline = time.monotonic() + self.total_timeout
 
         async def limited_receive() -> Message:
             nonlocal seen
@@ -131,6 +155,8 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
+                    if message.get("more_body", False):
+                        await self._discard(receive, self.drain, deadline)
                     raise BodyTooLarge(self.shown_limit)
             return message
 
