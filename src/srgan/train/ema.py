@@ -15,6 +15,8 @@ class EMA:
         self.model = copy.deepcopy(model).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
+        self._params = list(self.model.parameters())
+        self._buffers = list(self.model.buffers())
 
     def effective_decay(self, step: int) -> float:
         """Warmed up as (1 + step) / (10 + step), so early weights do not linger for long."""
@@ -22,12 +24,12 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
-        d = self.effective_decay(step)
-        ema_p = [p for p in self.model.parameters()]
-        src_p = [p.detach() for p in model.parameters()]
-        torch._foreach_lerp_(ema_p, src_p, 1.0 - d)
-        for e, s in zip(self.model.buffers(), model.buffers(), strict=True):
-            e.copy_(s)
+        """One fused lerp over all parameters and one copy over all buffers (few kernels)."""
+        src_params = [p.detach() for p in model.parameters()]
+        torch._foreach_lerp_(self._params, src_params, 1.0 - self.effective_decay(step))
+        src_buffers = list(model.buffers())
+        if self._buffers:
+            torch._foreach_copy_(self._buffers, src_buffers)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.model.state_dict()

@@ -70,6 +70,15 @@ class DebugHooks:
 
 
 @dataclass
+class StepOutcome:
+    names: list[str]  # logged quantities: "loss", "content_mse", "adv", "d_loss", ...
+    values: list[float]
+    bad: bool  # non-finite: the step was skipped
+    stop_code: float  # 0 go on, 1 signal, 2 time limit (max over ranks)
+    lr: float
+
+
+@dataclass
 class TrainResult:
     run_dir: Path
     step: int
@@ -233,6 +242,8 @@ class Trainer:
         self._snapshot = [b.clone() for b in self._buffers]
         self.g_run: nn.Module = self.g
         self.d_run: nn.Module | None = self.d
+        self.d_for_g: nn.Module | None = self.d
+        self.content_run: nn.Module = self.content
 
     # ------------------------------------------------------------------ plumbing
 
@@ -269,8 +280,11 @@ class Trainer:
                 self.d_run = DDP(self.d, device_ids=ids)
         if self.cfg.train.compile:
             self.g_run = torch.compile(self.g_run)
-            if self.d_run is not None:
+            if self.d_run is not None and self.d is not None:
                 self.d_run = torch.compile(self.d_run)
+                self.d_for_g = torch.compile(self.d)  # D inside the generator's step
+            if self.content.uses_vgg:
+                self.content_run = torch.compile(self.content)
 
     def autocast(self):
         if not self.amp:
@@ -388,7 +402,7 @@ class Trainer:
         checks: list[torch.Tensor] = []
         with self.autocast():
             sr = self.g_run(lr_img)
-            g_loss, parts = self.content(sr, hr_t)
+            g_loss, parts = self.content_run(sr, hr_t)
             if self.gan:
                 assert self.d is not None
                 self.d.requires_grad_(False)
@@ -403,7 +417,8 @@ class Trainer:
                     g_loss = g_loss + fm_weight * fm
                     parts["fm"] = fm
                 else:
-                    fake_logits = self.d(sr)
+                    assert self.d_for_g is not None
+                    fake_logits = self.d_for_g(sr)
                 adv = generator_adversarial_loss(fake_logits)
                 g_loss = g_loss + cfg.loss.adversarial * adv
                 parts["adv"] = adv
@@ -490,12 +505,46 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
+    def train_step(self, want_stop: float = 0.0) -> StepOutcome:
+        """One complete step: batch, losses, gradients, one sync, optimiser steps (or a skip).
+
+        `want_stop` (> 0: stop after this step) is max-reduced over ranks with the NaN flag, so
+        all processes stop, or skip, together.
+        """
+        assert self.data is not None
+        lr_now = self._set_lr()
+        lr_img, hr = self.data.batch(self.cfg.train.batch_size)
+        if self.step + 1 in self.hooks.nan_steps:
+            lr_img = lr_img * float("nan")
+        _copy_all(self._snapshot, self._buffers)
+        names, values, bad = self._forward_backward(lr_img, hr)
+        flags = torch.stack([bad.float(), bad.new_full((), want_stop, dtype=torch.float32)])
+        all_reduce_max_(self.dist, flags)
+        host = torch.cat([flags, torch.stack([v.float() for v in values])]).tolist()
+        is_bad = host[0] > 0
+        if is_bad:
+            _copy_all(self._buffers, self._snapshot)  # undo BN statistics of the bad pass
+            self.opt_g.zero_grad(set_to_none=True)
+            if self.opt_d is not None:
+                self.opt_d.zero_grad(set_to_none=True)
+            self.bad_total += 1
+            self.bad_run += 1
+        else:
+            self.bad_run = 0
+            self.opt_g.step()
+            if self.opt_d is not None:
+                self.opt_d.step()
+            if self.ema is not None:
+                self.ema.update(self.g, self.step)
+        self.step += 1
+        self.patches += self.cfg.train.batch_size * self.dist.world_size
+        return StepOutcome(names, host[2:], is_bad, host[1], lr_now)
+
     def fit(self, logger: RunLogger, time_limit: float | None = None) -> TrainResult:
         assert self.data is not None
         t, lg = self.cfg.train, self.cfg.log
         hooks = self.hooks
-        batch = t.batch_size
-        patches_per_step = batch * self.dist.world_size
+        patches_per_step = t.batch_size * self.dist.world_size
         stop = _StopFlag()
         stop.install()
         result = TrainResult(self.run_dir, self.step, finished=False, best_psnr=self.best_psnr)
@@ -508,54 +557,30 @@ class Trainer:
         t_start = time.monotonic()
         try:
             while self.step < t.steps:
-                lr_now = self._set_lr()
-                lr_img, hr = self.data.batch(batch)
-                if self.step + 1 in hooks.nan_steps:
-                    lr_img = lr_img * float("nan")
-                _copy_all(self._snapshot, self._buffers)
-                names, values, bad = self._forward_backward(lr_img, hr)
-
                 want_stop = 1.0 if stop.signum else 0.0
                 if time_limit is not None and time.monotonic() - t_start > time_limit:
                     want_stop = 2.0
-                flags = torch.stack([bad.float(), torch.tensor(want_stop, device=bad.device)])
-                all_reduce_max_(self.dist, flags)
-                host = torch.cat([flags, torch.stack([v.float() for v in values])]).tolist()
-                is_bad, stop_code = host[0] > 0, host[1]
-
-                if is_bad:
-                    _copy_all(self._buffers, self._snapshot)  # undo BN statistics of the bad pass
-                    self.opt_g.zero_grad(set_to_none=True)
-                    if self.opt_d is not None:
-                        self.opt_d.zero_grad(set_to_none=True)
-                    self.bad_total += 1
-                    self.bad_run += 1
+                out = self.train_step(want_stop)
+                lr_now, stop_code = out.lr, out.stop_code
+                if out.bad:
                     window_bad += 1
-                    logger.event("nonfinite", step=self.step + 1, run=self.bad_run,
+                    logger.event("nonfinite", step=self.step, run=self.bad_run,
                                  total=self.bad_total)
                     if self.bad_run >= t.max_bad_steps:
                         last = ckpt.list_checkpoints(self.run_dir / "checkpoints")
                         where = f"the last good checkpoint is {last[-1]}" if last else (
                             "no checkpoint was written yet")
                         raise TrainingDiverged(
-                            f"{self.bad_run} non-finite losses in a row (step {self.step + 1}); "
+                            f"{self.bad_run} non-finite losses in a row (step {self.step}); "
                             f"stopping. {where}. Try a lower train.lr, train.grad_clip > 0, "
                             "or check the training images."
                         )
                 else:
-                    self.bad_run = 0
-                    self.opt_g.step()
-                    if self.opt_d is not None:
-                        self.opt_d.step()
-                    if self.ema is not None:
-                        self.ema.update(self.g, self.step)
-                    for name, value in zip(names, host[2:], strict=True):
+                    for name, value in zip(out.names, out.values, strict=True):
                         window[name] = window.get(name, 0.0) + value
                     window_n += 1
-                    smooth_loss = host[2] if smooth_loss is None else (
-                        0.95 * smooth_loss + 0.05 * host[2])
-                self.step += 1
-                self.patches += patches_per_step
+                    smooth_loss = out.values[0] if smooth_loss is None else (
+                        0.95 * smooth_loss + 0.05 * out.values[0])
 
                 if self.step % 10 == 0 or self.step == t.steps:
                     elapsed = time.monotonic() - window_t0
