@@ -3,29 +3,51 @@
 The image stays on the CPU; only tiles (with enough context around them that the result
 equals a whole-image pass) travel to the device. Alpha, grey and 16-bit images are handled
 here so that every front end (CLI, web, benchmark) behaves the same.
+
+The fast path (benchmarks/infer_throughput.py measures it against a naive baseline):
+
+* the network runs as `srgan.fuse.inference_model`: BatchNorm folded into the convolutions,
+  the output range folded into the last one, channels_last; fp16 on GPUs, fp32 on CPUs;
+* all tiles of an image read windows of one size (shifted inwards at the borders, so they
+  read real pixels, never padding), so several tiles go through the network in one batch;
+* on CUDA, batches travel through pinned memory with asynchronous copies, and one batch's
+  result is collected while the next one computes;
+* `upscale_quantized` writes each tile straight into a uint8/uint16 image (a memory-mapped
+  temporary file for huge ones): peak memory is the tile budget plus the output's own bytes;
+* `overlapped` decodes the next file and encodes the previous one in threads while the
+  current one computes (the CLI's folder mode).
 """
 
 from __future__ import annotations
 
 import math
+import tempfile
 import warnings
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from srgan.fuse import inference_model
 from srgan.imageio import ImageData, from_array, from_pil, to_array, to_pil
 from srgan.nets import SRResNet
 from srgan.weights import load_generator
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+BACKENDS = ("torch", "onnxruntime")
 DEFAULT_TILE_PAD = 24  # LR pixels of context around each tile; see tests/test_inference.py
 # Bytes of activations per LR pixel per image in a forward pass, per unit of `channels`:
 # the widest tensors live at the x2/x4 stages (channels*4 at x1 and x2, channels at x4).
 _ACT_BYTES_PER_LR_PIXEL_PER_CHANNEL = 4 * 48
+# Quantised outputs larger than this live in a memory-mapped temporary file, not in RAM.
+DEFAULT_SPILL_BYTES = 2 << 30
 
 
 def pick_device(device: str | torch.device = "auto") -> torch.device:
@@ -39,7 +61,8 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """The compute dtype a device supports; half precision asked of a CPU falls back to fp32."""
+    """The compute dtype a device supports; half precision asked of a CPU falls back to fp32
+    (no AVX-512 bf16 / AMX here: measured slower, see benchmarks/infer_throughput.py)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "fp32":
@@ -70,20 +93,33 @@ class Tile:
     px1: int
 
 
-def plan_tiles(height: int, width: int, tile: int, pad: int) -> list[Tile]:
-    """Split an image into tiles of at most `tile` pixels a side, each read with `pad` context."""
-    tiles = []
-    ny, nx = math.ceil(height / tile), math.ceil(width / tile)
+def _splits(n: int, parts: int) -> list[int]:
     # even split: tiles of near-equal size rather than a thin last one
-    ys = [round(i * height / ny) for i in range(ny + 1)]
-    xs = [round(i * width / nx) for i in range(nx + 1)]
+    return [round(i * n / parts) for i in range(parts + 1)]
+
+
+def plan_tiles(height: int, width: int, tile: int, pad: int, uniform: bool = False) -> list[Tile]:
+    """Split an image into tiles of at most `tile` pixels a side, each read with `pad` context.
+
+    `uniform`: every tile reads a window of the same size (so tiles can be batched), at
+    least `pad` pixels of context wherever the image has them: windows at the borders are
+    shifted inwards and read more real context instead of padding.
+    """
+    ny, nx = math.ceil(height / tile), math.ceil(width / tile)
+    ys, xs = _splits(height, ny), _splits(width, nx)
+    wy = min(max(b - a for a, b in zip(ys, ys[1:], strict=False)) + 2 * pad, height)
+    wx = min(max(b - a for a, b in zip(xs, xs[1:], strict=False)) + 2 * pad, width)
+    tiles = []
     for i in range(ny):
         for j in range(nx):
             y0, y1, x0, x1 = ys[i], ys[i + 1], xs[j], xs[j + 1]
-            tiles.append(
-                Tile(y0, y1, x0, x1, max(0, y0 - pad), min(height, y1 + pad),
-                     max(0, x0 - pad), min(width, x1 + pad))
-            )
+            if uniform:
+                py0 = min(max(0, y0 - pad), height - wy)
+                px0 = min(max(0, x0 - pad), width - wx)
+                tiles.append(Tile(y0, y1, x0, x1, py0, py0 + wy, px0, px0 + wx))
+            else:
+                tiles.append(Tile(y0, y1, x0, x1, max(0, y0 - pad), min(height, y1 + pad),
+                                  max(0, x0 - pad), min(width, x1 + pad)))
     return tiles
 
 
@@ -103,10 +139,96 @@ def _tta_forward(fn, x: torch.Tensor) -> torch.Tensor:
     return total / 8
 
 
+def _post_float(y: torch.Tensor) -> torch.Tensor:
+    """Device output (N,3,h,w) -> clamped float (N,h,w,3)."""
+    return y.clamp(0, 1).permute(0, 2, 3, 1).contiguous()
+
+
+def quantize(y: torch.Tensor, bits: int) -> torch.Tensor:
+    """(N,C,h,w) float in [0,1] -> (N,h,w,C) uint8 (8 bits) or int32 (16 bits): the rounding
+    of `srgan.imageio` (round half up, clipped, NaN -> 0), on the device, so only the bytes
+    of the result cross to the host."""
+    top = 255.0 if bits == 8 else 65535.0
+    q = torch.nan_to_num(y.float(), nan=0.0, posinf=1.0, neginf=0.0)
+    q = q.clamp_(0.0, 1.0).mul_(top).add_(0.5).floor_()
+    return q.to(torch.uint8 if bits == 8 else torch.int32).permute(0, 2, 3, 1).contiguous()
+
+
+@dataclass
+class _Pending:
+    """A batch in flight: its device input (kept for an fp32 redo), the host tensor its result
+    is copied into, the event that says the copy is done, and whether it was finite."""
+
+    x: torch.Tensor
+    host: torch.Tensor
+    done: Any
+    finite: torch.Tensor | None
+
+
+@dataclass
+class QuantizedImage:
+    """An upscaled image as uint8 (bit_depth 8) or uint16 (16) pixels, HxWxC with C 1 (L),
+    2 (LA), 3 (RGB) or 4 (RGBA), plus the source's metadata: a quarter of the memory of
+    `ImageData`'s float32 pixels. `pixels` may be a np.memmap for huge images."""
+
+    pixels: np.ndarray
+    bit_depth: int = 8
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    source_format: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    path: Path | None = None
+
+    def __post_init__(self) -> None:
+        want = np.uint8 if self.bit_depth == 8 else np.uint16
+        if self.bit_depth not in (8, 16) or self.pixels.dtype != want:
+            raise ValueError(f"bit_depth {self.bit_depth} with {self.pixels.dtype} pixels")
+        if self.pixels.ndim != 3 or self.pixels.shape[2] not in (1, 2, 3, 4):
+            raise ValueError(f"pixels must be HxWxC with C in 1..4, got {self.pixels.shape}")
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.pixels.shape[2])
+
+    def to_image_data(self) -> ImageData:
+        """The same image as float `ImageData` (4x the memory; exact round trip)."""
+        top = np.float32(255 if self.bit_depth == 8 else 65535)
+        return ImageData(self.pixels.astype(np.float32) / top, bit_depth=self.bit_depth,
+                         icc_profile=self.icc_profile, exif=self.exif,
+                         source_format=self.source_format, warnings=list(self.warnings),
+                         path=self.path)
+
+
+def output_buffer(shape: tuple[int, ...], dtype: Any, spill_bytes: int | None = DEFAULT_SPILL_BYTES,
+                  spill_dir: str | Path | None = None) -> np.ndarray:
+    """An uninitialised array; above `spill_bytes` a np.memmap on an already-unlinked
+    temporary file in `spill_dir`, so the OS can page a huge output out instead of failing."""
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if spill_bytes is None or nbytes <= spill_bytes:
+        return np.empty(shape, dtype)
+    with tempfile.TemporaryFile(prefix=".srgan-", suffix=".tmp", dir=spill_dir) as fh:
+        return np.memmap(fh, dtype=dtype, mode="w+", shape=shape)  # the map keeps the file
+
+
 class Upscaler:
     """Super-resolve images with a generator. Accepts and returns PIL images, NumPy arrays
     (HxW or HxWxC, uint8/uint16/float in [0,1]), float tensors (CxHxW or BxCxHxW in [0,1])
-    and `ImageData`; the output is of the same kind."""
+    and `ImageData`; the output is of the same kind.
+
+    `batch`: tiles per forward pass (default: as many as the memory budget holds).
+    `compile`: torch.compile the network (CUDA; pays off over many images of one size).
+    `backend`: "torch", or "onnxruntime" (CPU only; the exported ONNX graph).
+    The caller's `net` is not modified: a fused copy runs.
+    """
 
     def __init__(
         self,
@@ -116,16 +238,49 @@ class Upscaler:
         tile: int | None = None,
         tile_pad: int = DEFAULT_TILE_PAD,
         memory_budget_mb: int | None = None,
+        *,
+        batch: int | None = None,
+        compile: bool = False,
+        backend: str = "torch",
     ) -> None:
         self.device = pick_device(device)
         self.dtype = pick_dtype(precision, self.device)
-        self.net = net.to(self.device).eval()
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if backend == "onnxruntime" and self.device.type != "cpu":
+            raise ValueError("the onnxruntime backend runs on the CPU; use device='cpu'")
+        if batch is not None and batch < 1:
+            raise ValueError(f"batch must be at least 1, got {batch}")
+        self.net = net
         self.scale = net.scale
         self.tile_pad = tile_pad
-        self.tile = tile if tile is not None else self._auto_tile(memory_budget_mb)
+        self.backend = backend
+        self.batch = batch
+        self.compile = compile and backend == "torch"
+        budget_mb = self._budget_mb(memory_budget_mb)
+        self.budget_px = max(1, int(budget_mb * 2**20 // self._bytes_per_lr_pixel()))
+        self.tile = tile if tile is not None else self._auto_tile(budget_mb)
         if self.tile < 8:
             raise ValueError(f"tile must be at least 8 pixels, got {self.tile}")
+        self.spill_bytes: int | None = DEFAULT_SPILL_BYTES
         self.fp32_fallbacks = 0  # tiles redone in fp32 after non-finite half-precision output
+        self._ort = None
+        self._fn_half = None
+        if backend == "onnxruntime":
+            from srgan.export import onnxruntime_session
+
+            self._ort = onnxruntime_session(net)
+            self._fn32 = self._ort_forward
+        else:
+            self._fn32 = inference_model(net, torch.float32).to(self.device)
+            if self.dtype != torch.float32:
+                self._fn_half = inference_model(net, self.dtype).to(self.device)
+            if self.compile:
+                self._fn32 = torch.compile(self._fn32)
+                if self._fn_half is not None:
+                    self._fn_half = torch.compile(self._fn_half)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # tile shapes repeat: tuned kernels pay
 
     @classmethod
     def from_pretrained(
@@ -136,73 +291,170 @@ class Upscaler:
         tile: int | None = None,
         tile_pad: int = DEFAULT_TILE_PAD,
         memory_budget_mb: int | None = None,
+        **options: Any,
     ) -> Upscaler:
-        """Load a shipped model by name (see `srgan models`) or a .safetensors model file."""
+        """Load a shipped model by name (see `srgan models`) or a .safetensors model file;
+        `options`: batch, compile, backend (see the class)."""
         return cls(load_generator(name_or_path), device, precision, tile, tile_pad,
-                   memory_budget_mb)
+                   memory_budget_mb, **options)
 
     # ----------------------------------------------------------------- sizing
-    def _auto_tile(self, budget_mb: int | None) -> int:
-        """Largest square LR tile whose activations fit the memory budget."""
-        if budget_mb is None:
-            if self.device.type == "cuda":
-                free, _ = torch.cuda.mem_get_info(self.device)
-                budget_mb = int(free / 2**20 * 0.5)
-            else:
-                budget_mb = 768
+    def _budget_mb(self, budget_mb: int | None) -> int:
+        if budget_mb is not None:
+            return budget_mb
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            return int(free / 2**20 * 0.5)
+        return 768
+
+    def _bytes_per_lr_pixel(self) -> int:
         per_pixel = _ACT_BYTES_PER_LR_PIXEL_PER_CHANNEL * self.net.channels
-        if self.dtype != torch.float32:
-            per_pixel //= 2
+        return per_pixel // 2 if self.dtype != torch.float32 else per_pixel
+
+    def _auto_tile(self, budget_mb: int) -> int:
+        """Largest square LR tile whose activations fit the memory budget."""
+        per_pixel = self._bytes_per_lr_pixel()
         side = int(math.sqrt(budget_mb * 2**20 / per_pixel)) - 2 * self.tile_pad
         return int(max(64, min(side, 2048)) // 8 * 8)
 
     # ----------------------------------------------------------------- core
-    @torch.inference_mode()
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Generator on one device batch in [0, 1] -> float32 in [0, 1] (unclamped)."""
-        x = x.to(self.device, non_blocking=True)
-        if self.dtype == torch.float32:
-            return self.net.to_unit(self.net(x).float())
-        with torch.autocast(self.device.type, dtype=self.dtype):
-            y = self.net(x)
-        y = y.float()
-        if not torch.isfinite(y).all():  # fp16 overflow on some GPUs: redo in fp32
-            self.fp32_fallbacks += 1
-            y = self.net(x).float()
-        return self.net.to_unit(y)
+    def _ort_forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = np.ascontiguousarray(x.float().numpy())
+        return torch.from_numpy(self._ort.run(None, {"image": x})[0])
 
-    def _run(self, x: torch.Tensor, tta: bool) -> torch.Tensor:
-        return _tta_forward(self._forward, x) if tta else self._forward(x)
+    def _net(self, x: torch.Tensor, half: bool) -> torch.Tensor:
+        """Network on one device batch in [0,1] -> float32 in [0,1] (unclamped)."""
+        if half:
+            return self._fn_half(x.to(self.dtype)).float()
+        return self._fn32(x).float()
+
+    def _run(self, x: torch.Tensor, tta: bool, half: bool) -> torch.Tensor:
+        fn = partial(self._net, half=half)
+        return _tta_forward(fn, x) if tta else fn(x)
+
+    def _device_batch(self, x: torch.Tensor, tiles: list[Tile], size: int) -> torch.Tensor:
+        """The windows of `tiles` in the CPU image x (B,3,H,W), stacked, on the device; padded
+        with zeros to `size` tiles when compiled (one shape, no recompiles)."""
+        parts = [x[:, :, t.py0:t.py1, t.px0:t.px1] for t in tiles]
+        if self.compile and len(tiles) < size:
+            parts.append(x.new_zeros((size - len(tiles)) * x.shape[0], *parts[0].shape[1:]))
+        xb = torch.cat(parts)
+        if self.device.type == "cuda":
+            xb = xb.pin_memory().to(self.device, non_blocking=True)
+        elif self.device.type != "cpu":
+            xb = xb.to(self.device)
+        if self.backend == "onnxruntime":
+            return xb
+        return xb.contiguous(memory_format=torch.channels_last)
+
+    def _submit(self, xb: torch.Tensor, tta: bool, post: Callable) -> _Pending:
+        """Queue one batch: forward, finiteness flag, post-processing, copy to the host."""
+        half = self._fn_half is not None
+        y = self._run(xb, tta, half)
+        finite = torch.isfinite(y).all() if half else None
+        z = post(y)
+        if self.device.type == "cuda":
+            host = torch.empty(z.shape, dtype=z.dtype, pin_memory=True)
+            host.copy_(z, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record()
+            return _Pending(xb, host, done, finite)
+        return _Pending(xb, z.cpu(), None, finite)
+
+    def _collect(self, p: _Pending, tta: bool, post: Callable, n_tiles: int) -> torch.Tensor:
+        """Wait for a batch; redo it in fp32 if half precision overflowed."""
+        if p.done is not None:
+            p.done.synchronize()
+        if p.finite is not None and not bool(p.finite):  # fp16 overflow: redo in fp32
+            self.fp32_fallbacks += n_tiles
+            return post(self._run(p.x, tta, False)).cpu()
+        return p.host
+
+    def batch_size(self, batch: int, height: int, width: int) -> int:
+        """Tiles per forward pass for a (batch, 3, height, width) input."""
+        t = plan_tiles(height, width, self.tile, self.tile_pad, uniform=True)
+        if self.batch is not None:
+            return min(self.batch, len(t))
+        window = (t[0].py1 - t[0].py0) * (t[0].px1 - t[0].px0) * batch
+        return max(1, min(len(t), self.budget_px // window))
+
+    @torch.inference_mode()
+    def _tiled(self, x: torch.Tensor, tta: bool, progress: Any | None, post: Callable,
+               sink: Callable[[Tile, torch.Tensor], None]) -> None:
+        """Run every tile of x (B,3,H,W float32 on the CPU) through the network, several per
+        batch; `post` turns a device batch (N,3,sh,sw) into what is kept, (N,sh,sw,C);
+        `sink(tile, part)` stores a tile's (B, h*s, w*s, C) part on the host. While one
+        batch computes on an accelerator, the previous one is collected and stored."""
+        b, _, h, w = x.shape
+        s = self.scale
+        tiles = plan_tiles(h, w, self.tile, self.tile_pad, uniform=True)
+        per = self.batch_size(b, h, w)
+        pending: tuple[list[Tile], _Pending] | None = None
+
+        def finish(group: list[Tile], p: _Pending) -> None:
+            out = self._collect(p, tta, post, len(group))
+            for k, t in enumerate(group):
+                oy, ox = (t.y0 - t.py0) * s, (t.x0 - t.px0) * s
+                sink(t, out[k * b:(k + 1) * b, oy:oy + (t.y1 - t.y0) * s,
+                            ox:ox + (t.x1 - t.x0) * s])
+            if progress is not None:
+                progress(len(group))
+
+        for i in range(0, len(tiles), per):
+            group = tiles[i:i + per]
+            p = self._submit(self._device_batch(x, group, per), tta, post)
+            if pending is not None:
+                finish(*pending)
+            pending = (group, p)
+        if pending is not None:
+            finish(*pending)
 
     def iter_tiles(self, height: int, width: int) -> list[Tile]:
-        return plan_tiles(height, width, self.tile, self.tile_pad)
+        return plan_tiles(height, width, self.tile, self.tile_pad, uniform=True)
 
-    @torch.inference_mode()
+    def _upscale_nhwc(self, x: torch.Tensor, tta: bool, progress: Any | None) -> torch.Tensor:
+        """(B,3,H,W) float -> (B, sH, sW, 3) float32 on the CPU, clamped to [0, 1]."""
+        x = x.float().cpu().contiguous()
+        b, _, h, w = x.shape
+        s = self.scale
+        out = torch.empty(b, h * s, w * s, 3, dtype=torch.float32)
+
+        def sink(t: Tile, part: torch.Tensor) -> None:
+            out[:, t.y0 * s:t.y1 * s, t.x0 * s:t.x1 * s] = part
+
+        self._tiled(x, tta, progress, _post_float, sink)
+        return out
+
     def upscale_tensor(
         self, x: torch.Tensor, tta: bool = False, progress: Any | None = None
     ) -> torch.Tensor:
         """(B,3,H,W) or (3,H,W) float in [0,1] on any device -> same layout, x`scale`, on the
-        CPU, clamped to [0,1]. Tiles larger images; `progress` is called once per tile."""
+        CPU, clamped to [0,1]. Tiles larger images; `progress(n)` is called as tiles finish."""
         squeeze = x.dim() == 3
         if squeeze:
             x = x.unsqueeze(0)
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected a (B,3,H,W) or (3,H,W) tensor, got {tuple(x.shape)}")
-        x = x.float().cpu()
-        b, _, h, w = x.shape
-        s = self.scale
-        out = torch.empty(b, 3, h * s, w * s, dtype=torch.float32)
-        for t in self.iter_tiles(h, w):
-            patch = x[:, :, t.py0:t.py1, t.px0:t.px1]
-            y = self._run(patch, tta).cpu()
-            oy, ox = (t.y0 - t.py0) * s, (t.x0 - t.px0) * s
-            out[:, :, t.y0 * s:t.y1 * s, t.x0 * s:t.x1 * s] = y[
-                :, :, oy:oy + (t.y1 - t.y0) * s, ox:ox + (t.x1 - t.x0) * s
-            ]
-            if progress is not None:
-                progress(1)
-        out.clamp_(0, 1)
+        out = self._upscale_nhwc(x, tta, progress).permute(0, 3, 1, 2).contiguous()
         return out[0] if squeeze else out
+
+    @staticmethod
+    def _split(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Colour (HxWx1 or HxWx3) with transparent pixels' colour filled in, and alpha."""
+        if pixels.ndim == 2:
+            pixels = pixels[:, :, None]
+        c = pixels.shape[2]
+        if c not in (1, 2, 3, 4):
+            raise ValueError(f"expected 1 to 4 channels, got {c}")
+        colour, alpha = (pixels[..., :-1], pixels[..., -1]) if c in (2, 4) else (pixels, None)
+        if alpha is not None and alpha.min() < 1.0:
+            colour = fill_transparent(colour, alpha)
+        return colour, alpha
+
+    @staticmethod
+    def _rgb_tensor(colour: np.ndarray) -> torch.Tensor:
+        rgb = np.repeat(colour, 3, axis=2) if colour.shape[2] == 1 else colour
+        return torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)
 
     def upscale_array(
         self, pixels: np.ndarray, tta: bool = False, progress: Any | None = None
@@ -213,18 +465,9 @@ class Upscaler:
         (as grey), after transparent pixels' colours are filled in from their opaque
         neighbours, so no black or stale colour bleeds into edges.
         """
-        if pixels.ndim == 2:
-            pixels = pixels[:, :, None]
-        c = pixels.shape[2]
-        if c not in (1, 2, 3, 4):
-            raise ValueError(f"expected 1 to 4 channels, got {c}")
-        colour, alpha = (pixels[..., :-1], pixels[..., -1]) if c in (2, 4) else (pixels, None)
-        if alpha is not None and alpha.min() < 1.0:
-            colour = fill_transparent(colour, alpha)
+        colour, alpha = self._split(pixels)
         grey = colour.shape[2] == 1
-        rgb = np.repeat(colour, 3, axis=2) if grey else colour
-        t = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)
-        y = self.upscale_tensor(t, tta, progress).permute(1, 2, 0)
+        y = self._upscale_nhwc(self._rgb_tensor(colour)[None], tta, progress)[0]
         y = y.mean(dim=2, keepdim=True) if grey else y
         parts = [y]
         if alpha is not None:
@@ -232,15 +475,57 @@ class Upscaler:
                 a = torch.ones(y.shape[0], y.shape[1], 1)
             else:
                 at = torch.from_numpy(np.ascontiguousarray(alpha, dtype=np.float32))
-                a = self.upscale_tensor(at.expand(3, *at.shape), tta, progress).mean(0)[..., None]
+                a = self._upscale_nhwc(at.expand(1, 3, *at.shape), tta, progress)[0]
+                a = a.mean(2, keepdim=True)
             parts.append(a)
         return torch.cat(parts, dim=2).numpy() if len(parts) > 1 else y.numpy()
 
+    def upscale_quantized(
+        self,
+        data: ImageData,
+        tta: bool = False,
+        progress: Any | None = None,
+        bits: int | None = None,
+        spill_dir: str | Path | None = None,
+    ) -> QuantizedImage:
+        """Like `upscale_image`, but each tile is rounded on the device and written straight
+        into a uint8/uint16 output (`bits`, default the source's depth): no float copy of the
+        output ever exists, so memory is the tile budget plus the output's own bytes. Pixels
+        equal `to_array(upscale_image(data), ...)` up to float rounding (at most one level)."""
+        bits = bits or data.bit_depth
+        if bits not in (8, 16):
+            raise ValueError(f"bits must be 8 or 16, got {bits}")
+        colour, alpha = self._split(data.pixels)
+        h, w = data.height, data.width
+        s, cc = self.scale, colour.shape[2]
+        dtype = np.uint8 if bits == 8 else np.uint16
+        out = output_buffer((h * s, w * s, cc + (alpha is not None)), dtype, self.spill_bytes,
+                            spill_dir)
+
+        def sink_to(channel: slice) -> Callable[[Tile, torch.Tensor], None]:
+            def sink(t: Tile, part: torch.Tensor) -> None:
+                out[t.y0 * s:t.y1 * s, t.x0 * s:t.x1 * s, channel] = part[0].numpy()
+            return sink
+
+        def post(y: torch.Tensor, grey: bool) -> torch.Tensor:
+            return quantize(y.mean(1, keepdim=True) if grey else y, bits)
+
+        self._tiled(self._rgb_tensor(colour)[None], tta, progress,
+                    partial(post, grey=cc == 1), sink_to(slice(0, cc)))
+        if alpha is not None:
+            if alpha.min() >= 1.0:
+                out[:, :, cc] = np.iinfo(dtype).max
+            else:
+                at = torch.from_numpy(np.ascontiguousarray(alpha, dtype=np.float32))
+                self._tiled(at.expand(1, 3, *at.shape), tta, progress, partial(post, grey=True),
+                            sink_to(slice(cc, cc + 1)))
+        return QuantizedImage(out, bits, data.icc_profile, data.exif, data.source_format,
+                              list(data.warnings), data.path)
+
     def tiles_for(self, height: int, width: int, channels: int = 3, tta: bool = False) -> int:
-        """How many forward passes an image needs (for progress bars)."""
+        """How many tiles an image needs (for progress bars)."""
         n = len(self.iter_tiles(height, width))
         return n * (2 if channels in (2, 4) else 1)
-
     # ----------------------------------------------------------------- front door
     def upscale_image(
         self,
@@ -282,6 +567,139 @@ class Upscaler:
         if Image is not None and isinstance(image, Image.Image):
             return to_pil(self.upscale_image(from_pil(image), outscale, tta))
         raise TypeError(f"cannot upscale a {type(image).__name__}")
+
+
+
+
+# --------------------------------------------------------------------------- writing
+# Stopgap until `srgan.imageio.write_image` accepts integer pixels: the encodings below are
+# those of imageio's `_encode` for the same pixels (tests/test_fast_path.py checks the files
+# are byte-identical), minus its float -> integer rounding of the whole image.
+
+
+def write_quantized(
+    image: QuantizedImage, path: str | Path, *, overwrite: bool = False, quality: int = 95
+) -> Path:
+    """Write a QuantizedImage as `srgan.imageio.write_image` writes the same image (same
+    bytes, same checks, atomic), without a float copy for PNG, and for JPEG and WebP where no
+    conversion is needed; other cases go through `write_image`."""
+    from srgan import imageio as iio
+
+    path = Path(path)
+    fmt = iio.WRITE_EXTENSIONS.get(path.suffix.lower())
+    c, exif = image.channels, image.exif
+    direct = fmt == "PNG" or (
+        image.bit_depth == 8 and 1 <= quality <= 100
+        and (fmt == "WEBP" or (fmt == "JPEG" and c in (1, 3)
+                               and not (exif and len(exif) > iio._JPEG_MAX_EXIF)))
+    )
+    if not direct:
+        return iio.write_image(image.to_image_data(), path, overwrite=overwrite,
+                               quality=quality)
+    if path.is_dir():
+        raise iio.ImageWriteError(path, "is a folder")
+    if not overwrite and (path.exists() or path.is_symlink()):
+        raise iio.ImageWriteError(path, "already exists (pass overwrite=True / --overwrite)")
+    if not path.parent.is_dir():
+        raise iio.ImageWriteError(
+            path, f"output folder {iio.display_path(path.parent)} does not exist")
+    iio._atomic_write(path, _encode_quantized(image, path, fmt, quality), overwrite)
+    return path
+
+
+def _encode_quantized(image: QuantizedImage, path: Path, fmt: str, quality: int) -> bytes:
+    import io
+
+    from srgan import imageio as iio
+
+    arr, icc, exif, c = image.pixels, image.icc_profile, image.exif, image.channels
+    buf = io.BytesIO()
+    if fmt == "PNG":
+        if image.bit_depth == 16 and c > 1:
+            return iio._encode_png16(arr, icc if iio._icc_fits(icc, c) else None, exif)
+        im = iio._pil_from_uint(arr)
+        if icc:
+            im.info["icc_profile"] = icc
+        if exif:
+            im.info["exif"] = exif
+        kwargs: dict[str, Any] = {"exif": exif} if exif else {}
+        if icc and iio._icc_fits(icc, c):
+            kwargs["icc_profile"] = icc
+        im.save(buf, "PNG", compress_level=6, **kwargs)
+        return buf.getvalue()
+    if fmt == "JPEG":
+        im = iio._pil_from_uint(arr)
+        if max(im.size) > 65535:
+            raise iio.ImageWriteError(path, f"JPEG cannot hold {im.size[0]}x{im.size[1]} pixels")
+        kwargs = {"quality": quality, "subsampling": 0 if quality >= 90 else 2,
+                  "optimize": True}
+    else:  # WEBP
+        if max(image.width, image.height) > 16383:
+            raise iio.ImageWriteError(path, f"WebP images can be at most 16383 pixels on a side, "
+                                            f"this one is {image.width}x{image.height}")
+        if c in (1, 2):  # WebP has no grey mode
+            arr = np.concatenate([arr[:, :, :1]] * 3 + ([arr[:, :, 1:]] if c == 2 else []),
+                                 axis=2)
+        im = iio._pil_from_uint(arr)
+        c = arr.shape[2]
+        kwargs = {"quality": quality, "lossless": False, "exact": False, "method": 4}
+    if icc and iio._icc_fits(icc, c):
+        kwargs["icc_profile"] = icc
+    if exif:
+        kwargs["exif"] = exif
+    im.save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- folders
+Item = TypeVar("Item")
+
+
+def overlapped(
+    items: Iterable[Item],
+    load: Callable[[Item], Any],
+    compute: Callable[[Item, Any], Any],
+    save: Callable[[Item, Any], Any],
+    workers: int = 2,
+) -> Iterator[tuple[Item, BaseException | None]]:
+    """For each item, in order: `load(item)` in a worker thread (one item ahead), then
+    `compute(item, loaded)` in the calling thread (the device work), then `save(item,
+    result)` in a worker thread while the next item computes. Yields (item, None) once an
+    item is saved, or (item, the exception) if a step failed: that item's later steps are
+    skipped, the other items go on. At most three items are held at once."""
+    items = list(items)
+    if not items:
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="srgan-io") as pool:
+        loads: deque[Future] = deque([pool.submit(load, items[0])])
+        saving: tuple[Item, Future | None, BaseException | None] | None = None
+
+        def finished(entry: tuple[Item, Future | None, BaseException | None]):
+            item, fut, error = entry
+            if fut is not None:
+                try:
+                    fut.result()
+                except Exception as exc:  # reported per item, like a failed load
+                    error = exc
+            return item, error
+
+        for i, item in enumerate(items):
+            fut = loads.popleft()
+            if i + 1 < len(items):
+                loads.append(pool.submit(load, items[i + 1]))
+            error: BaseException | None = None
+            result = None
+            try:
+                result = compute(item, fut.result())
+            except Exception as exc:
+                error = exc
+            fut = None  # drop the decoded input before the next one is computed
+            if saving is not None:
+                yield finished(saving)
+            saving = (item, pool.submit(save, item, result) if error is None else None, error)
+            result = None
+        if saving is not None:
+            yield finished(saving)
 
 
 def resize_to(pixels: np.ndarray, height: int, width: int, outscale: float) -> np.ndarray:
