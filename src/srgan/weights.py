@@ -8,6 +8,7 @@ metadata alone. Nothing is ever unpickled.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -54,7 +55,7 @@ class GeneratorConfig:
     def from_json(cls, text: str) -> GeneratorConfig:
         try:
             raw = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: [[[[...
             raise ModelFileError(f"config metadata is not JSON: {exc}") from exc
         if not isinstance(raw, dict):
             raise ModelFileError("config metadata is not a JSON object")
@@ -71,12 +72,16 @@ class GeneratorConfig:
                 input_range=_pair(raw.get("input_range", (0.0, 1.0))),
                 output_range=_pair(raw.get("output_range", (-1.0, 1.0))),
             )
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # Overflow: int(1e999)
             raise ModelFileError(f"config metadata has a bad value: {exc}") from exc
         cfg.validate()
         return cfg
 
     def validate(self) -> None:
+        if self.arch not in SUPPORTED_ARCHS:  # checked here too, so that read_metadata
+            raise ModelFileError(f"unknown architecture {self.arch!r}")  # names the file
+        if tuple(self.input_range) != (0.0, 1.0):
+            raise ModelFileError(f"input_range {self.input_range} unsupported (only [0, 1])")
         if self.scale not in (2, 4, 8, 16):
             raise ModelFileError(f"scale {self.scale} is not a power of two in 2..{MAX_SCALE}")
         if not 0 <= self.num_blocks <= MAX_BLOCKS:
@@ -84,8 +89,8 @@ class GeneratorConfig:
         if not 1 <= self.channels <= MAX_CHANNELS:
             raise ModelFileError(f"channels {self.channels} outside 1..{MAX_CHANNELS}")
         lo, hi = self.output_range
-        if not hi > lo:
-            raise ModelFileError(f"output_range {self.output_range} is empty")
+        if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+            raise ModelFileError(f"output_range {self.output_range} is empty or not finite")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -165,7 +170,7 @@ def read_metadata(path: str | Path) -> tuple[GeneratorConfig, ModelCard]:
         card_raw = json.loads(meta.get(CARD_KEY, "{}"))
         card = ModelCard(**{k: card_raw[k] for k in ("name", "description", "training", "extra")
                             if k in card_raw})
-    except (json.JSONDecodeError, TypeError):
+    except (json.JSONDecodeError, TypeError, RecursionError):
         card = ModelCard()
     return config, card
 

@@ -105,7 +105,7 @@ def upscale(
     leaves a half-written image. A file that cannot be read or written is reported and
     skipped; the exit status is 1 if any file failed.
     """
-    from srgan.imageio import ImageReadError, read_image, write_image
+    from srgan.imageio import ImageReadError, display_path, read_image, write_image
     from srgan.inference import DEFAULT_TILE_PAD, Upscaler
     from srgan.weights import ModelFileError
 
@@ -158,7 +158,7 @@ def upscale(
             write_image(result, dst, overwrite=overwrite)
             done += 1
         except (ImageReadError, OSError, ValueError) as exc:
-            msg = str(exc) if str(src) in str(exc) else f"{src}: {exc}"
+            msg = str(exc) if display_path(src) in str(exc) else f"{display_path(src)}: {exc}"
             failures.append(msg)
             tqdm.write(f"error: {msg}", file=sys.stderr)
         except MemoryError:
