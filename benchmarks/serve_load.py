@@ -319,7 +319,7 @@ def main() -> int:
             torch.manual_seed(0)
             blocks, channels = (16, 64) if args.full else (2, 16)
             model = str(save_generator(SRResNet(4, num_blocks=blocks, channels=channels),
-                                       Path(tmp) / "tiny_x4.safetensors"))
+                                       Path(tmp) / f"random{blocks}x{channels}_x4.safetensors"))
         port = free_port()
         cmd = [sys.executable, "-m", "srgan", "serve", "--host", HOST, "--port", str(port),
                "--model", model, "--device", args.device, "--queue", str(args.queue),
