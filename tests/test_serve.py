@@ -443,7 +443,7 @@ def test_schemathesis_no_server_errors(tiny_model_path: Path):
         operation = result.ok()
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=25, deadline=None, database=None,
+        @settings(max_examples=25, deadline=None, database=None, derandomize=True,
                   suppress_health_check=list(HealthCheck))
         def check(case):
             response = case.call()
