@@ -183,3 +183,27 @@ def test_hooks_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("SRGAN_TEST_HOOKS", json.dumps({"kill_at": 3, "nan_steps": [1]}))
     hooks = DebugHooks.from_env()
     assert hooks.kill_at == 3 and hooks.nan_steps == [1]
+
+
+def test_tensorboard_scalars_and_image_grids(image_dirs, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = tiny_config(image_dirs, "train.steps=4", "log.every=2", "log.val_every=4",
+                      "log.tensorboard=true")
+    run_training(cfg, tmp_path / "tb")
+    acc = EventAccumulator(str(tmp_path / "tb" / "tb"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("train/loss")] == [2, 4]
+    assert "val/psnr_y" in acc.Tags()["scalars"]
+    (image,) = acc.Images("val/im0")
+    assert image.step == 4 and (image.width, image.height) == (3 * 36, 32)  # LR | SR | HR
+
+
+def test_without_tensorboard_one_line_and_no_folder(image_dirs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails
+    cfg = tiny_config(image_dirs, "train.steps=2", "log.tensorboard=true")
+    run_training(cfg, tmp_path / "notb")
+    lines = [x for x in capsys.readouterr().err.splitlines() if "tensorboard" in x.lower()]
+    assert len(lines) == 1 and "not installed" in lines[0]
+    assert not (tmp_path / "notb" / "tb").exists()
