@@ -103,9 +103,13 @@ def plan_tiles(height: int, width: int, tile: int, pad: int, uniform: bool = Fal
 
     `uniform`: every tile reads a window of the same size (so tiles can be batched), at
     least `pad` pixels of context wherever the image has them: windows at the borders are
-    shifted inwards and read more real context instead of padding.
+    shifted inwards and read more real context instead of padding. Where a window would
+    span the whole image, one tile does instead of several identical windows.
     """
     ny, nx = math.ceil(height / tile), math.ceil(width / tile)
+    if uniform:  # a window that spans the image anyway needs only one tile across it
+        ny = 1 if math.ceil(height / ny) + 2 * pad >= height else ny
+        nx = 1 if math.ceil(width / nx) + 2 * pad >= width else nx
     ys, xs = _splits(height, ny), _splits(width, nx)
     wy = min(max(b - a for a, b in zip(ys, ys[1:], strict=False)) + 2 * pad, height)
     wx = min(max(b - a for a, b in zip(xs, xs[1:], strict=False)) + 2 * pad, width)

@@ -79,6 +79,10 @@ def distributed_rank() -> tuple[int, int, int]:
 @click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto",
               show_default=True, help="auto: fp16 on GPUs, fp32 on CPUs.")
 @click.option("--tta", is_flag=True, help="x8 flip/rotate self-ensemble (8x slower).")
+@click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), default="torch",
+              show_default=True, help="onnxruntime: CPU only, needs srgan[onnx].")
+@click.option("--compile", "compile_", is_flag=True,
+              help="torch.compile the model (GPUs; pays off over many images of one size).")
 @click.option("--ext", type=click.Choice(["auto", "png", "jpg", "webp"]), default="auto",
               show_default=True, help="Output format; auto keeps the input's where it can.")
 @click.option("--suffix", default="_x4", show_default=True, help="Added to output file names.")
@@ -94,6 +98,8 @@ def upscale(
     device: str,
     precision: str,
     tta: bool,
+    backend: str,
+    compile_: bool,
     ext: str,
     suffix: str,
     overwrite: bool,
@@ -106,7 +112,13 @@ def upscale(
     skipped; the exit status is 1 if any file failed.
     """
     from srgan.imageio import ImageReadError, display_path, read_image, write_image
-    from srgan.inference import DEFAULT_TILE_PAD, Upscaler
+    from srgan.inference import (
+        DEFAULT_TILE_PAD,
+        QuantizedImage,
+        Upscaler,
+        overlapped,
+        write_quantized,
+    )
     from srgan.weights import ModelFileError
 
     rank, world, local_rank = distributed_rank()
@@ -120,6 +132,7 @@ def upscale(
         upscaler = Upscaler.from_pretrained(
             model, device=device, precision=precision, tile=tile,
             tile_pad=DEFAULT_TILE_PAD if tile_pad is None else tile_pad,
+            backend=backend, compile=compile_,
         )
     except (ModelFileError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -131,40 +144,59 @@ def upscale(
     failures: list[str] = list(errors) if rank == 0 else []
     for line in failures:
         click.echo(f"error: {line}", err=True)
-    bar = tqdm(jobs, unit="img", disable=quiet or not jobs, desc="upscale",
+    bar = tqdm(total=len(jobs), unit="img", disable=quiet or not jobs, desc="upscale",
                position=0, leave=True, file=sys.stderr)
     started = time.perf_counter()
-    for src, root in bar:
+    todo: list[tuple[Path, Path]] = []
+    for src, root in jobs:
         dst = output_path(src, root, outdir, suffix, ext)
         if dst in planned:
             msg = f"{src}: output {dst} would also be written by {planned[dst]}; skipped"
             failures.append(msg)
             tqdm.write(f"error: {msg}", file=sys.stderr)
+            bar.update(1)
             continue
         planned[dst] = src
         if dst.exists() and not overwrite:
             skipped += 1
             tqdm.write(f"skip: {dst} exists (use --overwrite)", file=sys.stderr)
+            bar.update(1)
             continue
-        try:
-            data = read_image(src)
-            for w in data.warnings:
-                tqdm.write(f"warning: {src}: {w}", file=sys.stderr)
-            n_tiles = upscaler.tiles_for(data.height, data.width, data.pixels.shape[2], tta)
-            with tqdm(total=n_tiles, unit="tile", leave=False, desc=src.name,
-                      disable=quiet or n_tiles < 4, position=1, file=sys.stderr) as tiles:
-                result = upscaler.upscale_image(data, outscale, tta, progress=tiles.update)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            write_image(result, dst, overwrite=overwrite)
+        todo.append((src, dst))
+
+    def compute(job: tuple[Path, Path], data):
+        src = job[0]
+        for w in data.warnings:
+            tqdm.write(f"warning: {src}: {w}", file=sys.stderr)
+        n_tiles = upscaler.tiles_for(data.height, data.width, data.pixels.shape[2], tta)
+        with tqdm(total=n_tiles, unit="tile", leave=False, desc=src.name,
+                  disable=quiet or n_tiles < 4, position=1, file=sys.stderr) as tiles:
+            if outscale is None:  # tiles rounded straight into a uint8/uint16 image
+                return upscaler.upscale_quantized(data, tta, progress=tiles.update)
+            return upscaler.upscale_image(data, outscale, tta, progress=tiles.update)
+
+    def save(job: tuple[Path, Path], result) -> None:
+        job[1].parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(result, QuantizedImage):
+            write_quantized(result, job[1], overwrite=overwrite)
+        else:
+            write_image(result, job[1], overwrite=overwrite)
+
+    # the next file is decoded and the previous one encoded while this one computes
+    for (src, _), exc in overlapped(todo, lambda job: read_image(job[0]), compute, save):
+        bar.update(1)
+        if exc is None:
             done += 1
-        except (ImageReadError, OSError, ValueError) as exc:
+            continue
+        if isinstance(exc, ImageReadError | OSError | ValueError):
             msg = str(exc) if display_path(src) in str(exc) else f"{display_path(src)}: {exc}"
-            failures.append(msg)
-            tqdm.write(f"error: {msg}", file=sys.stderr)
-        except MemoryError:
+        elif isinstance(exc, MemoryError):
             msg = f"{src}: out of memory (try a smaller --tile)"
-            failures.append(msg)
-            tqdm.write(f"error: {msg}", file=sys.stderr)
+        else:
+            raise exc
+        failures.append(msg)
+        tqdm.write(f"error: {msg}", file=sys.stderr)
+    bar.close()
     seconds = time.perf_counter() - started
     prefix = f"[rank {rank}/{world}] " if world > 1 else ""
     summary = (

@@ -1,0 +1,316 @@
+"""Inference throughput: a naive baseline against the fast path, on every device found.
+
+    python benchmarks/infer_throughput.py                    # all sizes, folder run
+    python benchmarks/infer_throughput.py --sizes 64x64,128x128 --folder-images 4
+
+Prints megapixels of OUTPUT per second and peak memory for
+  naive  eager SRResNet as trained (BatchNorm unfolded), fp32 on CPU / fp16 autocast on CUDA,
+         one whole image per forward pass, float32 result on the host;
+  fast   `Upscaler.upscale_quantized`: BN folded, channels_last, batched tiles, fp16 on CUDA,
+         rounded on the device into a uint8 image (what `srgan upscale` writes);
+and their ratio. Extra rows: ONNX Runtime (CPU), torch.compile and bf16 (CUDA), bf16 on CPU
+(shows why it is off there). "Mpx/cpu-s" divides by the process's CPU time: on a shared
+machine it is steadier than wall time. Then a folder run, decode and encode included: the
+naive loop (read, upscale, write_image, one after the other) against `srgan upscale`'s
+overlapped pipeline. Nothing is asserted; the numbers are for the closing note of issue 6.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import resource
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from srgan.imageio import ImageData, read_image, write_image
+from srgan.inference import Upscaler, overlapped, write_quantized
+from srgan.nets import SRResNet
+from srgan.weights import list_models, load_generator
+
+
+# --------------------------------------------------------------------------- memory
+class PeakRSS:
+    """Peak resident memory above the level at start, by polling /proc (psutil not needed)."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+
+    @staticmethod
+    def rss() -> int:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def __enter__(self) -> PeakRSS:
+        gc.collect()
+        self.base = self.rss()
+        self.peak = self.base
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss())
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.rss())
+
+    @property
+    def used(self) -> int:
+        return self.peak - self.base
+
+
+def measure(fn: Callable[[], object], device: torch.device, repeat: int) -> dict:
+    """Best wall time of `repeat` runs after one warm-up, CPU time, and peak memory."""
+    fn()
+    sync(device)
+    best, cpu = float("inf"), float("inf")
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    with PeakRSS() as mem:
+        for _ in range(repeat):
+            c0, t0 = time.process_time(), time.perf_counter()
+            fn()
+            sync(device)
+            best = min(best, time.perf_counter() - t0)
+            cpu = min(cpu, time.process_time() - c0)
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else mem.used
+    return {"seconds": best, "cpu_seconds": cpu, "peak": peak}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# --------------------------------------------------------------------------- methods
+def naive_fn(net: SRResNet, x: torch.Tensor, device: torch.device) -> Callable[[], object]:
+    """The baseline: eager, BN unfolded, one whole image, fp16 autocast on CUDA."""
+    net = net.to(device).eval()
+
+    @torch.inference_mode()
+    def run() -> torch.Tensor:
+        xd = x.to(device)
+        if device.type == "cuda":
+            with torch.autocast("cuda", dtype=torch.float16):
+                y = net(xd)
+        else:
+            y = net(xd)
+        return net.to_unit(y.float()).clamp(0, 1).cpu()
+
+    return run
+
+
+def fast_fn(up: Upscaler, data: ImageData) -> Callable[[], object]:
+    return lambda: up.upscale_quantized(data)
+
+
+def random_paper_net() -> SRResNet:
+    """Paper-size SRResNet with random weights and non-trivial BN statistics."""
+    torch.manual_seed(0)
+    net = SRResNet().eval()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.rand(m.num_features, generator=g) * 0.2 - 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    return net
+
+
+def fmt_bytes(n: float) -> str:
+    return f"{n / 2**20:8.0f} MiB"
+
+
+def row(label: str, out_px: int, r: dict, base: dict | None) -> None:
+    mpx = out_px / r["seconds"] / 1e6
+    line = (f"  {label:<28} {mpx:9.3f} Mpx/s {out_px / r['cpu_seconds'] / 1e6:9.3f} Mpx/cpu-s "
+            f"{fmt_bytes(r['peak'])}")
+    if base is not None:
+        line += f"   x{base['seconds'] / r['seconds']:.2f} vs naive"
+    print(line, flush=True)
+
+
+# --------------------------------------------------------------------------- runs
+def bench_sizes(net: SRResNet, device: torch.device, sizes: list[tuple[int, int]],
+                repeat: int, naive_max_px: int) -> None:
+    kinds = ["fast"]
+    if device.type == "cuda":
+        kinds += ["fast+compile", "fast bf16"]
+    else:
+        try:
+            import onnxruntime  # noqa: F401
+
+            kinds.append("fast onnxruntime")
+        except ImportError:
+            pass
+    ups = {}
+    for kind in kinds:
+        options = {"compile": kind.endswith("compile"),
+                   "backend": "onnxruntime" if "onnx" in kind else "torch"}
+        precision = "bf16" if "bf16" in kind else "auto"
+        ups[kind] = Upscaler(net, device=device, precision=precision, **options)
+    tile = ups["fast"].tile
+    print(f"device {device}  ({torch.get_num_threads()} CPU threads; fast-path tile {tile}, "
+          f"tile budget {ups['fast'].budget_px} LR px per forward)", flush=True)
+    for h, w in sizes:
+        rng = np.random.default_rng(h * w)
+        img = np.clip(rng.random((h, w, 3), dtype=np.float32) * 0.3
+                      + np.linspace(0, 0.7, w, dtype=np.float32)[None, :, None], 0, 1)
+        data = ImageData(img)
+        x = torch.from_numpy(img).permute(2, 0, 1)[None].contiguous()
+        out_px = h * w * 16
+        print(f" {w}x{h} -> {4 * w}x{4 * h} ({out_px / 1e6:.2f} Mpx out)", flush=True)
+        base = None
+        if h * w <= naive_max_px:
+            try:
+                base = measure(naive_fn(net, x, device), device, repeat)
+                row("naive", out_px, base, None)
+            except (RuntimeError, MemoryError) as exc:  # CUDA OOM on a whole image
+                print(f"  naive: failed ({str(exc).splitlines()[0][:80]})")
+        else:
+            print(f"  naive: skipped (over --naive-max-px {naive_max_px})")
+        for kind, up in ups.items():
+            try:
+                row(kind, out_px, measure(fast_fn(up, data), device, repeat), base)
+            except Exception as exc:  # keep going: a row that fails is a finding too
+                print(f"  {kind}: failed ({type(exc).__name__}: {str(exc)[:100]})")
+        if device.type == "cpu" and (h, w) == sizes[0]:
+            bf16_row(net, x, out_px, base)
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def bf16_row(net: SRResNet, x: torch.Tensor, out_px: int, base: dict | None) -> None:
+    """bf16 on this CPU, fused model, whole image: why the fast path stays in fp32 here."""
+    from srgan.fuse import inference_model
+
+    m = inference_model(net, torch.bfloat16)
+    xb = x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    ref = inference_model(net)(x.contiguous(memory_format=torch.channels_last)).detach()
+
+    @torch.inference_mode()
+    def run() -> torch.Tensor:
+        return m(xb)
+
+    r = measure(run, torch.device("cpu"), 1)
+    with torch.inference_mode():
+        err = (run().float().clamp(0, 1) - ref.clamp(0, 1)).abs().max().item()
+    row("cpu bf16 (not used)", out_px, r, base)
+    print(f"  {'':28} bf16 max error {err * 255:.2f}/255", flush=True)
+
+
+def bench_folder(net: SRResNet, device: torch.device, n: int, size: tuple[int, int]) -> None:
+    """Files in, files out: naive sequential loop vs the overlapped quantised pipeline."""
+    from PIL import Image
+
+    h, w = size
+    with tempfile.TemporaryDirectory(prefix="srgan-bench-") as tmp:
+        src = Path(tmp) / "in"
+        src.mkdir()
+        rng = np.random.default_rng(0)
+        for i in range(n):
+            arr = (rng.random((h, w, 3)) * 64 + np.linspace(0, 190, w)[None, :, None])
+            Image.fromarray(arr.astype(np.uint8)).save(src / f"{i:03d}.png")
+        files = sorted(src.iterdir())
+        up = Upscaler(net, device=device)
+        out_px = n * h * w * 16
+        print(f" folder: {n} PNGs {w}x{h} -> {4 * w}x{4 * h}, decode + upscale + encode",
+              flush=True)
+
+        def run_naive(out: Path) -> None:
+            out.mkdir()
+            for f in files:
+                data = read_image(f)
+                x = torch.from_numpy(data.pixels).permute(2, 0, 1)[None].contiguous()
+                y = naive_fn(net, x, device)()[0].permute(1, 2, 0).numpy()
+                write_image(data.with_pixels(y), out / f.name)
+
+        def run_fast(out: Path) -> None:
+            out.mkdir()
+            jobs = [(f, out / f.name) for f in files]
+            for _, err in overlapped(jobs, lambda j: read_image(j[0]),
+                                     lambda j, d: up.upscale_quantized(d),
+                                     lambda j, q: write_quantized(q, j[1])):
+                if err is not None:
+                    raise err
+
+        results = {}
+        for label, fn in (("naive loop", run_naive), ("fast pipeline", run_fast)):
+            out = Path(tmp) / label.replace(" ", "_")
+            c0, t0 = time.process_time(), time.perf_counter()
+            with PeakRSS() as mem:
+                fn(out)
+                sync(device)
+            r = {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
+                 "peak": mem.used}
+            results[label] = r
+            row(label, out_px, r, results.get("naive loop") if label != "naive loop" else None)
+        print(f"  {'':28} {n / results['fast pipeline']['seconds']:.2f} images/s (fast)")
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    out = []
+    for part in text.split(","):
+        w, h = part.lower().split("x")
+        out.append((int(h), int(w)))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="srresnet_x4",
+                   help="shipped model or .safetensors (random paper-size weights if absent)")
+    p.add_argument("--sizes", default="64x64,128x128,256x256,960x540",
+                   help="input sizes WxH, comma-separated")
+    p.add_argument("--devices", default="auto", help="auto (every device found) or cpu,cuda")
+    p.add_argument("--repeat", type=int, default=None, help="timed runs (default: 3 GPU, 1 CPU)")
+    p.add_argument("--naive-max-px", type=int, default=1_000_000,
+                   help="skip the whole-image baseline above this many input pixels")
+    p.add_argument("--folder-images", type=int, default=None,
+                   help="images in the folder run (default: 32 GPU, 4 CPU; 0: none)")
+    p.add_argument("--folder-size", default=None, help="WxH of folder images "
+                   "(default: 960x540 GPU, 128x128 CPU)")
+    args = p.parse_args(argv)
+
+    if args.model in list_models() or Path(args.model).is_file():
+        net, label = load_generator(args.model), args.model
+    else:
+        net, label = random_paper_net(), "random paper-size SRResNet x4 (16 blocks, 64 ch)"
+    print(f"model: {label}; torch {torch.__version__}; python {sys.version.split()[0]}")
+    if args.devices == "auto":
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    else:
+        devices = args.devices.split(",")
+    for name in devices:
+        device = torch.device(name)
+        gpu = device.type == "cuda"
+        if gpu:
+            print(f"GPU: {torch.cuda.get_device_name(device)}")
+        bench_sizes(net, device, parse_sizes(args.sizes), args.repeat or (3 if gpu else 1),
+                    args.naive_max_px)
+        n = args.folder_images if args.folder_images is not None else (32 if gpu else 4)
+        if n:
+            size = parse_sizes(args.folder_size or ("960x540" if gpu else "128x128"))[0]
+            bench_folder(net, device, n, size)
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    print(f"process peak RSS {ru.ru_maxrss / 2**10:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

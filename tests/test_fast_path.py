@@ -1,0 +1,369 @@
+"""The fast inference path: folded BatchNorm, batched uniform tiles, quantised output written
+tile by tile, the byte-identical writer and the overlapped folder pipeline."""
+
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+from conftest import smooth_image, tiny_generator
+from PIL import Image, ImageCms
+
+from srgan import imageio
+from srgan.fuse import count_batchnorms, fold_batchnorm, fold_output_range, inference_model
+from srgan.imageio import ImageData, read_image, to_array, write_image
+from srgan.inference import (
+    QuantizedImage,
+    Upscaler,
+    output_buffer,
+    overlapped,
+    plan_tiles,
+    quantize,
+    write_quantized,
+)
+from srgan.nets import SRResNet
+
+
+def with_bn_statistics(net, seed=0):
+    """Give every BatchNorm non-trivial statistics and affine terms (fresh ones are the
+    identity, which would make folding trivially right)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                c = m.num_features
+                m.running_mean.copy_(torch.rand(c, generator=g) * 0.2 - 0.1)
+                m.running_var.copy_(torch.rand(c, generator=g) * 1.5 + 0.5)
+                m.weight.copy_(torch.rand(c, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(c, generator=g) * 0.2 - 0.1)
+    return net.eval()
+
+
+def reference(net, x):
+    with torch.no_grad():
+        return net.to_unit(net(x))
+
+
+def as_batch(img):
+    return torch.from_numpy(img).permute(2, 0, 1)[None]
+
+
+# --------------------------------------------------------------------------- folding
+def test_batchnorm_folding_is_exact_and_leaves_the_callers_net_alone():
+    net = with_bn_statistics(tiny_generator(blocks=2, channels=16))
+    net.train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    fused = inference_model(net)
+    assert count_batchnorms(net) == 5 and count_batchnorms(fused) == 0
+    assert net.training and all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())
+    x = torch.rand(2, 3, 13, 17)
+    net.eval()
+    ref = reference(net, x)
+    with torch.no_grad():
+        got = fused(x.contiguous(memory_format=torch.channels_last))
+    assert got.shape == ref.shape
+    assert (got - ref).abs().max() < 1e-5
+    # guard: the statistics matter, so a fold that ignored them would fail
+    plain = tiny_generator(blocks=2, channels=16)
+    assert (reference(plain, x) - ref).abs().max() > 1e-3
+
+
+def test_output_range_folds_into_the_last_conv_or_wraps():
+    net = with_bn_statistics(tiny_generator())
+    traced = fold_batchnorm(net)
+    folded = fold_output_range(traced, -1.0, 1.0)
+    assert folded is traced  # went into the weights: no extra module
+    x = torch.rand(1, 3, 9, 11)
+    with torch.no_grad():
+        assert (folded(x) - reference(net, x)).abs().max() < 1e-5
+
+    class EndsInAct(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+            self.act = torch.nn.PReLU()
+
+        def forward(self, x):
+            return self.act(self.conv(x))
+
+    m = EndsInAct().eval()
+    wrapped = fold_output_range(fold_batchnorm(m), -1.0, 1.0)
+    with torch.no_grad():
+        assert torch.allclose(wrapped(x), (m(x) + 1) / 2, atol=1e-6)
+
+
+def test_bf16_keeps_the_last_conv_in_fp32():
+    net = with_bn_statistics(tiny_generator())
+    model = inference_model(net, torch.bfloat16)
+    x = torch.rand(1, 3, 10, 12)
+    with torch.no_grad():
+        y = model(x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last))
+    assert y.dtype == torch.float32
+    assert (y - reference(net, x)).abs().max() < 0.02  # bf16 body, fp32 tail
+
+
+# --------------------------------------------------------------------------- tiles
+@pytest.mark.parametrize("h,w,tile,pad", [(70, 130, 32, 5), (40, 150, 32, 24), (20, 9, 8, 24),
+                                          (64, 64, 64, 8), (33, 100, 10, 3), (16, 90, 40, 24)])
+def test_uniform_windows_have_one_size_and_contain_their_context(h, w, tile, pad):
+    tiles = plan_tiles(h, w, tile, pad, uniform=True)
+    owned = np.zeros((h, w), int)
+    sizes = {(t.py1 - t.py0, t.px1 - t.px0) for t in tiles}
+    assert len(sizes) == 1
+    for t in tiles:
+        owned[t.y0:t.y1, t.x0:t.x1] += 1
+        assert 0 <= t.py0 <= max(0, t.y0 - pad) and min(h, t.y1 + pad) <= t.py1 <= h
+        assert 0 <= t.px0 <= max(0, t.x0 - pad) and min(w, t.x1 + pad) <= t.px1 <= w
+    assert (owned == 1).all()
+    if tile + 2 * pad >= h:
+        assert all(t.y0 == 0 and t.y1 == h for t in tiles)  # no identical windows twice
+
+
+def test_fast_path_is_within_one_level_of_the_fp32_reference_on_the_paper_network():
+    torch.manual_seed(3)
+    net = with_bn_statistics(SRResNet(), seed=3)
+    img = smooth_image(16, 90, seed=2)
+    ref = reference(net, as_batch(img)).clamp(0, 1)
+    up = Upscaler(net, device="cpu", tile=40)
+    assert up.batch_size(1, 16, 90) == 3  # three tiles in one forward pass
+    fast = up.upscale_tensor(as_batch(img))
+    assert (fast - ref).abs().max() <= 1 / 255
+    q = up.upscale_quantized(ImageData(img))
+    ref8 = np.floor(ref[0].permute(1, 2, 0).numpy() * 255 + 0.5)
+    assert q.pixels.dtype == np.uint8
+    assert np.abs(q.pixels.astype(int) - ref8).max() <= 1
+
+
+def test_batching_does_not_change_the_result():
+    net = with_bn_statistics(tiny_generator(blocks=2, channels=16))
+    x = as_batch(smooth_image(40, 60))
+    one = Upscaler(net, device="cpu", tile=16, tile_pad=12, batch=1).upscale_tensor(x)
+    up = Upscaler(net, device="cpu", tile=16, tile_pad=12, batch=5)
+    assert len(up.iter_tiles(40, 60)) == 12 and up.batch_size(1, 40, 60) == 5
+    many = up.upscale_tensor(x)
+    assert (one - many).abs().max() < 1e-5
+    assert (one - reference(net, x).clamp(0, 1)).abs().max() <= 1 / 255
+
+
+def test_progress_counts_every_tile_once():
+    up = Upscaler(tiny_generator(), device="cpu", tile=16, batch=4)
+    seen = []
+    up.upscale_array(smooth_image(40, 50, 4), progress=seen.append)
+    n = up.tiles_for(40, 50, 4)
+    assert n == 2 * len(up.iter_tiles(40, 50)) and sum(seen) == n and max(seen) <= 4
+
+
+def test_non_finite_half_output_is_redone_in_fp32():
+    net = tiny_generator()
+    up = Upscaler(net, device="cpu", tile=16, tile_pad=4, batch=2)
+    x = as_batch(smooth_image(20, 60))
+    assert len(up.iter_tiles(20, 60)) == 8
+    good = up.upscale_tensor(x)
+    calls = []
+
+    def overflowing(t):  # stands in for fp16 that overflowed on the first batch only
+        calls.append(t.shape[0])
+        y = up._fn32(t)
+        return y * float("inf") if len(calls) == 1 else y
+
+    up._fn_half = overflowing
+    redone = up.upscale_tensor(x)
+    assert up.fp32_fallbacks == 2 and calls == [2, 2, 2, 2]
+    assert torch.equal(redone, good)
+
+
+def test_onnxruntime_backend_matches_torch():
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    net = with_bn_statistics(tiny_generator(blocks=2, channels=16))
+    x = as_batch(smooth_image(30, 41))
+    ort = Upscaler(net, device="cpu", tile=16, backend="onnxruntime").upscale_tensor(x)
+    assert (ort - Upscaler(net, device="cpu", tile=16).upscale_tensor(x)).abs().max() < 1e-4
+    with pytest.raises(ValueError, match="backend"):
+        Upscaler(net, device="cpu", backend="tensorrt")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("precision,compile", [("fp16", False), ("fp16", True), ("bf16", False)])
+def test_cuda_fast_path_within_one_level(precision, compile):
+    net = with_bn_statistics(tiny_generator(blocks=2, channels=16))
+    x = as_batch(smooth_image(60, 90))
+    ref = Upscaler(net, device="cpu", precision="fp32").upscale_tensor(x)
+    up = Upscaler(net, device="cuda", precision=precision, tile=24, compile=compile)
+    assert up.batch_size(1, 60, 90) > 1
+    assert (up.upscale_tensor(x) - ref).abs().max() <= 1 / 255
+    q = up.upscale_quantized(ImageData(x[0].permute(1, 2, 0).numpy()))
+    assert np.abs(q.pixels.astype(int) - to_array(ImageData(ref[0].permute(1, 2, 0).numpy()))
+                  .astype(int)).max() <= 1
+
+
+# --------------------------------------------------------------------------- quantised
+@pytest.mark.parametrize("channels,bits", [(3, 8), (1, 8), (2, 8), (4, 8), (3, 16), (4, 16)])
+def test_quantized_output_equals_the_float_path_rounded(channels, bits):
+    up = Upscaler(tiny_generator(blocks=2, channels=16), device="cpu", tile=16)
+    px = smooth_image(21, 30, channels)
+    if channels in (2, 4):
+        px[..., -1] = np.linspace(0, 1, 30)[None, :]  # partly transparent
+    data = ImageData(px, bit_depth=bits, icc_profile=b"icc", exif=None)
+    q = up.upscale_quantized(data)
+    want = to_array(up.upscale_image(data), np.uint8 if bits == 8 else np.uint16)
+    assert q.pixels.dtype == want.dtype and q.pixels.shape == want.shape == (84, 120, channels)
+    assert np.abs(q.pixels.astype(int) - want.astype(int)).max() <= 1
+    assert q.icc_profile == b"icc" and q.bit_depth == bits
+    back = q.to_image_data()
+    assert np.array_equal(to_array(back, want.dtype), q.pixels)
+
+
+def test_quantize_rounds_like_imageio():
+    y = torch.tensor([-0.5, 0.0, 0.5 / 255, 0.499, 1.0, 7.0, float("nan"), float("inf")])
+    y = y.view(1, 1, 1, -1)
+    ours = quantize(y, 8)[0, 0, :, 0].numpy()
+    theirs = imageio._quantize(y[0, 0, 0].numpy(), 8)
+    assert np.array_equal(ours, theirs)
+    assert np.array_equal(quantize(y, 16)[0, 0, :, 0].numpy(), imageio._quantize(
+        y[0, 0, 0].numpy(), 16))
+
+
+def test_opaque_alpha_stays_opaque_and_costs_no_second_pass():
+    up = Upscaler(tiny_generator(), device="cpu")
+    px = smooth_image(8, 9, 4)
+    px[..., 3] = 1
+    seen = []
+    q = up.upscale_quantized(ImageData(px), progress=seen.append)
+    assert (q.pixels[..., 3] == 255).all() and sum(seen) == 1
+
+
+def test_quantized_path_never_holds_a_float_copy_of_the_output():
+    up = Upscaler(tiny_generator(), device="cpu", tile=32)
+    data = ImageData(smooth_image(96, 96))
+    out_float = 384 * 384 * 3 * 4
+    tracemalloc.start()
+    try:
+        q = up.upscale_quantized(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert q.pixels.nbytes == out_float // 4
+    # numpy allocations are traced: the uint8 output and small per-tile pieces only
+    assert peak < q.pixels.nbytes + out_float // 4, peak
+
+
+def test_huge_outputs_spill_to_a_memory_mapped_file(tmp_path):
+    buf = output_buffer((40, 50, 3), np.uint8, spill_bytes=1000, spill_dir=tmp_path)
+    assert isinstance(buf, np.memmap) and buf.shape == (40, 50, 3)
+    assert list(tmp_path.iterdir()) == []  # already unlinked: nothing left behind
+    assert not isinstance(output_buffer((4, 5, 3), np.uint8, spill_bytes=1000), np.memmap)
+    up = Upscaler(tiny_generator(), device="cpu", tile=16)
+    data = ImageData(smooth_image(20, 30))
+    in_ram = up.upscale_quantized(data).pixels
+    up.spill_bytes = 0
+    spilled = up.upscale_quantized(data, spill_dir=tmp_path)
+    assert isinstance(spilled.pixels, np.memmap)
+    assert np.array_equal(np.asarray(spilled.pixels), in_ram)
+
+
+# --------------------------------------------------------------------------- writer
+def _icc() -> bytes:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _exif() -> bytes:
+    e = Image.Exif()
+    e[0x010F] = "srgan test"
+    return e.tobytes()
+
+
+@pytest.mark.parametrize(
+    "ext,channels,bits",
+    [(".png", 3, 8), (".png", 1, 8), (".png", 2, 8), (".png", 4, 8), (".png", 3, 16),
+     (".png", 1, 16), (".png", 4, 16), (".jpg", 3, 8), (".jpg", 1, 8), (".webp", 3, 8),
+     (".webp", 2, 8), (".webp", 4, 8), (".jpg", 4, 8), (".bmp", 3, 8), (".webp", 3, 16)],
+)
+def test_write_quantized_makes_the_same_file_as_write_image(tmp_path, ext, channels, bits):
+    rng = np.random.default_rng(channels * bits)
+    top = 255 if bits == 8 else 65535
+    arr = rng.integers(0, top + 1, (13, 17, channels)).astype(np.uint8 if bits == 8
+                                                                 else np.uint16)
+    q = QuantizedImage(arr, bits, icc_profile=_icc() if channels > 2 else None, exif=_exif())
+    ours, theirs = tmp_path / f"a{ext}", tmp_path / f"b{ext}"
+    with pytest.warns() if (ext == ".jpg" and channels == 4) or (bits == 16 and ext != ".png") \
+            else _no_warning():
+        write_quantized(q, ours)
+    with pytest.warns() if (ext == ".jpg" and channels == 4) or (bits == 16 and ext != ".png") \
+            else _no_warning():
+        write_image(q.to_image_data(), theirs)
+    assert ours.read_bytes() == theirs.read_bytes()
+    if ext == ".png":
+        back = read_image(ours)
+        assert np.array_equal(to_array(back, arr.dtype), arr) and back.bit_depth == bits
+
+
+class _no_warning:
+    def __enter__(self):
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("error")
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)
+
+
+def test_write_quantized_refuses_like_write_image(tmp_path):
+    q = QuantizedImage(np.zeros((4, 4, 3), np.uint8))
+    target = tmp_path / "x.png"
+    target.write_bytes(b"keep")
+    with pytest.raises(imageio.ImageWriteError, match="already exists"):
+        write_quantized(q, target)
+    assert target.read_bytes() == b"keep"
+    write_quantized(q, target, overwrite=True)
+    assert Image.open(target).size == (4, 4)
+    with pytest.raises(imageio.ImageWriteError, match="does not exist"):
+        write_quantized(q, tmp_path / "nope" / "x.png")
+    with pytest.raises(imageio.ImageWriteError, match="extension"):
+        write_quantized(q, tmp_path / "x.xyz")
+    big = QuantizedImage(np.zeros((2, 16384, 3), np.uint8))
+    with pytest.raises(imageio.ImageWriteError, match="16383"):
+        write_quantized(big, tmp_path / "big.webp")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    with pytest.raises(ValueError):
+        QuantizedImage(np.zeros((4, 4, 3), np.uint16), 8)
+
+
+# --------------------------------------------------------------------------- folders
+def test_overlapped_prefetches_and_saves_behind_and_keeps_going_after_errors():
+    loaded_1 = threading.Event()
+    saving_0 = threading.Event()
+    log = []
+
+    def load(i):
+        if i == 1:
+            loaded_1.set()
+        if i == 2:
+            raise OSError("unreadable")
+        return i * 10
+
+    def compute(i, x):
+        if i == 0:  # the next file is decoded while this one computes
+            assert loaded_1.wait(5)
+        if i == 1:  # the previous file is encoded while this one computes
+            assert saving_0.wait(5)
+        if i == 3:
+            raise ValueError("bad pixels")
+        return x + 1
+
+    def save(i, y):
+        if i == 0:
+            saving_0.set()
+        if i == 4:
+            raise OSError("disk full")
+        log.append((i, y))
+
+    results = list(overlapped(range(6), load, compute, save))
+    assert [i for i, _ in results] == list(range(6))
+    errors = {i: type(e).__name__ for i, e in results if e is not None}
+    assert errors == {2: "OSError", 3: "ValueError", 4: "OSError"}
+    assert sorted(log) == [(0, 1), (1, 11), (5, 51)]
+    assert list(overlapped([], load, compute, save)) == []
