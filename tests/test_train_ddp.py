@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import test_train as base
 import torch
 
@@ -16,6 +17,7 @@ from srgan.train.checkpoint import list_checkpoints, load_checkpoint
 image_dirs = base.image_dirs
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_keep_identical_weights(image_dirs, tmp_path):
     train, _ = image_dirs
     dump = tmp_path / "dump"

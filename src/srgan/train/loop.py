@@ -41,6 +41,7 @@ from srgan.train.distributed import (
     all_gather_object,
     all_reduce_max_,
     barrier,
+    broadcast_object,
     init_distributed,
 )
 from srgan.train.ema import EMA
@@ -711,9 +712,15 @@ def run_training(
     if not resume:  # pin the name and origin, so a resumed run reads the same
         cfg.run.name = cfg.run.name or run_dir.name
         cfg.run.based_on = cfg.run.based_on or cfg.source
+    problem = None
     if dist_info.is_main:
-        prepare_run_dir(cfg, run_dir, resume)
-    barrier(dist_info)
+        try:
+            prepare_run_dir(cfg, run_dir, resume)
+        except (ConfigError, OSError) as exc:
+            problem = str(exc)
+    problem = broadcast_object(dist_info, problem)  # every rank stops, not only rank 0
+    if problem is not None:
+        raise ConfigError(problem)
 
     trainer = Trainer(cfg, run_dir, dist_info, device, hooks=hooks, log=say)
     trainer.load_data()
