@@ -43,9 +43,13 @@ from srgan.weights import load_generator
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 BACKENDS = ("torch", "onnxruntime")
 DEFAULT_TILE_PAD = 24  # LR pixels of context around each tile; see tests/test_inference.py
-# Bytes of activations per LR pixel per image in a forward pass, per unit of `channels`:
-# the widest tensors live at the x2/x4 stages (channels*4 at x1 and x2, channels at x4).
-_ACT_BYTES_PER_LR_PIXEL_PER_CHANNEL = 4 * 48
+# Peak bytes per LR pixel of a forward pass in float32 (measured on the CPU for 64 channels:
+# ~1 KB trunk, ~9.5 KB whole network). The fast model runs a tile's trunk at once
+# (16 * channels, plus ~400 for its output and the copies made of it) and the x2/x4 stages in
+# chunks (150 * channels); half of the budget goes to each. ONNX Runtime runs whole tiles.
+_TRUNK_BYTES_PER_LR_PIXEL_PER_CHANNEL = 16
+_OUTPUT_BYTES_PER_LR_PIXEL = 400
+_RECONSTRUCT_BYTES_PER_LR_PIXEL_PER_CHANNEL = 150
 # Quantised outputs larger than this live in a memory-mapped temporary file, not in RAM.
 DEFAULT_SPILL_BYTES = 2 << 30
 
@@ -261,9 +265,12 @@ class Upscaler:
         self.backend = backend
         self.batch = batch
         self.compile = compile and backend == "torch"
-        budget_mb = self._budget_mb(memory_budget_mb)
-        self.budget_px = max(1, int(budget_mb * 2**20 // self._bytes_per_lr_pixel()))
-        self.tile = tile if tile is not None else self._auto_tile(budget_mb)
+        budget = self._budget_mb(memory_budget_mb) * 2**20
+        window_budget = budget if backend == "onnxruntime" else budget // 2
+        # LR pixels per forward pass (all tiles of a batch), and per chunk of x2/x4 stages
+        self.budget_px = max(1, int(window_budget // self._bytes_per_lr_pixel()))
+        chunk_px = max(1, int((budget - window_budget) // self._bytes_per_lr_pixel(True)))
+        self.tile = tile if tile is not None else self._auto_tile()
         if self.tile < 8:
             raise ValueError(f"tile must be at least 8 pixels, got {self.tile}")
         self.spill_bytes: int | None = DEFAULT_SPILL_BYTES
@@ -276,9 +283,10 @@ class Upscaler:
             self._ort = onnxruntime_session(net)
             self._fn32 = self._ort_forward
         else:
-            self._fn32 = inference_model(net, torch.float32).to(self.device)
+            self._fn32 = inference_model(net, torch.float32, chunk_px=chunk_px).to(self.device)
             if self.dtype != torch.float32:
-                self._fn_half = inference_model(net, self.dtype).to(self.device)
+                self._fn_half = inference_model(net, self.dtype, chunk_px=chunk_px * 2
+                                                ).to(self.device)
             if self.compile:
                 self._fn32 = torch.compile(self._fn32)
                 if self._fn_half is not None:
@@ -311,14 +319,21 @@ class Upscaler:
             return int(free / 2**20 * 0.5)
         return 768
 
-    def _bytes_per_lr_pixel(self) -> int:
-        per_pixel = _ACT_BYTES_PER_LR_PIXEL_PER_CHANNEL * self.net.channels
-        return per_pixel // 2 if self.dtype != torch.float32 else per_pixel
+    def _bytes_per_lr_pixel(self, reconstruct: bool = False) -> int:
+        """Peak bytes per LR pixel: of a tile's forward pass, or (`reconstruct`) of a chunk
+        of the x2/x4 stages, in float32 (activations are half that in fp16/bf16)."""
+        ch = self.net.channels
+        if reconstruct:
+            return _RECONSTRUCT_BYTES_PER_LR_PIXEL_PER_CHANNEL * ch
+        if self.backend == "onnxruntime":  # whole network per tile
+            return (_TRUNK_BYTES_PER_LR_PIXEL_PER_CHANNEL
+                    + _RECONSTRUCT_BYTES_PER_LR_PIXEL_PER_CHANNEL) * ch
+        trunk = _TRUNK_BYTES_PER_LR_PIXEL_PER_CHANNEL * ch
+        return (trunk // 2 if self.dtype != torch.float32 else trunk) + _OUTPUT_BYTES_PER_LR_PIXEL
 
-    def _auto_tile(self, budget_mb: int) -> int:
-        """Largest square LR tile whose activations fit the memory budget."""
-        per_pixel = self._bytes_per_lr_pixel()
-        side = int(math.sqrt(budget_mb * 2**20 / per_pixel)) - 2 * self.tile_pad
+    def _auto_tile(self) -> int:
+        """Largest square LR tile (plus its context) that one forward pass can hold."""
+        side = int(math.sqrt(self.budget_px)) - 2 * self.tile_pad
         return int(max(64, min(side, 2048)) // 8 * 8)
 
     # ----------------------------------------------------------------- core

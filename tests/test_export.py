@@ -1,0 +1,126 @@
+"""`srgan export --format onnx|torchscript` and the ONNX Runtime backend: parity with PyTorch
+on [0, 1] outputs at several sizes (dynamic height, width and batch)."""
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import smooth_image
+from PIL import Image
+from test_fast_path import with_bn_statistics
+
+from srgan.cli import main
+from srgan.export import ExportError, load_source, read_onnx_config
+from srgan.nets import SRResNet
+from srgan.weights import GeneratorConfig, ModelCard, save_generator
+
+SIZES = [(1, 17, 23), (2, 32, 12)]  # (batch, height, width): the graph is not fixed to one
+
+
+@pytest.fixture(scope="module")
+def bn_model(tmp_path_factory):
+    """A small generator with non-trivial BatchNorm statistics, as a model file."""
+    torch.manual_seed(5)
+    net = with_bn_statistics(SRResNet(num_blocks=2, channels=16), seed=5)
+    path = tmp_path_factory.mktemp("export") / "bn_x4.safetensors"
+    return net, save_generator(net, path, ModelCard(name="bn_x4"))
+
+
+def reference(net, x):
+    with torch.no_grad():
+        return net.to_unit(net(x)).clamp(0, 1)
+
+
+def export(*args):
+    return CliRunner().invoke(main, ["export", *map(str, args)])
+
+
+def test_onnx_export_matches_pytorch_at_any_size(bn_model, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    net, model_file = bn_model
+    out = tmp_path / "m.onnx"
+    res = export(model_file, "-o", out, "--format", "onnx")
+    assert res.exit_code == 0, res.output
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    (inp,), (outp,) = session.get_inputs(), session.get_outputs()
+    assert inp.name == "image" and outp.name == "upscaled"
+    for b, h, w in SIZES:
+        x = torch.rand(b, 3, h, w, generator=torch.Generator().manual_seed(h))
+        y = session.run(None, {"image": x.numpy()})[0]
+        assert y.shape == (b, 3, 4 * h, 4 * w)
+        assert np.abs(y - reference(net, x).numpy()).max() < 1e-3
+    assert read_onnx_config(out) == GeneratorConfig.of(net)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_torchscript_export_matches_pytorch_at_any_size(bn_model, tmp_path):
+    net, model_file = bn_model
+    out = tmp_path / "m.pt"
+    res = export(model_file, "-o", out, "--format", "torchscript")
+    assert res.exit_code == 0, res.output
+    extra = {"srgan.config": ""}
+    scripted = torch.jit.load(str(out), _extra_files=extra)
+    assert GeneratorConfig.from_json(extra["srgan.config"]) == GeneratorConfig.of(net)
+    for b, h, w in SIZES:
+        x = torch.rand(b, 3, h, w, generator=torch.Generator().manual_seed(w))
+        with torch.no_grad():
+            y = scripted(x)
+        assert y.shape == (b, 3, 4 * h, 4 * w)
+        assert (y - reference(net, x)).abs().max() < 1e-3
+
+
+def test_export_errors_are_clear(bn_model, tmp_path):
+    _, model_file = bn_model
+    res = export("no_such_model", "-o", tmp_path / "m.pt", "--format", "torchscript")
+    assert res.exit_code == 1 and "no such model file or shipped model" in res.output
+    res = export(model_file, "-o", tmp_path / "m.onnx", "--format", "onnx", "--fp16")
+    assert res.exit_code == 2 and "--fp16" in res.output
+    res = export(model_file, "-o", tmp_path / "m.pt", "--format", "torchscript", "--ema")
+    assert res.exit_code == 1 and "run folders and checkpoints" in res.output
+    res = export(model_file, "-o", tmp_path / "nope" / "m.pt", "--format", "torchscript")
+    assert res.exit_code == 1 and "does not exist" in res.output
+    res = export(model_file, "-o", tmp_path / "m.onnx", "--format", "tensorrt")
+    assert res.exit_code == 2
+
+
+def test_run_folders_go_through_the_training_export(bn_model, tmp_path, monkeypatch):
+    from srgan.train import export as train_export
+
+    net, model_file = bn_model
+    calls = []
+
+    def fake_export_generator(source, out, ema=False, best=False, **kw):
+        calls.append((source, ema, best))
+        out.write_bytes(model_file.read_bytes())
+        return out
+
+    monkeypatch.setattr(train_export, "export_generator", fake_export_generator)
+    (tmp_path / "run").mkdir()
+    got = load_source(tmp_path / "run", ema=True, best=True)
+    assert calls == [(tmp_path / "run", True, True)]
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in got.state_dict().items())
+
+    def failing(*a, **k):
+        raise train_export.ExportError("run: no checkpoint")
+
+    monkeypatch.setattr(train_export, "export_generator", failing)
+    with pytest.raises(ExportError, match="no checkpoint"):
+        load_source(tmp_path / "run")
+
+
+def test_upscale_with_the_onnxruntime_backend(bn_model, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    _, model_file = bn_model
+    arr = (smooth_image(20, 26) * 255).astype(np.uint8)
+    Image.fromarray(arr).save(tmp_path / "a.png")
+    outs = {}
+    for backend in ("torch", "onnxruntime"):
+        out = tmp_path / backend
+        res = CliRunner().invoke(main, ["upscale", str(tmp_path / "a.png"), "-o", str(out),
+                                        "-m", str(model_file), "-q", "--backend", backend])
+        assert res.exit_code == 0, res.output
+        outs[backend] = np.asarray(Image.open(out / "a_x4.png")).astype(int)
+    assert outs["torch"].shape == (80, 104, 3)
+    assert np.abs(outs["torch"] - outs["onnxruntime"]).max() <= 1
