@@ -634,40 +634,27 @@ def test_special_files_posing_as_models_are_refused(tmp_path):
             load_generator(path)  # and never blocks reading
 
 
-_ALLOC_SCRIPT = textwrap.dedent("""
-    import resource, sys, time
-    import torch
-    from srgan.weights import ModelFileError, load_generator
+def _peak_rss_mb() -> float:
     with open("/proc/self/status") as f:
-        vm = next(int(l.split()[1]) for l in f if l.startswith("VmSize:")) * 1024
-    cap = vm + (256 << 20)  # 256 MiB more than the interpreter already maps
-    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-    t0 = time.perf_counter()
-    try:
-        load_generator(sys.argv[1])
-        print("loaded")
-    except ModelFileError as exc:
-        print("ModelFileError", round(time.perf_counter() - t0, 2), str(exc)[:100])
-    except BaseException as exc:
-        print(type(exc).__name__, round(time.perf_counter() - t0, 2), str(exc)[:100])
-""")
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
 
 
 @pytest.mark.xfail(strict=True, reason=(
     "srgan/weights.py load_generator builds the network from the metadata before checking the "
     "file's tensors: a 140-byte file claiming 256 blocks x 1024 channels allocates ~20 GB. "
     "Fix: build on the meta device, check keys/shapes with get_slice(), then build for real"))
-def test_tiny_file_claiming_a_huge_network_is_refused_without_allocating(tmp_path):
-    path = tmp_path / "huge.safetensors"
+def test_tiny_file_claiming_a_big_network_is_refused_without_allocating(tmp_path):
+    """Shown with 8 blocks x 512 channels (~230 MB if built), which is safe to try; the
+    limits allow 256 x 1024 (~20 GB), which is not."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS mark
+    except OSError:
+        pytest.skip("cannot reset the peak RSS here")
+    path = tmp_path / "big.safetensors"
     save_file({"head.0.weight": torch.zeros(1)}, str(path),
-              metadata={CONFIG_KEY: json.dumps({"num_blocks": 256, "channels": 1024})})
+              metadata={CONFIG_KEY: json.dumps({"num_blocks": 8, "channels": 512})})
     assert path.stat().st_size < 300
-    script = tmp_path / "alloc.py"
-    script.write_text(_ALLOC_SCRIPT)
-    proc = subprocess.run([sys.executable, str(script), str(path)], capture_output=True,
-                          text=True, timeout=120, cwd=ROOT,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    outcome = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr
-    assert outcome.startswith("ModelFileError"), outcome
-    assert float(outcome.split()[1]) < 20
-
+    base = _peak_rss_mb()
+    with pytest.raises(ModelFileError, match="missing"):
+        load_generator(path)
+    assert _peak_rss_mb() - base < 50  # a 226 MB network was not allocated
