@@ -13,7 +13,8 @@ from srgan.weights import ModelCard, save_generator
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# one thread: tests use tiny networks, and subprocess tests run several processes at once
+torch.set_num_threads(1)
 
 
 def tiny_generator(scale: int = 4, blocks: int = 1, channels: int = 8, seed: int = 0) -> SRResNet:

@@ -639,10 +639,6 @@ def _peak_rss_mb() -> float:
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "srgan/weights.py load_generator builds the network from the metadata before checking the "
-    "file's tensors: a 140-byte file claiming 256 blocks x 1024 channels allocates ~20 GB. "
-    "Fix: build on the meta device, check keys/shapes with get_slice(), then build for real"))
 def test_tiny_file_claiming_a_big_network_is_refused_without_allocating(tmp_path):
     """Shown with 8 blocks x 512 channels (~230 MB if built), which is safe to try; the
     limits allow 256 x 1024 (~20 GB), which is not."""

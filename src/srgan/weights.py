@@ -179,8 +179,8 @@ def load_generator(name_or_path: str | Path, device: str | torch.device = "cpu")
     """Build the generator a model file (or a shipped model's name) describes, in eval mode."""
     path = resolve_model(name_or_path)
     config, card = read_metadata(path)
-    net = config.build()
-    expected = net.state_dict()
+    with torch.device("meta"):  # shapes only: nothing is allocated before the file matches
+        expected = config.build().state_dict()
     try:
         with safe_open(str(path), framework="pt") as f:
             keys = set(f.keys())
@@ -192,17 +192,17 @@ def load_generator(name_or_path: str | Path, device: str | torch.device = "cpu")
                     f"missing {missing[:4]}{'...' if len(missing) > 4 else ''}, "
                     f"unexpected {unexpected[:4]}{'...' if len(unexpected) > 4 else ''}"
                 )
-            state = {}
             for key in expected:
-                tensor = f.get_tensor(key)
-                if tensor.shape != expected[key].shape:
+                shape = tuple(f.get_slice(key).get_shape())
+                if shape != tuple(expected[key].shape):
                     raise ModelFileError(
-                        f"{path}: tensor {key} has shape {tuple(tensor.shape)}, "
+                        f"{path}: tensor {key} has shape {shape}, "
                         f"its config needs {tuple(expected[key].shape)}"
                     )
-                state[key] = tensor.to(expected[key].dtype)
+            state = {key: f.get_tensor(key).to(expected[key].dtype) for key in expected}
     except SafetensorError as exc:
         raise ModelFileError(f"{path}: corrupt or truncated safetensors data ({exc})") from exc
+    net = config.build()
     net.load_state_dict(state)
     net.card = card  # type: ignore[attr-defined]
     return net.to(device).eval()
