@@ -205,11 +205,6 @@ def test_stalled_and_abandoned_uploads_time_out_while_others_are_served(server):
     assert healthy(port)["queue"]["running"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "uvicorn has no deadline for the request head: a connection that sends nothing or "
-    "trickles its headers is held for ever, and --max-connections of them lock everyone out "
-    "(503). Fix in srgan/serve/command.py: pass uvicorn.run(http=<H11Protocol subclass that "
-    "closes connections whose head is not complete within --upload-timeout>)"))
 def test_connections_that_never_finish_their_request_head_are_dropped(server):
     port = server
     idle = []

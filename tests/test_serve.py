@@ -427,6 +427,28 @@ def test_serve_command_help():
     assert result.exit_code != 0 and "no such model file" in result.output
 
 
+def test_serve_command_passes_its_timeouts(tiny_model_path: Path, monkeypatch):
+    """--upload-deadline reaches the body guard, and the head deadline defaults to the smaller
+    of 10 s and --upload-timeout (the slow-head behaviour itself: test_reliability_server)."""
+    uvicorn = pytest.importorskip("uvicorn")
+    from click.testing import CliRunner
+
+    from srgan.cli import main
+
+    runs: list[dict] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: runs.append(dict(app=app, **kw)))
+    base = ["serve", "-m", str(tiny_model_path), "--device", "cpu"]
+    for extra in ([], ["--upload-timeout", "4", "--upload-deadline", "77"],
+                  ["--header-timeout", "2.5"]):
+        result = CliRunner().invoke(main, base + extra)
+        assert result.exit_code == 0, result.output
+    guards = [next(m.kwargs for m in run["app"].user_middleware if m.cls is BodyLimit)
+              for run in runs]
+    assert [(g["idle_timeout"], g["total_timeout"]) for g in guards] == [
+        (30.0, 300.0), (4.0, 77.0), (30.0, 300.0)]
+    assert [run["http"].head_timeout for run in runs] == [10.0, 4.0, 2.5]
+
+
 # --------------------------------------------------------------------------- schemathesis
 
 

@@ -41,12 +41,19 @@ Examples:
 @click.option("--max-connections", type=click.IntRange(min=1), default=200, show_default=True,
               help="Open connections before uvicorn answers 503 itself.")
 @click.option("--upload-timeout", type=click.FloatRange(min=1), default=30.0, show_default=True,
-              help="Seconds an upload may stall before 408.")
+              help="Seconds an upload may stall (no bytes at all) before 408.")
+@click.option("--upload-deadline", type=click.FloatRange(min=1), default=300.0, show_default=True,
+              help="Seconds a whole upload may take, however steadily it trickles, before 408.")
+@click.option("--header-timeout", type=click.FloatRange(min=0.1), default=None,
+              help="Seconds a connection may take to send a complete request head (also "
+                   "between requests on a kept-alive connection); then it is closed. "
+                   "[default: the smaller of 10 and --upload-timeout]")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(host: str, port: int, models: tuple[str, ...], device: str, precision: str,
           tile: int | None, max_pixels: int, max_upload_mb: float, workers: int,
-          queue_size: int, max_connections: int, upload_timeout: float, log_level: str) -> None:
+          queue_size: int, max_connections: int, upload_timeout: float, upload_deadline: float,
+          header_timeout: float | None, log_level: str) -> None:
     """Serve the page (/) and the API (/v1/upscale, /v1/models, /healthz, /docs)."""
     import uvicorn
 
@@ -58,12 +65,60 @@ def serve(host: str, port: int, models: tuple[str, ...], device: str, precision:
             list(models) or None,
             device=device, precision=precision, tile=tile, max_pixels=max_pixels,
             max_upload_mb=max_upload_mb, workers=workers, queue_size=queue_size,
-            idle_timeout=upload_timeout, preload=True,
+            idle_timeout=upload_timeout, upload_timeout=upload_deadline, preload=True,
         )
     except (ModelFileError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     click.echo(f"srgan: open http://{shown}:{port}/ (API docs at /docs); Ctrl+C stops")
+    head = min(10.0, upload_timeout) if header_timeout is None else header_timeout
     uvicorn.run(app, host=host, port=port, log_level=log_level,
+                http=head_deadline_protocol(head),
                 limit_concurrency=max_connections, timeout_keep_alive=5,
                 h11_max_incomplete_event_size=64 * 1024)
+
+
+def head_deadline_protocol(seconds: float) -> type:
+    """uvicorn's h11 protocol with a deadline for each request head.
+
+    uvicorn has none: a connection that sends nothing, or trickles its headers a byte at a
+    time, is held for ever, and --max-connections of them make the server answer 503 to
+    everyone (slowloris). The deadline counts from the connection (or from the end of the
+    previous response) and is not extended by data, so trickling does not help; once a head is
+    complete the body's own limits (--upload-timeout, --upload-deadline) take over.
+    """
+    import asyncio
+
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadDeadlineH11(H11Protocol):
+        head_timeout = seconds
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def _arm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            self._head_timer = self.loop.call_later(self.head_timeout, self._head_expired)
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()  # the next request head gets its own deadline
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+            super().connection_lost(exc)
+
+        def _head_expired(self) -> None:
+            # IDLE: no complete request head yet (h11 leaves IDLE only once the head parsed)
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeadDeadlineH11
