@@ -217,9 +217,6 @@ def test_training_loader_with_only_bad_files_is_an_error_naming_the_folder(corpu
     assert len(logs) == len(list(bad.iterdir())) >= 10
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "srgan/data.py logs f'{path}' (lone surrogates for non-UTF-8 names): print() to a UTF-8 "
-    "stdout raises UnicodeEncodeError. Fix: log imageio.display_path(path) instead"))
 def test_non_utf8_names_in_logs_are_printable(tmp_path):
     """A training run's log lines go to stdout and log files: a non-UTF-8 file name must not
     make them unencodable (print() on a UTF-8 terminal raises UnicodeEncodeError)."""

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from srgan.imageio import display_path
 from srgan.resize import imresize
 
 Log = Callable[[str], None]
@@ -49,6 +50,16 @@ def read_rgb_uint8(path: Path) -> np.ndarray:
     return np.ascontiguousarray(pixels)
 
 
+def _printable(exc: BaseException) -> str:
+    """An exception's text fit for a UTF-8 log: a decoder's own message may quote the path,
+    so undecodable file-name bytes (lone surrogates) become \\xNN escapes like display_path."""
+    text = str(exc)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that is no file-name byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _decode_all(paths: Sequence[Path], log: Log) -> list[np.ndarray | None]:
     """Decode in threads (the decoders release the GIL); unreadable files -> None, reported."""
 
@@ -56,7 +67,7 @@ def _decode_all(paths: Sequence[Path], log: Log) -> list[np.ndarray | None]:
         try:
             return read_rgb_uint8(path)
         except Exception as exc:  # any decoder failure: report the file, keep going
-            log(f"warning: skipping unreadable image {path}: {exc}")
+            log(f"warning: skipping unreadable image {display_path(path)}: {_printable(exc)}")
             return None
 
     workers = max(1, min(8, os.cpu_count() or 1))
@@ -251,19 +262,22 @@ def load_training_set(
         folder = Path(folder)
         if not folder.is_dir():
             raise DataError(
-                f"training folder {folder} does not exist. Set the training images with "
-                "--set data.train=[DIR,...] (or get DIV2K: srgan data download div2k data/DIV2K)"
+                f"training folder {display_path(folder)} does not exist. Set the training "
+                "images with --set data.train=[DIR,...] (or get DIV2K: "
+                "srgan data download div2k data/DIV2K)"
             )
         found = _find_images(folder)
         if lr_folders:
             lr_folder = Path(lr_folders[i])
             if not lr_folder.is_dir():
-                raise DataError(f"LR folder {lr_folder} (data.train_lr) does not exist")
+                raise DataError(
+                    f"LR folder {display_path(lr_folder)} (data.train_lr) does not exist")
             by_stem = {p.stem: p for p in _find_images(lr_folder)}
             for p in found:
                 partner = _lr_partner(p, scale, by_stem)
                 if partner is None:
-                    log(f"warning: no LR image for {p} in {lr_folder}; skipped")
+                    log(f"warning: no LR image for {display_path(p)} in {display_path(lr_folder)}; "
+                        "skipped")
                     continue
                 paths.append(p)
                 partners.append(partner)
@@ -285,20 +299,21 @@ def load_training_set(
         h, w = hr.shape[:2]
         if h < crop or w < crop:
             small += 1
-            log(f"warning: {path} is {w}x{h}, smaller than the {crop}x{crop} crop; skipped")
+            log(f"warning: {display_path(path)} is {w}x{h}, smaller than the {crop}x{crop} "
+                "crop; skipped")
             continue
         if lr is not None:
             if lr.shape[0] != h // scale or lr.shape[1] != w // scale:
                 log(
-                    f"warning: {partner} is {lr.shape[1]}x{lr.shape[0]}, expected "
-                    f"{w // scale}x{h // scale} (HR {path} / {scale}); skipped"
+                    f"warning: {display_path(partner)} is {lr.shape[1]}x{lr.shape[0]}, expected "
+                    f"{w // scale}x{h // scale} (HR {display_path(path)} / {scale}); skipped"
                 )
                 continue
             keep_lr.append(lr)
         keep_hr.append(hr)
         names.append(str(path))
     if not keep_hr:
-        where = ", ".join(str(f) for f in folders)
+        where = ", ".join(display_path(f) for f in folders)
         why = f" ({small} smaller than the crop)" if small else ""
         raise DataError(f"no usable training image in {where}{why}")
     hr_bank = ImageBank.pack(keep_hr, names, device)
@@ -323,7 +338,7 @@ def load_validation_set(
     """Whole HR images (cropped to a multiple of the scale) and their MATLAB-bicubic LR."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"validation folder {folder} (data.val) does not exist")
+        raise DataError(f"validation folder {display_path(folder)} (data.val) does not exist")
     paths = _find_images(folder)
     if max_images:
         paths = paths[:max_images]
@@ -333,11 +348,11 @@ def load_validation_set(
             continue
         h, w = (im.shape[0] // scale) * scale, (im.shape[1] // scale) * scale
         if h < scale * 4 or w < scale * 4:
-            log(f"warning: validation image {path} is too small; skipped")
+            log(f"warning: validation image {display_path(path)} is too small; skipped")
             continue
         hr = torch.from_numpy(np.ascontiguousarray(im[:h, :w])).permute(2, 0, 1).to(device)
         lr = degrade(hr[None].float() / 255.0, scale, quantize=True)
         out.append(ValImage(path.stem, lr, hr.contiguous()))
     if not out:
-        raise DataError(f"no usable validation image in {folder}")
+        raise DataError(f"no usable validation image in {display_path(folder)}")
     return out
