@@ -239,6 +239,27 @@ def test_webp_bmp_tiff_writes(tmp_path: Path) -> None:
     assert read_image(p).bit_depth == 8
 
 
+def test_encoder_limits_are_write_errors_naming_the_file(tmp_path: Path, monkeypatch) -> None:
+    """libjpeg stops at 65500 pixels a side (not the format's 65535) and libwebp at 16383;
+    past them, and for any other encoder refusal, an ImageWriteError names the file instead of
+    Pillow's bare OSError("broken data stream"), and nothing is left behind."""
+    edge = write_image(from_array(np.zeros((1, 65500, 3), np.uint8)), tmp_path / "edge.jpg")
+    assert read_image(edge).size == (65500, 1)
+    for name, width, limit in (("wide.jpg", 65501, "65500"), ("wide.webp", 16384, "16383")):
+        with pytest.raises(ImageWriteError, match=f"{name}: .*at most {limit} pixels"):
+            write_image(from_array(np.zeros((1, width, 3), np.uint8)), tmp_path / name)
+
+    def refuse(self, fp, format=None, **params):
+        raise OSError("broken data stream when writing image file")
+
+    monkeypatch.setattr(Image.Image, "save", refuse)
+    for name in ("x.jpg", "x.png", "x.webp", "x.tif", "x.bmp"):
+        with pytest.raises(ImageWriteError, match=rf"{name}: the \w+ encoder refused this "
+                                                  r"4x4 image: broken data stream"):
+            write_image(from_array(rand(4, 4, 3)), tmp_path / name)
+    assert sorted(os.listdir(tmp_path)) == ["edge.jpg"]
+
+
 def test_unknown_extension_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ImageWriteError, match="extension"):
         write_image(from_array(rand(2, 2, 3)), tmp_path / "x.xyz")

@@ -819,10 +819,13 @@ def _flatten(data: ImageData, path: Path, fmt: str) -> np.ndarray:
     return data.color * alpha + (1.0 - alpha)
 
 
+_JPEG_MAX_SIDE = 65500  # libjpeg's JPEG_MAX_DIMENSION, below the format's 65535
+_WEBP_MAX_SIDE = 16383  # libwebp's WEBP_MAX_DIMENSION
+
+
 def _encode(data: ImageData, path: Path, fmt: str, quality: int, lossless: bool) -> bytes:
     icc = data.icc_profile
     exif = data.exif
-    buf = io.BytesIO()
     if fmt == "PNG":
         if data.bit_depth == 16 and data.channels > 1:
             return _encode_png16(_quantize(data.pixels, 16), icc if _icc_fits(icc, data.channels)
@@ -831,8 +834,7 @@ def _encode(data: ImageData, path: Path, fmt: str, quality: int, lossless: bool)
         kwargs = {"exif": exif} if exif else {}
         if icc and _icc_fits(icc, data.channels):
             kwargs["icc_profile"] = icc
-        im.save(buf, "PNG", compress_level=6, **kwargs)
-        return buf.getvalue()
+        return _save(im, path, "PNG", compress_level=6, **kwargs)
 
     if data.bit_depth == 16 and not (fmt == "TIFF" and data.channels == 1):
         _warn(path, f"{fmt} is written with 8 bits per channel here; 16-bit precision lost")
@@ -843,16 +845,17 @@ def _encode(data: ImageData, path: Path, fmt: str, quality: int, lossless: bool)
         im = _pil_from_uint(arr)
         channels = arr.shape[2]
         if fmt == "JPEG":
-            if max(im.size) > 65535:
-                raise ImageWriteError(path, f"JPEG cannot hold {im.size[0]}x{im.size[1]} pixels")
+            if max(im.size) > _JPEG_MAX_SIDE:
+                raise ImageWriteError(path, f"JPEG images can be at most {_JPEG_MAX_SIDE} pixels "
+                                            f"on a side, this one is {im.size[0]}x{im.size[1]}")
             kwargs.update(quality=quality, subsampling=0 if quality >= 90 else 2, optimize=True)
             if exif and len(exif) > _JPEG_MAX_EXIF:
                 _warn(path, f"EXIF of {len(exif)} bytes is too long for JPEG; dropped")
                 exif = None
     elif fmt == "WEBP":
-        if max(data.size) > 16383:
-            raise ImageWriteError(path, f"WebP images can be at most 16383 pixels on a side, "
-                                        f"this one is {data.width}x{data.height}")
+        if max(data.size) > _WEBP_MAX_SIDE:
+            raise ImageWriteError(path, f"WebP images can be at most {_WEBP_MAX_SIDE} pixels "
+                                        f"on a side, this one is {data.width}x{data.height}")
         arr = _quantize(data.pixels, 8)
         if data.is_grey:  # WebP has no grey mode
             arr = np.concatenate([arr[:, :, :1]] * 3 + ([arr[:, :, 1:]] if data.has_alpha
@@ -870,7 +873,18 @@ def _encode(data: ImageData, path: Path, fmt: str, quality: int, lossless: bool)
             kwargs["icc_profile"] = icc
         if exif:
             kwargs["exif"] = exif
-    im.save(buf, fmt, **kwargs)
+    return _save(im, path, fmt, **kwargs)
+
+
+def _save(im: Image.Image, path: Path, fmt: str, **kwargs: object) -> bytes:
+    """Encode with Pillow; an encoder's own refusal (a limit not checked above, shown by
+    Pillow as a bare OSError such as "broken data stream") becomes an ImageWriteError."""
+    buf = io.BytesIO()
+    try:
+        im.save(buf, fmt, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ImageWriteError(path, f"the {fmt} encoder refused this {im.size[0]}x{im.size[1]} "
+                                    f"image: {exc}") from None
     return buf.getvalue()
 
 
