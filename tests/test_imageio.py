@@ -22,6 +22,7 @@ from srgan.imageio import (
     ImageWarning,
     ImageWriteError,
     display_path,
+    display_text,
     find_images,
     from_array,
     from_pil,
@@ -585,6 +586,9 @@ def test_find_images(tmp_path: Path) -> None:
     shown = display_path(odd)
     shown.encode("utf-8")  # printable
     assert "\\xff\\xfe odd.png" in shown
+    # any text quoting such a path (an exception's message) escapes the same way
+    assert display_text("cannot read " + os.fsdecode(b"/x/\xe9")) == "cannot read /x/\\xe9"
+    assert display_text("half \ud800 a pair") == "half \\ud800 a pair"
     with pytest.raises(ImageReadError) as err:
         read_image(odd)  # content is junk; the message must still be printable
     str(err.value).encode("utf-8")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from srgan.imageio import display_path
+from srgan.imageio import display_path, display_text
 from srgan.resize import imresize
 
 Log = Callable[[str], None]
@@ -50,16 +50,6 @@ def read_rgb_uint8(path: Path) -> np.ndarray:
     return np.ascontiguousarray(pixels)
 
 
-def _printable(exc: BaseException) -> str:
-    """An exception's text fit for a UTF-8 log: a decoder's own message may quote the path,
-    so undecodable file-name bytes (lone surrogates) become \\xNN escapes like display_path."""
-    text = str(exc)
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a surrogate that is no file-name byte
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def _decode_all(paths: Sequence[Path], log: Log) -> list[np.ndarray | None]:
     """Decode in threads (the decoders release the GIL); unreadable files -> None, reported."""
 
@@ -67,7 +57,7 @@ def _decode_all(paths: Sequence[Path], log: Log) -> list[np.ndarray | None]:
         try:
             return read_rgb_uint8(path)
         except Exception as exc:  # any decoder failure: report the file, keep going
-            log(f"warning: skipping unreadable image {display_path(path)}: {_printable(exc)}")
+            log(f"warning: skipping unreadable image {display_path(path)}: {display_text(exc)}")
             return None
 
     workers = max(1, min(8, os.cpu_count() or 1))

@@ -94,6 +94,17 @@ def display_path(path: str | os.PathLike | None) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+def display_text(text: object) -> str:
+    """A printable form of any text that may quote a path (an exception's message): file-name
+    bytes that are not UTF-8 become \\xNN escapes as in display_path, and any other lone
+    surrogate becomes a \\uXXXX escape, so the result always encodes as UTF-8."""
+    text = str(text)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that stands for no file-name byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class ImageFileError(ValueError):
     """Base of the read and write errors: `str()` is "<file>: <reason>"."""
 
