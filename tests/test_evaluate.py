@@ -201,6 +201,46 @@ def test_cli_benchmark_fails_when_nothing_is_scored(tmp_path):
     assert "no image could be scored" in r.stderr and not (tmp_path / "o").exists()
 
 
+def test_non_utf8_names_and_exact_reconstructions_are_reported(tmp_path):
+    """A non-UTF-8 file name must not stop the result files being written after all the
+    scoring, and shows as \\xNN like every other srgan message; a flat image that bicubic
+    reconstructs exactly keeps its inf PSNR per image, but the means stay finite (capped)."""
+    import os
+
+    from srgan.evaluate.benchmark import PSNR_CAP
+
+    d = tmp_path / "Odd"
+    d.mkdir()
+    Image.fromarray(_photo(40, 40, 3)).save(d / "a.png")
+    flat = Path(os.fsdecode(os.fsencode(d) + b"/flat_\xff.png"))
+    Image.fromarray(np.full((40, 40, 3), 120, np.uint8)).save(flat)
+    Path(os.fsdecode(os.fsencode(d) + b"/bad_\xe9.png")).write_bytes(b"junk")
+    out = tmp_path / "res"
+    r = CliRunner().invoke(main, ["benchmark", "-m", "bicubic", "--data", str(d),
+                                  "--out", str(out), "--no-lpips", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert f"skipped {d}/bad_\\xe9.png: " in r.stderr and "\\udc" not in r.output
+
+    with open(out / "scores.csv", newline="", encoding="utf-8") as f:
+        rows = {row["image"]: row for row in csv.DictReader(f)}
+    assert set(rows) == {"a.png", "flat_\\xff.png"}
+    assert rows["flat_\\xff.png"]["psnr_y"] == "inf" == rows["flat_\\xff.png"]["psnr_rgb"]
+    a_psnr = float(rows["a.png"]["psnr_y"])
+    assert 20 < a_psnr < 40
+
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    mean = summary["datasets"]["Odd"]["models"]["bicubic"]
+    assert mean["psnr_y"] == pytest.approx((a_psnr + PSNR_CAP) / 2, abs=1e-3)
+    assert mean["psnr_capped"] == 1 and mean["images"] == 2
+    skipped = summary["datasets"]["Odd"]["skipped"]  # exact names: JSON escapes them
+    assert [k["path"] for k in skipped] == [os.fsdecode(os.fsencode(d) + b"/bad_\xe9.png")]
+    md = (out / "results.md").read_text(encoding="utf-8")
+    assert f"{(a_psnr + PSNR_CAP) / 2:.2f} / " in md
+    assert not [line for line in md.splitlines() if line.startswith("|") and "inf" in line]
+    assert f"counted as {PSNR_CAP:g} dB" in md
+    assert md in r.stdout
+
+
 def test_choose_box_finds_where_methods_differ_in_detail():
     a = torch.full((3, 64, 80), 100, dtype=torch.uint8)
     b = a.clone()

@@ -38,8 +38,13 @@ from srgan.evaluate.methods import (
     pair_lr_files,
     prepare_pair,
 )
+from srgan.imageio import display_path, display_text
 
 SSIM_KINDS = ("wang", "paper")
+# dB: the most one image's PSNR counts for in a mean. An exact reconstruction (a flat image
+# that bicubic reproduces) has an infinite PSNR, which would make the whole mean inf; per-image
+# values (scores.csv, `scores`) keep the real figure. The cap is far above any real SR score.
+PSNR_CAP = 100.0
 CSV_FIELDS = (
     "dataset", "image", "model", "width", "height",
     "psnr_y", "ssim_y", "psnr_rgb", "lpips", "seconds", "notes",
@@ -72,7 +77,7 @@ class Skipped:
     reason: str
 
     def line(self) -> str:
-        return f"skipped {self.path}: {self.reason}"
+        return f"skipped {display_path(self.path)}: {display_text(self.reason)}"
 
 
 @dataclass
@@ -92,16 +97,20 @@ class BenchmarkResult:
                 and (model is None or s.model == model)]
 
     def mean(self, dataset: str, model: str) -> dict[str, float] | None:
-        """Means over a dataset's images for one method; None when nothing was scored."""
+        """Means over a dataset's images for one method; None when nothing was scored.
+
+        Each image's PSNR counts for at most PSNR_CAP dB (an exact reconstruction is inf);
+        `psnr_capped` says how many images were capped (on Y or RGB)."""
         rows = self.rows(dataset, model)
         if not rows:
             return None
         n = len(rows)
         out = {
             "images": n,
-            "psnr_y": sum(r.psnr_y for r in rows) / n,
+            "psnr_y": sum(min(r.psnr_y, PSNR_CAP) for r in rows) / n,
             "ssim_y": sum(r.ssim_y for r in rows) / n,
-            "psnr_rgb": sum(r.psnr_rgb for r in rows) / n,
+            "psnr_rgb": sum(min(r.psnr_rgb, PSNR_CAP) for r in rows) / n,
+            "psnr_capped": sum(max(r.psnr_y, r.psnr_rgb) > PSNR_CAP for r in rows),
             "seconds_per_image": sum(r.seconds for r in rows) / n,
         }
         if all(r.lpips is not None for r in rows):
@@ -141,13 +150,18 @@ class BenchmarkResult:
             "",
             _md_table(self, lambda m: f"{m['psnr_rgb']:.2f}"),
         ]
+        capped = sum(max(r.psnr_y, r.psnr_rgb) > PSNR_CAP for r in self.scores)
+        if capped:
+            lines += ["", f"{capped} image score(s) had a PSNR above {PSNR_CAP:g} dB (inf: an "
+                      f"exact reconstruction), counted as {PSNR_CAP:g} dB in these means; "
+                      "scores.csv has the real values."]
         if self.has_lpips:
             lines += ["", "LPIPS (AlexNet, lower is better):", "",
                       _md_table(self, lambda m: f"{m['lpips']:.4f}")]
         if s.get("lpips_note"):
             lines += ["", s["lpips_note"]]
         if s.get("notes"):
-            lines += ["", *s["notes"]]
+            lines += ["", *(display_text(n) for n in s["notes"])]
         return "\n".join(lines) + "\n"
 
     def csv_text(self) -> str:
@@ -161,6 +175,8 @@ class BenchmarkResult:
             d["ssim_y"] = f"{d['ssim_y']:.6f}"
             d["lpips"] = "" if d["lpips"] is None else f"{d['lpips']:.6f}"
             d["seconds"] = f"{d['seconds']:.4f}"
+            for key in ("dataset", "image", "model", "notes"):  # non-UTF-8 file names: \xNN
+                d[key] = display_text(d[key])
             writer.writerow(d)
         return buf.getvalue()
 
@@ -168,6 +184,8 @@ class BenchmarkResult:
         return _atomic_write(path, self.csv_text())
 
     def to_json(self, path: str | Path) -> Path:
+        """Names stay exact here: JSON's ASCII escapes carry a non-UTF-8 name as \\udcXX,
+        which json.loads turns back into the very path."""
         return _atomic_write(path, json.dumps(self.summary(), indent=2, default=_jsonable) + "\n")
 
     def write(self, out_dir: str | Path) -> dict[str, Path]:
@@ -181,7 +199,7 @@ class BenchmarkResult:
 
 
 def _md_table(result: BenchmarkResult, cell: Callable[[dict], str]) -> str:
-    header = "| Dataset | " + " | ".join(result.models) + " |"
+    header = "| Dataset | " + " | ".join(display_text(m) for m in result.models) + " |"
     rule = "|---|" + "---|" * len(result.models)
     rows = []
     for d in result.datasets:
@@ -190,7 +208,7 @@ def _md_table(result: BenchmarkResult, cell: Callable[[dict], str]) -> str:
             mean = result.mean(d, m)
             cells.append("-" if mean is None else cell(mean))
         n = len({s.image for s in result.rows(d)})
-        rows.append(f"| {d} ({n}) | " + " | ".join(cells) + " |")
+        rows.append(f"| {display_text(d)} ({n}) | " + " | ".join(cells) + " |")
     return "\n".join([header, rule, *rows])
 
 
@@ -207,7 +225,9 @@ def _atomic_write(path: str | Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+        # names are escaped where they are written; backslashreplace is the backstop that
+        # keeps one odd character from losing a whole run's results
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace", newline="") as f:
             f.write(text)
         os.chmod(tmp, 0o644)  # mkstemp makes it 0600; results are for sharing
         os.replace(tmp, path)
@@ -326,14 +346,14 @@ def run_benchmark(
         raise ValueError("no dataset folders given")
     for p in paths:
         if not p.is_dir():
-            raise FileNotFoundError(f"{p}: not a folder of images")
+            raise FileNotFoundError(f"{display_path(p)}: not a folder of images")
     lrs: list[Path | None] = [None] * len(paths) if lr_dirs is None else \
         [None if d is None else Path(d) for d in lr_dirs]
     if len(lrs) != len(paths):
         raise ValueError(f"{len(lrs)} LR folders for {len(paths)} datasets: give one per dataset")
     for d in lrs:
         if d is not None and not d.is_dir():
-            raise FileNotFoundError(f"{d}: LR folder not found")
+            raise FileNotFoundError(f"{display_path(d)}: LR folder not found")
 
     methods = load_methods(models, scale=scale, device=device, precision=precision, tta=tta,
                            tile=tile)
@@ -367,7 +387,8 @@ def run_benchmark(
         if lr_dir:
             for f in files:
                 if pairs.get(f) is None:
-                    skipped.append(Skipped(name, str(f), f"no single matching LR in {lr_dir}"))
+                    skipped.append(Skipped(name, str(f), "no single matching LR in "
+                                                         f"{display_path(lr_dir)}"))
                     emit(skipped[-1].line())
             jobs = [j for j in jobs if j[0] != name or j[2] is not None]
 
@@ -377,7 +398,7 @@ def run_benchmark(
     started = time.perf_counter()
     try:
         for name, hr_path, lr_path in jobs:
-            bar.set_postfix_str(f"{name}/{hr_path.name}", refresh=False)
+            bar.set_postfix_str(display_text(f"{name}/{hr_path.name}"), refresh=False)
             try:
                 hr, notes = load_rgb8(hr_path)
                 lr = load_rgb8(lr_path)[0] if lr_path is not None else None
@@ -400,7 +421,7 @@ def run_benchmark(
                 seconds = time.perf_counter() - t0
                 if sr.shape != hr.shape:
                     raise RuntimeError(
-                        f"{method.name} returned {tuple(sr.shape)} for {hr_path}, "
+                        f"{method.name} returned {tuple(sr.shape)} for {display_path(hr_path)}, "
                         f"expected {tuple(hr.shape)}"
                     )
                 s = score_pair(sr, hr, crop, ssim)

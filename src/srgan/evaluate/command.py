@@ -66,6 +66,7 @@ def benchmark(models, data, more_data, scale, crop_border, lr_dirs, out, device,
     the same LR) is the baseline of every table.
     """
     from srgan.evaluate.benchmark import run_benchmark
+    from srgan.imageio import display_path, display_text
     from srgan.weights import ModelFileError, list_models
 
     datasets = [*data, *more_data]
@@ -83,15 +84,16 @@ def benchmark(models, data, more_data, scale, crop_border, lr_dirs, out, device,
             ssim=ssim, lpips=lpips, progress=not quiet and sys.stderr.isatty(), log=_err,
         )
     except (ModelFileError, ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(display_text(exc)) from exc
     if not result.scores:
         _err(f"no image could be scored ({len(result.skipped)} skipped)")
         sys.exit(1)
     paths = result.write(out)
     click.echo(result.to_markdown())
     if result.skipped:
-        _err(f"{len(result.skipped)} image(s) skipped (listed in {paths['json']})")
-    _err(f"wrote {paths['csv']}, {paths['markdown']}, {paths['json']}")
+        _err(f"{len(result.skipped)} image(s) skipped (listed in "
+             f"{display_path(paths['json'])})")
+    _err("wrote " + ", ".join(display_path(paths[k]) for k in ("csv", "markdown", "json")))
 
 
 COMPARE_EXAMPLES = """
@@ -142,7 +144,7 @@ def compare(images, models, out, scale, box, box_size, panel_width, grid, lr_inp
         save_png,
     )
     from srgan.evaluate.methods import error_reason, load_methods
-    from srgan.imageio import ImageReadError, find_images
+    from srgan.imageio import ImageReadError, display_path, display_text, find_images
     from srgan.weights import ModelFileError, list_models
 
     try:
@@ -158,7 +160,7 @@ def compare(images, models, out, scale, box, box_size, panel_width, grid, lr_inp
     try:
         methods = load_methods(names, scale=scale, device=device, precision=precision, tta=tta)
     except (ModelFileError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(display_text(exc)) from exc
 
     to_file = out is not None and out.suffix.lower() == ".png"
     if to_file and not grid and len(files) > 1:
@@ -171,7 +173,7 @@ def compare(images, models, out, scale, box, box_size, panel_width, grid, lr_inp
         try:
             comp = build_comparison(f, methods, scale, box_t, box_size, lr_input)
         except (ImageReadError, ValueError, OSError) as exc:
-            _err(f"skipped {f}: {error_reason(exc, f)}")
+            _err(f"skipped {display_path(f)}: {display_text(error_reason(exc, f))}")
             continue
         if grid:
             comps.append(comp)
@@ -185,4 +187,4 @@ def compare(images, models, out, scale, box, box_size, panel_width, grid, lr_inp
         _err("no figure written")
         sys.exit(1)
     for p in written:
-        click.echo(str(p))
+        click.echo(display_path(p))
