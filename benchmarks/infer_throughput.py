@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from srgan.imageio import ImageData, read_image, write_image
-from srgan.inference import Upscaler, overlapped, write_quantized
+from srgan.inference import Upscaler, io_depth, overlapped, write_quantized
 from srgan.nets import SRResNet
 from srgan.weights import list_models, load_generator
 
@@ -75,13 +75,15 @@ class PeakRSS:
 
 
 def measure(fn: Callable[[], object], device: torch.device, repeat: int) -> dict:
-    """Best wall time of `repeat` runs after one warm-up, CPU time, and peak memory."""
-    fn()
-    sync(device)
+    """Best wall time of `repeat` runs after one warm-up, CPU time, and peak memory (above
+    the level before the warm-up, so caches and arenas made on first use count)."""
     best, cpu = float("inf"), float("inf")
     if device.type == "cuda":
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     with PeakRSS() as mem:
+        fn()
+        sync(device)
         for _ in range(repeat):
             c0, t0 = time.process_time(), time.perf_counter()
             fn()
@@ -246,7 +248,8 @@ def bench_folder(net: SRResNet, device: torch.device, n: int, size: tuple[int, i
             jobs = [(f, out / f.name) for f in files]
             for _, err in overlapped(jobs, lambda j: read_image(j[0]),
                                      lambda j, d: up.upscale_quantized(d),
-                                     lambda j, q: write_quantized(q, j[1])):
+                                     lambda j, q: write_quantized(q, j[1]),
+                                     depth=io_depth(device)):
                 if err is not None:
                     raise err
 

@@ -54,6 +54,7 @@ def test_onnx_export_matches_pytorch_at_any_size(bn_model, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
 def test_torchscript_export_matches_pytorch_at_any_size(bn_model, tmp_path):
     net, model_file = bn_model
     out = tmp_path / "m.pt"

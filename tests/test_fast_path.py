@@ -382,3 +382,22 @@ def test_overlapped_prefetches_and_saves_behind_and_keeps_going_after_errors():
     assert errors == {2: "OSError", 3: "ValueError", 4: "OSError"}
     assert sorted(log) == [(0, 1), (1, 11), (5, 51)]
     assert list(overlapped([], load, compute, save)) == []
+
+
+def test_overlapped_runs_depth_files_ahead_in_order():
+    started = [threading.Event() for _ in range(8)]
+
+    def load(i):
+        started[i].set()
+        return i
+
+    def compute(i, x):
+        if i == 0:  # three files ahead are being decoded already
+            assert started[3].wait(5)
+        return x
+
+    saved = []
+    results = list(overlapped(range(8), load, compute, lambda i, y: saved.append(y), depth=3))
+    assert results == [(i, None) for i in range(8)] and sorted(saved) == list(range(8))
+    with pytest.raises(ValueError):
+        list(overlapped(range(2), load, compute, print, depth=0))

@@ -111,12 +111,12 @@ def _with_metadata(data: bytes, net: SRResNet) -> bytes:
 def torchscript_bytes(net: SRResNet) -> bytes:
     """The fused generator traced to TorchScript (load with torch.jit.load)."""
     model = _Exported(net).eval()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # torch.jit's maintenance-mode notices
-        traced = torch.jit.trace(model, (_example(net),), check_trace=False)
     buf = io.BytesIO()
     extra = {"srgan.config": GeneratorConfig.of(net).to_json()}
-    torch.jit.save(traced, buf, _extra_files=extra)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # torch.jit's deprecation notices are not for users
+        traced = torch.jit.trace(model, (_example(net),), check_trace=False)
+        torch.jit.save(traced, buf, _extra_files=extra)
     return buf.getvalue()
 
 

@@ -21,6 +21,7 @@ The fast path (benchmarks/infer_throughput.py measures it against a naive baseli
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 import warnings
 from collections import deque
@@ -679,19 +680,22 @@ def overlapped(
     load: Callable[[Item], Any],
     compute: Callable[[Item, Any], Any],
     save: Callable[[Item, Any], Any],
-    workers: int = 2,
+    depth: int = 1,
 ) -> Iterator[tuple[Item, BaseException | None]]:
-    """For each item, in order: `load(item)` in a worker thread (one item ahead), then
+    """For each item, in order: `load(item)` in a worker thread (`depth` items ahead), then
     `compute(item, loaded)` in the calling thread (the device work), then `save(item,
-    result)` in a worker thread while the next item computes. Yields (item, None) once an
-    item is saved, or (item, the exception) if a step failed: that item's later steps are
-    skipped, the other items go on. At most three items are held at once."""
+    result)` in a worker thread while the next items compute (up to `depth` saves pending).
+    Yields (item, None) once an item is saved, or (item, the exception) if a step failed:
+    that item's later steps are skipped, the other items go on. Yields come in order; at
+    most 2 * depth + 1 items are held at once."""
+    if depth < 1:
+        raise ValueError(f"depth must be at least 1, got {depth}")
     items = list(items)
     if not items:
         return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="srgan-io") as pool:
-        loads: deque[Future] = deque([pool.submit(load, items[0])])
-        saving: tuple[Item, Future | None, BaseException | None] | None = None
+    with ThreadPoolExecutor(max_workers=2 * depth, thread_name_prefix="srgan-io") as pool:
+        loads: deque[Future] = deque(pool.submit(load, it) for it in items[:depth])
+        saving: deque[tuple[Item, Future | None, BaseException | None]] = deque()
 
         def finished(entry: tuple[Item, Future | None, BaseException | None]):
             item, fut, error = entry
@@ -704,8 +708,8 @@ def overlapped(
 
         for i, item in enumerate(items):
             fut = loads.popleft()
-            if i + 1 < len(items):
-                loads.append(pool.submit(load, items[i + 1]))
+            if i + depth < len(items):
+                loads.append(pool.submit(load, items[i + depth]))
             error: BaseException | None = None
             result = None
             try:
@@ -713,12 +717,21 @@ def overlapped(
             except Exception as exc:
                 error = exc
             fut = None  # drop the decoded input before the next one is computed
-            if saving is not None:
-                yield finished(saving)
-            saving = (item, pool.submit(save, item, result) if error is None else None, error)
+            saving.append((item, pool.submit(save, item, result) if error is None else None,
+                           error))
             result = None
-        if saving is not None:
-            yield finished(saving)
+            while len(saving) > depth:
+                yield finished(saving.popleft())
+        while saving:
+            yield finished(saving.popleft())
+
+
+def io_depth(device: torch.device) -> int:
+    """Files decoded ahead / encoded behind in folder mode: one on a CPU (its cores run the
+    network), more on an accelerator, where PNG encoding would otherwise be the bottleneck."""
+    if device.type == "cpu":
+        return 1
+    return max(1, min(8, (os.cpu_count() or 2) // 2))
 
 
 def resize_to(pixels: np.ndarray, height: int, width: int, outscale: float) -> np.ndarray:

@@ -116,6 +116,7 @@ def upscale(
         DEFAULT_TILE_PAD,
         QuantizedImage,
         Upscaler,
+        io_depth,
         overlapped,
         write_quantized,
     )
@@ -183,7 +184,8 @@ def upscale(
             write_image(result, job[1], overwrite=overwrite)
 
     # the next file is decoded and the previous one encoded while this one computes
-    for (src, _), exc in overlapped(todo, lambda job: read_image(job[0]), compute, save):
+    for (src, _), exc in overlapped(todo, lambda job: read_image(job[0]), compute, save,
+                                    depth=io_depth(upscaler.device)):
         bar.update(1)
         if exc is None:
             done += 1
