@@ -154,3 +154,17 @@ def test_cuda_fp16_matches_fp32_within_one_level():
     ref = Upscaler(net, device="cpu").upscale_tensor(x)
     fast = Upscaler(net, device="cuda", precision="fp16").upscale_tensor(x)
     assert (ref - fast).abs().max() <= 1 / 255
+
+
+def test_options_are_checked_and_pass_through_from_pretrained(tiny_model_path):
+    net = tiny_generator()
+    with pytest.raises(ValueError, match="batch"):
+        Upscaler(net, device="cpu", batch=0)
+    with pytest.raises(ValueError, match="tile"):
+        Upscaler(net, device="cpu", tile=4)
+    up = Upscaler.from_pretrained(tiny_model_path, device="cpu", tile=16, batch=3)
+    assert up.batch == 3 and up.tile == 16 and up.batch_size(1, 64, 64) <= 3
+    # a bigger memory budget gives bigger tiles (the default budget is bounded, see fuse)
+    small = Upscaler(net, device="cpu", memory_budget_mb=64)
+    big = Upscaler(net, device="cpu", memory_budget_mb=1024)
+    assert 64 <= small.tile < big.tile and small.budget_px < big.budget_px
