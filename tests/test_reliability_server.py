@@ -190,7 +190,7 @@ def test_stalled_and_abandoned_uploads_time_out_while_others_are_served(server):
     try:
         for s in stalled:
             outcomes.append(status_of(s, UPLOAD_TIMEOUT + 10))
-            s.settimeout(5)
+            s.settimeout(15)  # generous: a loaded CI machine may be slow to close
             assert s.recv(4096) is not None  # drains the body; then the server closes:
             for _ in range(20):
                 if s.recv(4096) == b"":
