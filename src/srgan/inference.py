@@ -53,6 +53,17 @@ _OUTPUT_BYTES_PER_LR_PIXEL = 400
 _RECONSTRUCT_BYTES_PER_LR_PIXEL_PER_CHANNEL = 150
 # Quantised outputs larger than this live in a memory-mapped temporary file, not in RAM.
 DEFAULT_SPILL_BYTES = 2 << 30
+CPU_BUDGET_MB = 1536  # default memory budget for a tile's forward pass on the CPU
+
+
+def _cpu_budget_mb() -> int:
+    """1.5 GB (measured peak ~1 GB for the paper network; bigger tiles waste less work on
+    context: 960x540 runs 1.3x faster than with 768 MB), at most an eighth of the RAM."""
+    try:
+        ram_mb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows)
+        return CPU_BUDGET_MB
+    return int(max(256, min(CPU_BUDGET_MB, ram_mb // 8)))
 
 
 def pick_device(device: str | torch.device = "auto") -> torch.device:
@@ -318,7 +329,7 @@ class Upscaler:
         if self.device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(self.device)
             return int(free / 2**20 * 0.5)
-        return 768
+        return _cpu_budget_mb()
 
     def _bytes_per_lr_pixel(self, reconstruct: bool = False) -> int:
         """Peak bytes per LR pixel: of a tile's forward pass, or (`reconstruct`) of a chunk
