@@ -12,16 +12,8 @@ from PIL import Image, ImageCms
 
 from srgan import imageio
 from srgan.fuse import count_batchnorms, fold_batchnorm, fold_output_range, inference_model
-from srgan.imageio import ImageData, read_image, to_array, write_image
-from srgan.inference import (
-    QuantizedImage,
-    Upscaler,
-    output_buffer,
-    overlapped,
-    plan_tiles,
-    quantize,
-    write_quantized,
-)
+from srgan.imageio import ImageData, QuantizedImage, read_image, to_array, write_image
+from srgan.inference import Upscaler, output_buffer, overlapped, plan_tiles, quantize
 from srgan.nets import SRResNet
 
 
@@ -293,20 +285,22 @@ def _exif() -> bytes:
     "ext,channels,bits",
     [(".png", 3, 8), (".png", 1, 8), (".png", 2, 8), (".png", 4, 8), (".png", 3, 16),
      (".png", 1, 16), (".png", 4, 16), (".jpg", 3, 8), (".jpg", 1, 8), (".webp", 3, 8),
-     (".webp", 2, 8), (".webp", 4, 8), (".jpg", 4, 8), (".bmp", 3, 8), (".webp", 3, 16)],
+     (".webp", 2, 8), (".webp", 4, 8), (".jpg", 4, 8), (".bmp", 3, 8), (".webp", 3, 16),
+     (".bmp", 4, 8), (".jpg", 4, 16), (".jpg", 3, 16), (".tif", 1, 16), (".tif", 3, 8),
+     (".tif", 4, 16)],
 )
-def test_write_quantized_makes_the_same_file_as_write_image(tmp_path, ext, channels, bits):
+def test_quantized_pixels_make_the_same_file_as_float_pixels(tmp_path, ext, channels, bits):
     rng = np.random.default_rng(channels * bits)
     top = 255 if bits == 8 else 65535
     arr = rng.integers(0, top + 1, (13, 17, channels)).astype(np.uint8 if bits == 8
                                                                  else np.uint16)
     q = QuantizedImage(arr, bits, icc_profile=_icc() if channels > 2 else None, exif=_exif())
     ours, theirs = tmp_path / f"a{ext}", tmp_path / f"b{ext}"
-    with pytest.warns() if (ext == ".jpg" and channels == 4) or (bits == 16 and ext != ".png") \
-            else _no_warning():
-        write_quantized(q, ours)
-    with pytest.warns() if (ext == ".jpg" and channels == 4) or (bits == 16 and ext != ".png") \
-            else _no_warning():
+    lossy = (ext in (".jpg", ".bmp") and channels == 4) or (
+        bits == 16 and ext != ".png" and not (ext == ".tif" and channels == 1))
+    with pytest.warns(imageio.ImageWarning) if lossy else _no_warning():
+        write_image(q, ours)
+    with pytest.warns(imageio.ImageWarning) if lossy else _no_warning():
         write_image(q.to_image_data(), theirs)
     assert ours.read_bytes() == theirs.read_bytes()
     if ext == ".png":
@@ -326,22 +320,22 @@ class _no_warning:
         return self._ctx.__exit__(*exc)
 
 
-def test_write_quantized_refuses_like_write_image(tmp_path):
+def test_quantized_writes_refuse_like_float_writes(tmp_path):
     q = QuantizedImage(np.zeros((4, 4, 3), np.uint8))
     target = tmp_path / "x.png"
     target.write_bytes(b"keep")
     with pytest.raises(imageio.ImageWriteError, match="already exists"):
-        write_quantized(q, target)
+        write_image(q, target)
     assert target.read_bytes() == b"keep"
-    write_quantized(q, target, overwrite=True)
+    write_image(q, target, overwrite=True)
     assert Image.open(target).size == (4, 4)
     with pytest.raises(imageio.ImageWriteError, match="does not exist"):
-        write_quantized(q, tmp_path / "nope" / "x.png")
+        write_image(q, tmp_path / "nope" / "x.png")
     with pytest.raises(imageio.ImageWriteError, match="extension"):
-        write_quantized(q, tmp_path / "x.xyz")
+        write_image(q, tmp_path / "x.xyz")
     big = QuantizedImage(np.zeros((2, 16384, 3), np.uint8))
     with pytest.raises(imageio.ImageWriteError, match="16383"):
-        write_quantized(big, tmp_path / "big.webp")
+        write_image(big, tmp_path / "big.webp")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     with pytest.raises(ValueError):
         QuantizedImage(np.zeros((4, 4, 3), np.uint16), 8)

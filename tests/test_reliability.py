@@ -308,20 +308,22 @@ def test_disk_full_midway_keeps_earlier_outputs_and_leaves_no_partial_file(
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     for i in range(4):  # new inputs: the re-run replaces every output
         write_image(from_array(rgb(16, 16, 10 + i)), src / f"{i}.png", overwrite=True)
-    real = imageio._write_fd
-    calls = []
+    real = imageio._write_chunk
+    writes_to_2: list[int] = []
 
-    def enospc_on_third(fd: int, payload: bytes) -> None:
-        calls.append(len(payload))
-        if len(calls) == 3:
-            real(fd, payload[: len(payload) // 2])  # half of it reached the disk
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real(fd, payload)
+    def enospc_midway_through_2(fh, data) -> None:
+        if "/.2_x4.png." in os.readlink(f"/proc/self/fd/{fh.fileno()}"):  # its temp file
+            writes_to_2.append(len(data))
+            if len(writes_to_2) == 2:  # the signature is on disk, then half of the next write
+                real(fh, data[: len(data) // 2])
+                raise OSError(errno.ENOSPC, "No space left on device")
+        real(fh, data)
 
-    monkeypatch.setattr(imageio, "_write_fd", enospc_on_third)
+    monkeypatch.setattr(imageio, "_write_chunk", enospc_midway_through_2)
     r = cli("upscale", src, "-o", out, "-m", tiny_model_path, "-q", "--overwrite")
     assert r.exit_code == 1 and "3 upscaled, 0 skipped, 1 failed" in r.output, r.output
     assert "disk full" in error_lines(r.output, "error: ", src / "2.png")[0]
+    assert len(writes_to_2) == 2
     assert sorted(p.name for p in out.iterdir()) == sorted(before)  # no temp file
     assert (out / "2_x4.png").read_bytes() == before["2_x4.png"]  # the old one, whole
     for name in ("0_x4.png", "1_x4.png", "3_x4.png"):

@@ -14,7 +14,8 @@ Data flows files -> arrays -> files; this module knows nothing about torch. What
   once for the low bytes), and written back by a small numpy + zlib PNG encoder.
 * EXIF orientation is applied to the pixels and the EXIF tag is reset to 1; the ICC profile and
   EXIF travel with the image and are written where the format can hold them.
-* Writes are atomic: encoded in memory, written to a hidden temp file in the target folder,
+* Writes are atomic: encoded straight into a hidden temp file in the target folder (PNG
+  streamed a few MB of rows at a time, so a huge result never exists twice in memory),
   fsynced, then renamed (or hard-linked when not overwriting, so an existing file is never
   clobbered by a race). A failed write leaves no temp file and the old file untouched.
 """
@@ -32,7 +33,7 @@ import tempfile
 import threading
 import warnings
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +49,7 @@ __all__ = [
     "ImageReadError",
     "ImageWarning",
     "ImageWriteError",
+    "QuantizedImage",
     "display_path",
     "find_images",
     "from_array",
@@ -787,37 +789,105 @@ def _png_chunk(ctype: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + ctype + data + struct.pack(">I", zlib.crc32(ctype + data))
 
 
-def _encode_png16(arr: np.ndarray, icc: bytes | None, exif: bytes | None) -> bytes:
-    """HxWxC uint16 -> a 16-bit PNG (grey, grey+alpha, RGB or RGBA), non-interlaced."""
+# Above this many bytes of pixels an 8-bit PNG is written by the streaming encoder below rather
+# than by Pillow, which would first copy the whole image (RGB as 4 bytes a pixel) and then hold
+# the compressed file too: for a 40000x40000 result that is 6.4 GB plus the file.
+_STREAM_PNG_BYTES = 256 << 20
+_IDAT_BYTES = 8 << 20
+_PNG_BLOCK_BYTES = 2 << 20  # rows filtered and compressed at a time
+
+
+def _write_png(out: _Sink, arr: np.ndarray, icc: bytes | None, exif: bytes | None) -> None:
+    """Stream HxWxC uint8 or uint16 pixels (C 1..4; may be a np.memmap) as a non-interlaced PNG:
+    a few MB of rows are filtered and compressed at a time, and the IDAT data goes out in chunks
+    of `_IDAT_BYTES`, so memory does not grow with the image."""
     h, w, ch = arr.shape
-    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[ch]
-    bpp = 2 * ch
-    rows = np.ascontiguousarray(arr.astype(">u2")).view(np.uint8).reshape(h, w * bpp)
-    comp = zlib.compressobj(6)
-    out = []
-    prev = np.zeros(w * bpp, dtype=np.uint8)
-    step = max(1, (2 << 20) // max(1, w * bpp))  # ~2 MB of rows at a time
-    for y in range(0, h, step):
-        block = rows[y : y + step]
-        out.append(comp.compress(_filter_rows(block, prev, bpp).tobytes()))
-        prev = block[-1]
-    out.append(comp.flush())
-    chunks = [_PNG_MAGIC, _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type,
-                                                              0, 0, 0))]
+    bits = 16 if arr.dtype == np.uint16 else 8
+    bpp = ch * bits // 8
+    header = struct.pack(">IIBBBBB", w, h, bits, {1: 0, 2: 4, 3: 2, 4: 6}[ch], 0, 0, 0)
+    out.write(_PNG_MAGIC + _png_chunk(b"IHDR", header))
     if icc:
-        chunks.append(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc)))
+        out.write(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc)))
     if exif:
-        chunks.append(_png_chunk(b"eXIf", exif[6:] if exif.startswith(_EXIF_PREFIX) else exif))
-    chunks.append(_png_chunk(b"IDAT", b"".join(out)))
-    chunks.append(_png_chunk(b"IEND", b""))
-    return b"".join(chunks)
+        out.write(_png_chunk(b"eXIf", exif[6:] if exif.startswith(_EXIF_PREFIX) else exif))
+    comp = zlib.compressobj(6)
+    pending: list[bytes] = []
+    pending_bytes = 0
+    prev = np.zeros(w * bpp, dtype=np.uint8)
+    step = max(1, _PNG_BLOCK_BYTES // max(1, w * bpp))
+    for y in range(0, h, step):
+        block = arr[y : y + step]
+        rows = np.ascontiguousarray(block.astype(">u2") if bits == 16 else block)
+        rows = rows.view(np.uint8).reshape(len(block), w * bpp)
+        data = comp.compress(_filter_rows(rows, prev, bpp).tobytes())
+        prev = rows[-1].copy()
+        pending.append(data)
+        pending_bytes += len(data)
+        if pending_bytes >= _IDAT_BYTES:
+            out.write(_png_chunk(b"IDAT", b"".join(pending)))
+            pending, pending_bytes = [], 0
+    pending.append(comp.flush())
+    out.write(_png_chunk(b"IDAT", b"".join(pending)))
+    out.write(_png_chunk(b"IEND", b""))
 
 
 # --------------------------------------------------------------------------- writing
 
 
+@dataclass(eq=False)
+class QuantizedImage:
+    """An image as the integers a file stores: uint8 (bit_depth 8) or uint16 (16) pixels, HxWxC
+    with C 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA), plus metadata as in ImageData. A quarter of the
+    memory of ImageData's float32 pixels, and written without any float copy; `pixels` may be
+    a np.memmap for huge images. This is what `srgan upscale` produces."""
+
+    pixels: np.ndarray
+    bit_depth: int = 8
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    source_format: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    path: Path | None = None
+
+    def __post_init__(self) -> None:
+        want = np.uint8 if self.bit_depth == 8 else np.uint16
+        if self.bit_depth not in (8, 16) or self.pixels.dtype != want:
+            raise ValueError(f"bit_depth {self.bit_depth} with {self.pixels.dtype} pixels")
+        if self.pixels.ndim != 3 or self.pixels.shape[2] not in (1, 2, 3, 4):
+            raise ValueError(f"pixels must be HxWxC with C in 1..4, got {self.pixels.shape}")
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), PIL order."""
+        return self.width, self.height
+
+    @property
+    def channels(self) -> int:
+        return int(self.pixels.shape[2])
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.channels in (2, 4)
+
+    def to_image_data(self) -> ImageData:
+        """The same image as float ImageData (4x the memory; exact round trip)."""
+        top = np.float32(255 if self.bit_depth == 8 else 65535)
+        return ImageData(self.pixels.astype(np.float32) / top, bit_depth=self.bit_depth,
+                         icc_profile=self.icc_profile, exif=self.exif,
+                         source_format=self.source_format, warnings=list(self.warnings),
+                         path=self.path)
+
+
 def _warn(path: Path, message: str) -> None:
-    warnings.warn(f"{display_path(path)}: {message}", ImageWarning, stacklevel=3)
+    warnings.warn(f"{display_path(path)}: {message}", ImageWarning, stacklevel=4)
 
 
 def _flatten(data: ImageData, path: Path, fmt: str) -> np.ndarray:
@@ -834,77 +904,110 @@ _JPEG_MAX_SIDE = 65500  # libjpeg's JPEG_MAX_DIMENSION, below the format's 65535
 _WEBP_MAX_SIDE = 16383  # libwebp's WEBP_MAX_DIMENSION
 
 
-def _encode(data: ImageData, path: Path, fmt: str, quality: int, lossless: bool) -> bytes:
-    icc = data.icc_profile
-    exif = data.exif
+def _stored_pixels(image: ImageData | QuantizedImage, path: Path, fmt: str) -> np.ndarray:
+    """The integers the file will hold: PNG keeps the bit depth; TIFF keeps 16 bits for grey
+    only; the rest hold 8 bits, without alpha for JPEG and BMP (composited over white, as
+    floats, so both kinds of input give the same file). WebP has no grey, so grey becomes RGB."""
+    channels = image.channels
+    if fmt == "WEBP" and max(image.size) > _WEBP_MAX_SIDE:
+        raise ImageWriteError(path, f"WebP images can be at most {_WEBP_MAX_SIDE} pixels "
+                                    f"on a side, this one is {image.width}x{image.height}")
+    if fmt == "PNG" or (fmt == "TIFF" and channels == 1):
+        bits = image.bit_depth
+    else:
+        bits = 8
+        if image.bit_depth == 16:
+            _warn(path, f"{fmt} is written with 8 bits per channel here; 16-bit precision lost")
+    if fmt in ("JPEG", "BMP") and image.has_alpha:
+        data = image.to_image_data() if isinstance(image, QuantizedImage) else image
+        arr = _quantize(_flatten(data, path, fmt), 8)
+    elif isinstance(image, ImageData):
+        arr = _quantize(image.pixels, bits)
+    elif image.bit_depth == 16 and bits == 8:  # round(x * 255 / 65535), exactly: no ties
+        arr = ((image.pixels.astype(np.uint32) * 510 + 65535) // 131070).astype(np.uint8)
+    else:
+        arr = image.pixels
+    if fmt == "WEBP" and channels in (1, 2):
+        arr = np.concatenate([arr[:, :, :1]] * 3 + ([arr[:, :, 1:]] if channels == 2 else []),
+                             axis=2)
+    return arr
+
+
+def _encode(out: _Sink, arr: np.ndarray, path: Path, fmt: str, quality: int, lossless: bool,
+            icc: bytes | None, exif: bytes | None) -> None:
+    """Encode stored pixels (from `_stored_pixels`) into `out`. ICC profiles go only where
+    their colour space matches the pixels; EXIF too long for JPEG is dropped with a warning."""
+    channels = arr.shape[2]
+    icc = icc if fmt != "BMP" and _icc_fits(icc, channels) else None
+    exif = exif if fmt != "BMP" else None
+    if fmt == "PNG" and ((arr.dtype == np.uint16 and channels > 1)
+                         or arr.nbytes > _STREAM_PNG_BYTES):
+        _write_png(out, arr, icc, exif)
+        return
+    kwargs: dict[str, object] = {}
     if fmt == "PNG":
-        if data.bit_depth == 16 and data.channels > 1:
-            return _encode_png16(_quantize(data.pixels, 16), icc if _icc_fits(icc, data.channels)
-                                 else None, exif)
-        im = to_pil(data)
-        kwargs = {"exif": exif} if exif else {}
-        if icc and _icc_fits(icc, data.channels):
-            kwargs["icc_profile"] = icc
-        return _save(im, path, "PNG", compress_level=6, **kwargs)
-
-    if data.bit_depth == 16 and not (fmt == "TIFF" and data.channels == 1):
-        _warn(path, f"{fmt} is written with 8 bits per channel here; 16-bit precision lost")
-    kwargs = {}
-    if fmt in ("JPEG", "BMP"):
-        px = _flatten(data, path, fmt)
-        arr = _quantize(px, 8)
-        im = _pil_from_uint(arr)
-        channels = arr.shape[2]
-        if fmt == "JPEG":
-            if max(im.size) > _JPEG_MAX_SIDE:
-                raise ImageWriteError(path, f"JPEG images can be at most {_JPEG_MAX_SIDE} pixels "
-                                            f"on a side, this one is {im.size[0]}x{im.size[1]}")
-            kwargs.update(quality=quality, subsampling=0 if quality >= 90 else 2, optimize=True)
-            if exif and len(exif) > _JPEG_MAX_EXIF:
-                _warn(path, f"EXIF of {len(exif)} bytes is too long for JPEG; dropped")
-                exif = None
+        kwargs.update(compress_level=6)
+    elif fmt == "JPEG":
+        if max(arr.shape[:2]) > _JPEG_MAX_SIDE:
+            raise ImageWriteError(path, f"JPEG images can be at most {_JPEG_MAX_SIDE} pixels "
+                                        f"on a side, this one is {arr.shape[1]}x{arr.shape[0]}")
+        kwargs.update(quality=quality, subsampling=0 if quality >= 90 else 2, optimize=True)
+        if exif and len(exif) > _JPEG_MAX_EXIF:
+            _warn(path, f"EXIF of {len(exif)} bytes is too long for JPEG; dropped")
+            exif = None
     elif fmt == "WEBP":
-        if max(data.size) > _WEBP_MAX_SIDE:
-            raise ImageWriteError(path, f"WebP images can be at most {_WEBP_MAX_SIDE} pixels "
-                                        f"on a side, this one is {data.width}x{data.height}")
-        arr = _quantize(data.pixels, 8)
-        if data.is_grey:  # WebP has no grey mode
-            arr = np.concatenate([arr[:, :, :1]] * 3 + ([arr[:, :, 1:]] if data.has_alpha
-                                                        else []), axis=2)
-        im = _pil_from_uint(arr)
-        channels = arr.shape[2]
         kwargs.update(quality=quality, lossless=lossless, exact=lossless, method=4)
-    else:  # TIFF
-        im = _pil_from_uint(_quantize(data.pixels, 16 if data.channels == 1 and
-                                      data.bit_depth == 16 else 8))
-        channels = data.channels
+    elif fmt == "TIFF":
         kwargs.update(compression="tiff_deflate")
-    if fmt != "BMP":
-        if icc and _icc_fits(icc, channels):
-            kwargs["icc_profile"] = icc
-        if exif:
-            kwargs["exif"] = exif
-    return _save(im, path, fmt, **kwargs)
-
-
-def _save(im: Image.Image, path: Path, fmt: str, **kwargs: object) -> bytes:
-    """Encode with Pillow; an encoder's own refusal (a limit not checked above, shown by
-    Pillow as a bare OSError such as "broken data stream") becomes an ImageWriteError."""
-    buf = io.BytesIO()
+    if icc:
+        kwargs["icc_profile"] = icc
+    if exif:
+        kwargs["exif"] = exif
+    im = _pil_from_uint(arr)
     try:
-        im.save(buf, fmt, **kwargs)
-    except (OSError, ValueError) as exc:
+        if fmt == "TIFF":  # Pillow's TIFF writer seeks, so it gets a buffer
+            buf = io.BytesIO()
+            im.save(buf, fmt, **kwargs)
+            out.write(buf.getbuffer())
+        else:
+            im.save(out, fmt, **kwargs)
+    except _SinkError:
+        raise
+    except (OSError, ValueError) as exc:  # an encoder's own refusal, e.g. "broken data stream"
         raise ImageWriteError(path, f"the {fmt} encoder refused this {im.size[0]}x{im.size[1]} "
                                     f"image: {exc}") from None
-    return buf.getvalue()
 
 
-def _write_fd(fd: int, payload: bytes) -> None:
-    """Write all bytes to a file descriptor and fsync it (a seam for disk-full tests)."""
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(payload)
-        fh.flush()
-        os.fsync(fh.fileno())
+class _SinkError(Exception):
+    """Writing the temporary file failed (disk full, ...): kept apart from encoder errors."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _write_chunk(fh: io.BufferedWriter, data: bytes | memoryview) -> None:
+    """Write bytes to the open temporary file (a seam for disk-full tests)."""
+    fh.write(data)
+
+
+class _Sink:
+    """The temporary file as encoders see it. It has write() but no fileno(), so Pillow's
+    encoders write through it (they would otherwise write to the descriptor directly), and a
+    failed write surfaces as _SinkError, never as an encoder's OSError."""
+
+    def __init__(self, fh: io.BufferedWriter) -> None:
+        self._fh = fh
+
+    def write(self, data: bytes | memoryview) -> int:
+        try:
+            _write_chunk(self._fh, data)
+        except OSError as exc:
+            raise _SinkError(exc) from None
+        return len(data)
+
+    def flush(self) -> None:
+        pass
 
 
 def _umask() -> int:
@@ -927,16 +1030,19 @@ def _os_reason(exc: OSError) -> str:
 
 
 def write_image(
-    data: ImageData, path: str | bytes | os.PathLike, *, overwrite: bool = False, quality: int = 95,
-    lossless: bool = False,
+    image: ImageData | QuantizedImage, path: str | bytes | os.PathLike, *,
+    overwrite: bool = False, quality: int = 95, lossless: bool = False,
 ) -> Path:
-    """Write ImageData to `path`, the format chosen by the extension (.png, .jpg/.jpeg, .webp,
+    """Write an image to `path`, the format chosen by the extension (.png, .jpg/.jpeg, .webp,
     .bmp, .tif/.tiff). Atomic; refuses to replace an existing file unless `overwrite`.
 
-    PNG keeps 8 or 16 bits per `data.bit_depth`, grey, alpha, ICC and EXIF. JPEG and BMP have no
-    alpha: it is composited over white (with an ImageWarning); JPEG uses 4:4:4 chroma at
-    quality >= 90. WebP: `quality`, or `lossless=True`. TIFF: deflate, 16-bit only for grey.
-    Lossy conversions emit ImageWarning. Raises ImageWriteError. Returns the path written."""
+    `image` is ImageData (floats, rounded here) or QuantizedImage (integers, written as they
+    are); the same pixels give the same file either way. PNG keeps 8 or 16 bits per
+    `bit_depth`, grey, alpha, ICC and EXIF, and is streamed (memory does not grow with the
+    image). JPEG and BMP have no alpha: it is composited over white (with an ImageWarning);
+    JPEG uses 4:4:4 chroma at quality >= 90. WebP: `quality`, or `lossless=True`. TIFF:
+    deflate, 16-bit only for grey. Lossy conversions emit ImageWarning. Raises
+    ImageWriteError. Returns the path written."""
     path = Path(os.fsdecode(path))
     fmt = WRITE_EXTENSIONS.get(path.suffix.lower())
     if fmt is None:
@@ -951,12 +1057,15 @@ def write_image(
     parent = path.parent
     if not parent.is_dir():
         raise ImageWriteError(path, f"output folder {display_path(parent)} does not exist")
-    payload = _encode(data, path, fmt, quality, lossless)
-    _atomic_write(path, payload, overwrite)
+    arr = _stored_pixels(image, path, fmt)
+    _atomic_write(path, lambda out: _encode(out, arr, path, fmt, quality, lossless,
+                                            image.icc_profile, image.exif), overwrite)
     return path
 
 
-def _atomic_write(path: Path, payload: bytes, overwrite: bool) -> None:
+def _atomic_write(path: Path, emit: Callable[[_Sink], None], overwrite: bool) -> None:
+    """Run `emit` on a hidden temporary file in the target folder, fsync it, then move it into
+    place. On any failure the temporary file is removed and the old file is untouched."""
     parent = path.parent
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
@@ -965,7 +1074,10 @@ def _atomic_write(path: Path, payload: bytes, overwrite: bool) -> None:
                                     f"{_os_reason(exc)}") from None
     tmp = Path(tmp_name)
     try:
-        _write_fd(fd, payload)
+        with os.fdopen(fd, "wb") as fh:
+            emit(_Sink(fh))
+            fh.flush()
+            os.fsync(fh.fileno())
         os.chmod(tmp, _FILE_MODE)
         if overwrite:
             os.replace(tmp, path)
@@ -981,6 +1093,8 @@ def _atomic_write(path: Path, payload: bytes, overwrite: bool) -> None:
                 os.replace(tmp, path)
     except ImageWriteError:
         raise
+    except _SinkError as exc:
+        raise ImageWriteError(path, _os_reason(exc.error)) from None
     except OSError as exc:
         raise ImageWriteError(path, _os_reason(exc)) from None
     finally:

@@ -27,7 +27,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from srgan.fuse import inference_model
-from srgan.imageio import ImageData, from_array, from_pil, to_array, to_pil
+from srgan.imageio import ImageData, QuantizedImage, from_array, from_pil, to_array, to_pil
 from srgan.nets import SRResNet
 from srgan.weights import load_generator
 
@@ -185,48 +185,6 @@ class _Pending:
     finite: torch.Tensor | None
 
 
-@dataclass
-class QuantizedImage:
-    """An upscaled image as uint8 (bit_depth 8) or uint16 (16) pixels, HxWxC with C 1 (L),
-    2 (LA), 3 (RGB) or 4 (RGBA), plus the source's metadata: a quarter of the memory of
-    `ImageData`'s float32 pixels. `pixels` may be a np.memmap for huge images."""
-
-    pixels: np.ndarray
-    bit_depth: int = 8
-    icc_profile: bytes | None = None
-    exif: bytes | None = None
-    source_format: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    path: Path | None = None
-
-    def __post_init__(self) -> None:
-        want = np.uint8 if self.bit_depth == 8 else np.uint16
-        if self.bit_depth not in (8, 16) or self.pixels.dtype != want:
-            raise ValueError(f"bit_depth {self.bit_depth} with {self.pixels.dtype} pixels")
-        if self.pixels.ndim != 3 or self.pixels.shape[2] not in (1, 2, 3, 4):
-            raise ValueError(f"pixels must be HxWxC with C in 1..4, got {self.pixels.shape}")
-
-    @property
-    def height(self) -> int:
-        return int(self.pixels.shape[0])
-
-    @property
-    def width(self) -> int:
-        return int(self.pixels.shape[1])
-
-    @property
-    def channels(self) -> int:
-        return int(self.pixels.shape[2])
-
-    def to_image_data(self) -> ImageData:
-        """The same image as float `ImageData` (4x the memory; exact round trip)."""
-        top = np.float32(255 if self.bit_depth == 8 else 65535)
-        return ImageData(self.pixels.astype(np.float32) / top, bit_depth=self.bit_depth,
-                         icc_profile=self.icc_profile, exif=self.exif,
-                         source_format=self.source_format, warnings=list(self.warnings),
-                         path=self.path)
-
-
 def output_buffer(shape: tuple[int, ...], dtype: Any, spill_bytes: int | None = DEFAULT_SPILL_BYTES,
                   spill_dir: str | Path | None = None) -> np.ndarray:
     """An uninitialised array; above `spill_bytes` a np.memmap on an already-unlinked
@@ -277,7 +235,8 @@ class Upscaler:
         self.backend = backend
         self.batch = batch
         self.compile = compile and backend == "torch"
-        budget = self._budget_mb(memory_budget_mb) * 2**20
+        self.budget_mb = self._budget_mb(memory_budget_mb)  # for one forward pass
+        budget = self.budget_mb * 2**20
         window_budget = budget if backend == "onnxruntime" else budget // 2
         # LR pixels per forward pass (all tiles of a batch), and per chunk of x2/x4 stages
         self.budget_px = max(1, int(window_budget // self._bytes_per_lr_pixel()))
@@ -600,86 +559,6 @@ class Upscaler:
         raise TypeError(f"cannot upscale a {type(image).__name__}")
 
 
-
-
-# --------------------------------------------------------------------------- writing
-# Stopgap until `srgan.imageio.write_image` accepts integer pixels: the encodings below are
-# those of imageio's `_encode` for the same pixels (tests/test_fast_path.py checks the files
-# are byte-identical), minus its float -> integer rounding of the whole image.
-
-
-def write_quantized(
-    image: QuantizedImage, path: str | Path, *, overwrite: bool = False, quality: int = 95
-) -> Path:
-    """Write a QuantizedImage as `srgan.imageio.write_image` writes the same image (same
-    bytes, same checks, atomic), without a float copy for PNG, and for JPEG and WebP where no
-    conversion is needed; other cases go through `write_image`."""
-    from srgan import imageio as iio
-
-    path = Path(path)
-    fmt = iio.WRITE_EXTENSIONS.get(path.suffix.lower())
-    c, exif = image.channels, image.exif
-    direct = fmt == "PNG" or (
-        image.bit_depth == 8 and 1 <= quality <= 100
-        and (fmt == "WEBP" or (fmt == "JPEG" and c in (1, 3)
-                               and not (exif and len(exif) > iio._JPEG_MAX_EXIF)))
-    )
-    if not direct:
-        return iio.write_image(image.to_image_data(), path, overwrite=overwrite,
-                               quality=quality)
-    if path.is_dir():
-        raise iio.ImageWriteError(path, "is a folder")
-    if not overwrite and (path.exists() or path.is_symlink()):
-        raise iio.ImageWriteError(path, "already exists (pass overwrite=True / --overwrite)")
-    if not path.parent.is_dir():
-        raise iio.ImageWriteError(
-            path, f"output folder {iio.display_path(path.parent)} does not exist")
-    iio._atomic_write(path, _encode_quantized(image, path, fmt, quality), overwrite)
-    return path
-
-
-def _encode_quantized(image: QuantizedImage, path: Path, fmt: str, quality: int) -> bytes:
-    import io
-
-    from srgan import imageio as iio
-
-    arr, icc, exif, c = image.pixels, image.icc_profile, image.exif, image.channels
-    buf = io.BytesIO()
-    if fmt == "PNG":
-        if image.bit_depth == 16 and c > 1:
-            return iio._encode_png16(arr, icc if iio._icc_fits(icc, c) else None, exif)
-        im = iio._pil_from_uint(arr)
-        if icc:
-            im.info["icc_profile"] = icc
-        if exif:
-            im.info["exif"] = exif
-        kwargs: dict[str, Any] = {"exif": exif} if exif else {}
-        if icc and iio._icc_fits(icc, c):
-            kwargs["icc_profile"] = icc
-        im.save(buf, "PNG", compress_level=6, **kwargs)
-        return buf.getvalue()
-    if fmt == "JPEG":
-        im = iio._pil_from_uint(arr)
-        if max(im.size) > 65535:
-            raise iio.ImageWriteError(path, f"JPEG cannot hold {im.size[0]}x{im.size[1]} pixels")
-        kwargs = {"quality": quality, "subsampling": 0 if quality >= 90 else 2,
-                  "optimize": True}
-    else:  # WEBP
-        if max(image.width, image.height) > 16383:
-            raise iio.ImageWriteError(path, f"WebP images can be at most 16383 pixels on a side, "
-                                            f"this one is {image.width}x{image.height}")
-        if c in (1, 2):  # WebP has no grey mode
-            arr = np.concatenate([arr[:, :, :1]] * 3 + ([arr[:, :, 1:]] if c == 2 else []),
-                                 axis=2)
-        im = iio._pil_from_uint(arr)
-        c = arr.shape[2]
-        kwargs = {"quality": quality, "lossless": False, "exact": False, "method": 4}
-    if icc and iio._icc_fits(icc, c):
-        kwargs["icc_profile"] = icc
-    if exif:
-        kwargs["exif"] = exif
-    im.save(buf, fmt, **kwargs)
-    return buf.getvalue()
 
 
 # --------------------------------------------------------------------------- folders

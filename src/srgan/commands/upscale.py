@@ -112,14 +112,7 @@ def upscale(
     skipped; the exit status is 1 if any file failed.
     """
     from srgan.imageio import ImageReadError, display_path, read_image, write_image
-    from srgan.inference import (
-        DEFAULT_TILE_PAD,
-        QuantizedImage,
-        Upscaler,
-        io_depth,
-        overlapped,
-        write_quantized,
-    )
+    from srgan.inference import DEFAULT_TILE_PAD, Upscaler, io_depth, overlapped
     from srgan.weights import ModelFileError
 
     rank, world, local_rank = distributed_rank()
@@ -178,10 +171,7 @@ def upscale(
 
     def save(job: tuple[Path, Path], result) -> None:
         job[1].parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(result, QuantizedImage):
-            write_quantized(result, job[1], overwrite=overwrite)
-        else:
-            write_image(result, job[1], overwrite=overwrite)
+        write_image(result, job[1], overwrite=overwrite)
 
     # the next file is decoded and the previous one encoded while this one computes
     for (src, _), exc in overlapped(todo, lambda job: read_image(job[0]), compute, save,
