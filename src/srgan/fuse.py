@@ -141,27 +141,18 @@ class FastSRResNet(nn.Module):
         self.scale = net.scale
         self.chunk_px = chunk_px
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """SRResNet.forward up to the upsampling stages (kept equal by a test)."""
-        net = self.net
-        head = net.head(x)
-        return head + net.body_tail(net.body(head))
-
-    def reconstruct(self, f: torch.Tensor) -> torch.Tensor:
-        return self.net.tail(self.net.upsample(f))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.features(x)
+        f = self.net.features(x)
         b, _, h, w = f.shape
         c, s = RECONSTRUCT_CONTEXT, self.scale
         rows = h if self.chunk_px is None else max(8, self.chunk_px // max(1, b * w) - 2 * c)
         if rows >= h:
-            return self.reconstruct(f)
+            return self.net.reconstruct(f)
         out = None
         for r0 in range(0, h, rows):
             r1 = min(h, r0 + rows)
             a, z = max(0, r0 - c), min(h, r1 + c)
-            y = self.reconstruct(f[:, :, a:z])
+            y = self.net.reconstruct(f[:, :, a:z])
             if out is None:
                 out = torch.empty((b, y.shape[1], h * s, w * s), dtype=y.dtype,
                                   device=y.device, memory_format=torch.channels_last)

@@ -68,8 +68,16 @@ class SRResNet(nn.Module):
         self.tail = nn.Conv2d(channels, 3, 9, padding=4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.reconstruct(self.features(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The residual trunk, at input resolution (cheap in memory)."""
         head = self.head(x)
-        features = head + self.body_tail(self.body(head))
+        return head + self.body_tail(self.body(head))
+
+    def reconstruct(self, features: torch.Tensor) -> torch.Tensor:
+        """The upsampling stages and the last convolution: ~36x the trunk's bytes per input
+        pixel, so fast inference runs them in row chunks (`srgan.fuse.FastSRResNet`)."""
         return self.tail(self.upsample(features))
 
     def to_unit(self, y: torch.Tensor) -> torch.Tensor:
