@@ -131,34 +131,10 @@ class ImageWarning(UserWarning):
 # --------------------------------------------------------------------------- data
 
 
-@dataclass(eq=False)
-class ImageData:
-    """Pixels as float32 HxWxC in [0, 1] (C: 1 L, 2 LA, 3 RGB, 4 RGBA) plus metadata.
-
-    `bit_depth` (8 or 16) is what the source had and what writers aim for; `exif` has its
-    Orientation already applied to the pixels and reset to 1; `warnings` collects what was
-    changed while reading (first frame of an animation, CMYK converted, ...).
-    """
+class _Layout:
+    """Shape facts shared by ImageData and QuantizedImage (HxWxC `pixels`)."""
 
     pixels: np.ndarray
-    bit_depth: int = 8
-    icc_profile: bytes | None = None
-    exif: bytes | None = None
-    source_format: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    path: Path | None = None
-
-    def __post_init__(self) -> None:
-        px = np.asarray(self.pixels)
-        if px.ndim == 2:
-            px = px[:, :, None]
-        if px.ndim != 3 or px.shape[2] not in (1, 2, 3, 4):
-            raise ValueError(f"pixels must be HxW or HxWxC with C in 1..4, got {px.shape}")
-        if not np.issubdtype(px.dtype, np.floating):
-            raise ValueError(f"pixels must be floats in [0, 1], got {px.dtype} (use from_array)")
-        self.pixels = px.astype(np.float32, copy=False)
-        if self.bit_depth not in (8, 16):
-            raise ValueError(f"bit_depth must be 8 or 16, got {self.bit_depth}")
 
     @property
     def height(self) -> int:
@@ -190,6 +166,36 @@ class ImageData:
         """The PIL-style name of the channel layout: L, LA, RGB or RGBA."""
         return ("L", "LA", "RGB", "RGBA")[self.channels - 1]
 
+
+@dataclass(eq=False)
+class ImageData(_Layout):
+    """Pixels as float32 HxWxC in [0, 1] (C: 1 L, 2 LA, 3 RGB, 4 RGBA) plus metadata.
+
+    `bit_depth` (8 or 16) is what the source had and what writers aim for; `exif` has its
+    Orientation already applied to the pixels and reset to 1; `warnings` collects what was
+    changed while reading (first frame of an animation, CMYK converted, ...).
+    """
+
+    pixels: np.ndarray
+    bit_depth: int = 8
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    source_format: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    path: Path | None = None
+
+    def __post_init__(self) -> None:
+        px = np.asarray(self.pixels)
+        if px.ndim == 2:
+            px = px[:, :, None]
+        if px.ndim != 3 or px.shape[2] not in (1, 2, 3, 4):
+            raise ValueError(f"pixels must be HxW or HxWxC with C in 1..4, got {px.shape}")
+        if not np.issubdtype(px.dtype, np.floating):
+            raise ValueError(f"pixels must be floats in [0, 1], got {px.dtype} (use from_array)")
+        self.pixels = px.astype(np.float32, copy=False)
+        if self.bit_depth not in (8, 16):
+            raise ValueError(f"bit_depth must be 8 or 16, got {self.bit_depth}")
+
     @property
     def color(self) -> np.ndarray:
         """The colour channels, HxWx1 or HxWx3 (a view)."""
@@ -209,6 +215,37 @@ class ImageData:
         }
         meta.update(changes)
         return ImageData(pixels, **meta)
+
+
+@dataclass(eq=False)
+class QuantizedImage(_Layout):
+    """An image as the integers a file stores: uint8 (bit_depth 8) or uint16 (16) pixels, HxWxC
+    with C 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA), plus metadata as in ImageData. A quarter of the
+    memory of ImageData's float32 pixels, and written without any float copy; `pixels` may be
+    a np.memmap for huge images. This is what `srgan upscale` produces."""
+
+    pixels: np.ndarray
+    bit_depth: int = 8
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    source_format: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    path: Path | None = None
+
+    def __post_init__(self) -> None:
+        want = np.uint8 if self.bit_depth == 8 else np.uint16
+        if self.bit_depth not in (8, 16) or self.pixels.dtype != want:
+            raise ValueError(f"bit_depth {self.bit_depth} with {self.pixels.dtype} pixels")
+        if self.pixels.ndim != 3 or self.pixels.shape[2] not in (1, 2, 3, 4):
+            raise ValueError(f"pixels must be HxWxC with C in 1..4, got {self.pixels.shape}")
+
+    def to_image_data(self) -> ImageData:
+        """The same image as float ImageData (4x the memory; exact round trip)."""
+        top = np.float32(255 if self.bit_depth == 8 else 65535)
+        return ImageData(self.pixels.astype(np.float32) / top, bit_depth=self.bit_depth,
+                         icc_profile=self.icc_profile, exif=self.exif,
+                         source_format=self.source_format, warnings=list(self.warnings),
+                         path=self.path)
 
 
 # --------------------------------------------------------------------------- arrays
@@ -832,58 +869,6 @@ def _write_png(out: _Sink, arr: np.ndarray, icc: bytes | None, exif: bytes | Non
 
 
 # --------------------------------------------------------------------------- writing
-
-
-@dataclass(eq=False)
-class QuantizedImage:
-    """An image as the integers a file stores: uint8 (bit_depth 8) or uint16 (16) pixels, HxWxC
-    with C 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA), plus metadata as in ImageData. A quarter of the
-    memory of ImageData's float32 pixels, and written without any float copy; `pixels` may be
-    a np.memmap for huge images. This is what `srgan upscale` produces."""
-
-    pixels: np.ndarray
-    bit_depth: int = 8
-    icc_profile: bytes | None = None
-    exif: bytes | None = None
-    source_format: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    path: Path | None = None
-
-    def __post_init__(self) -> None:
-        want = np.uint8 if self.bit_depth == 8 else np.uint16
-        if self.bit_depth not in (8, 16) or self.pixels.dtype != want:
-            raise ValueError(f"bit_depth {self.bit_depth} with {self.pixels.dtype} pixels")
-        if self.pixels.ndim != 3 or self.pixels.shape[2] not in (1, 2, 3, 4):
-            raise ValueError(f"pixels must be HxWxC with C in 1..4, got {self.pixels.shape}")
-
-    @property
-    def height(self) -> int:
-        return int(self.pixels.shape[0])
-
-    @property
-    def width(self) -> int:
-        return int(self.pixels.shape[1])
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """(width, height), PIL order."""
-        return self.width, self.height
-
-    @property
-    def channels(self) -> int:
-        return int(self.pixels.shape[2])
-
-    @property
-    def has_alpha(self) -> bool:
-        return self.channels in (2, 4)
-
-    def to_image_data(self) -> ImageData:
-        """The same image as float ImageData (4x the memory; exact round trip)."""
-        top = np.float32(255 if self.bit_depth == 8 else 65535)
-        return ImageData(self.pixels.astype(np.float32) / top, bit_depth=self.bit_depth,
-                         icc_profile=self.icc_profile, exif=self.exif,
-                         source_format=self.source_format, warnings=list(self.warnings),
-                         path=self.path)
 
 
 def _warn(path: Path, message: str) -> None:
