@@ -12,7 +12,9 @@ and their ratio. Extra rows: ONNX Runtime (CPU), torch.compile and bf16 (CUDA), 
 (shows why it is off there). "Mpx/cpu-s" divides by the process's CPU time: on a shared
 machine it is steadier than wall time. Then a folder run, decode and encode included: the
 naive loop (read, upscale, write_image, one after the other) against `srgan upscale`'s
-overlapped pipeline. Nothing is asserted; the numbers are for the closing note of issue 6.
+overlapped pipeline. Last, the hardware limit: FLOPs per output pixel against the device's
+measured GEMM peak, the fast path's share of it, and a torch.profiler table of where its
+time goes. Nothing is asserted; the numbers are for the closing note of issue 6.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import numpy as np
 import torch
 
 from srgan.imageio import ImageData, read_image, write_image
-from srgan.inference import Upscaler, io_depth, overlapped, write_quantized
+from srgan.inference import Upscaler, io_depth, overlapped
 from srgan.nets import SRResNet
 from srgan.weights import list_models, load_generator
 
@@ -248,7 +250,7 @@ def bench_folder(net: SRResNet, device: torch.device, n: int, size: tuple[int, i
             jobs = [(f, out / f.name) for f in files]
             for _, err in overlapped(jobs, lambda j: read_image(j[0]),
                                      lambda j, d: up.upscale_quantized(d),
-                                     lambda j, q: write_quantized(q, j[1]),
+                                     lambda j, q: write_image(q, j[1]),
                                      depth=io_depth(device)):
                 if err is not None:
                     raise err
@@ -265,6 +267,74 @@ def bench_folder(net: SRResNet, device: torch.device, n: int, size: tuple[int, i
             results[label] = r
             row(label, out_px, r, results.get("naive loop") if label != "naive loop" else None)
         print(f"  {'':28} {n / results['fast pipeline']['seconds']:.2f} images/s (fast)")
+
+
+# --------------------------------------------------------------------------- the limit
+def flops_per_output_px(net: SRResNet) -> float:
+    """Multiply-adds x 2 of every convolution, per output pixel (exact: padding keeps each
+    layer's cost per pixel constant). Element-wise work (PReLU, BN, pixel shuffle) is left
+    out: it is memory traffic, not arithmetic."""
+    total = 0
+
+    def count(mod: torch.nn.Conv2d, _inp, out: torch.Tensor) -> None:
+        nonlocal total
+        k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
+        total += 2 * k * out.numel()
+
+    hooks = [m.register_forward_hook(count) for m in net.modules()
+             if isinstance(m, torch.nn.Conv2d)]
+    try:
+        with torch.inference_mode():
+            y = net.cpu()(torch.zeros(1, 3, 16, 16))
+    finally:
+        for h in hooks:
+            h.remove()
+    return total / (y.shape[-1] * y.shape[-2])
+
+
+def gemm_peak(device: torch.device) -> tuple[float, str]:
+    """Best FLOP/s of a large matrix product in the fast path's precision on `device`: the
+    arithmetic ceiling any convolution implementation here can reach."""
+    gpu = device.type == "cuda"
+    n, dtype = (8192, torch.float16) if gpu else (2048, torch.float32)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    best = float("inf")
+    for _ in range(5 if gpu else 3):
+        sync(device)
+        t0 = time.perf_counter()
+        for _ in range(10 if gpu else 1):
+            a @ b
+        sync(device)
+        best = min(best, (time.perf_counter() - t0) / (10 if gpu else 1))
+    return 2 * n**3 / best, str(dtype).replace("torch.", "")
+
+
+def bench_limit(net: SRResNet, device: torch.device, size: tuple[int, int], repeat: int) -> None:
+    """The fast path against the compute limit (GEMM peak / FLOPs per output pixel), and where
+    its time goes (torch.profiler, top operators by self time)."""
+    flops = flops_per_output_px(net)
+    peak, dtype = gemm_peak(device)
+    limit = peak / flops / 1e6
+    h, w = size
+    img = np.random.default_rng(1).random((h, w, 3), dtype=np.float32)
+    up = Upscaler(net, device=device)
+    r = measure(fast_fn(up, ImageData(img)), device, repeat)
+    got = h * w * 16 / r["seconds"] / 1e6
+    print(f" limit: {flops / 1e3:.0f} kFLOP per output px; {dtype} GEMM peak "
+          f"{peak / 1e9:.0f} GFLOP/s -> compute limit {limit:.3f} Mpx/s; fast path {got:.3f} "
+          f"Mpx/s at {w}x{h} = {100 * got / limit:.0f}% of it", flush=True)
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=acts) as prof:
+        fast_fn(up, ImageData(img))()
+        sync(device)
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    table = prof.key_averages().table(sort_by=key, row_limit=8, max_name_column_width=34)
+    print(" profile of the fast path (top operators by self time):")
+    for line in table.splitlines():
+        print("  " + line)
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -289,6 +359,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="images in the folder run (default: 32 GPU, 4 CPU; 0: none)")
     p.add_argument("--folder-size", default=None, help="WxH of folder images "
                    "(default: 960x540 GPU, 128x128 CPU)")
+    p.add_argument("--limit-size", default="256x256", help="WxH input for the compute-limit "
+                   "and profile section ('none' to skip)")
     args = p.parse_args(argv)
 
     if args.model in list_models() or Path(args.model).is_file():
@@ -311,6 +383,9 @@ def main(argv: list[str] | None = None) -> None:
         if n:
             size = parse_sizes(args.folder_size or ("960x540" if gpu else "128x128"))[0]
             bench_folder(net, device, n, size)
+        if args.limit_size != "none":
+            bench_limit(net, device, parse_sizes(args.limit_size)[0],
+                        args.repeat or (3 if gpu else 1))
     ru = resource.getrusage(resource.RUSAGE_SELF)
     print(f"process peak RSS {ru.ru_maxrss / 2**10:.0f} MiB")
 
