@@ -7,9 +7,7 @@ are dynamic. The same ONNX graph is what `Upscaler(backend="onnxruntime")` runs.
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from srgan.atomic import atomic_write
 from srgan.fuse import inference_model
 from srgan.nets import SRResNet
 from srgan.weights import GeneratorConfig
@@ -134,20 +133,9 @@ def _atomic_write(path: Path, payload: bytes) -> None:
     if not path.parent.is_dir():
         raise ExportError(f"{path}: output folder {path.parent} does not exist")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        atomic_write(path, lambda fh: fh.write(payload))
     except OSError as exc:
-        raise ExportError(f"{path}: cannot write there ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise ExportError(f"{path}: cannot write ({exc.strerror})") from None
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        raise ExportError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
 def onnxruntime_session(net_or_bytes: SRResNet | bytes, threads: int | None = None):

@@ -29,7 +29,6 @@ import io
 import os
 import stat
 import struct
-import tempfile
 import threading
 import warnings
 import zlib
@@ -39,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile
+
+from srgan.atomic import atomic_write
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -995,15 +996,6 @@ class _Sink:
         pass
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()
-
-
 def _os_reason(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return "disk full (no space left on device)"
@@ -1049,48 +1041,16 @@ def write_image(
 
 
 def _atomic_write(path: Path, emit: Callable[[_Sink], None], overwrite: bool) -> None:
-    """Run `emit` on a hidden temporary file in the target folder, fsync it, then move it into
-    place. On any failure the temporary file is removed and the old file is untouched."""
-    parent = path.parent
+    """`srgan.atomic.atomic_write` with its failures as ImageWriteErrors that say why."""
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    except OSError as exc:
-        raise ImageWriteError(path, f"cannot create a file in {display_path(parent)}: "
-                                    f"{_os_reason(exc)}") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            emit(_Sink(fh))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _FILE_MODE)
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)  # atomic and never clobbers: fails if path appeared
-            except FileExistsError:
-                raise ImageWriteError(path, "already exists (pass overwrite=True / --overwrite)"
-                                      ) from None
-            except OSError:  # filesystem without hard links
-                if path.exists():
-                    raise ImageWriteError(path, "already exists") from None
-                os.replace(tmp, path)
-    except ImageWriteError:
-        raise
+        atomic_write(path, lambda fh: emit(_Sink(fh)), overwrite=overwrite)
+    except FileExistsError:
+        raise ImageWriteError(path, "already exists (pass overwrite=True / --overwrite)"
+                              ) from None
     except _SinkError as exc:
         raise ImageWriteError(path, _os_reason(exc.error)) from None
     except OSError as exc:
         raise ImageWriteError(path, _os_reason(exc)) from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()  # gone already after os.replace; removed after link or failure
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        dfd = os.open(parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
 
 
 # --------------------------------------------------------------------------- finding files

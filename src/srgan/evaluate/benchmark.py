@@ -17,9 +17,7 @@ import csv
 import io
 import json
 import math
-import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from srgan.atomic import atomic_write
 from srgan.evaluate.methods import (
     Method,
     Network,
@@ -223,18 +222,9 @@ def _jsonable(obj: object) -> object:
 def _atomic_write(path: str | Path, text: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # names are escaped where they are written; backslashreplace is the backstop that
-        # keeps one odd character from losing a whole run's results
-        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace", newline="") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; results are for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    # names are escaped where they are written; backslashreplace is the backstop that keeps
+    # one odd character from losing a whole run's results
+    return atomic_write(path, lambda fh: fh.write(text.encode("utf-8", "backslashreplace")))
 
 
 # --------------------------------------------------------------------------- scoring

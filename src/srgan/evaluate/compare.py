@@ -16,8 +16,6 @@ the method names once at the top.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
+from srgan.atomic import atomic_write
 from srgan.evaluate.methods import Method, load_methods, load_rgb8, prepare_pair
 
 Box = tuple[int, int, int, int]  # x, y, width, height in HR (output) pixels
@@ -287,16 +286,7 @@ def save_png(image: Image.Image, path: str | Path) -> Path:
     """Write a PNG atomically (temp file + rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        image.save(tmp, format="PNG", optimize=True)
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; figures are for publishing
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda fh: image.save(fh, format="PNG", optimize=True))
 
 
 def compare_images(
