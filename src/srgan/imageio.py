@@ -132,10 +132,17 @@ class ImageWarning(UserWarning):
 # --------------------------------------------------------------------------- data
 
 
-class _Layout:
-    """Shape facts shared by ImageData and QuantizedImage (HxWxC `pixels`)."""
+@dataclass(eq=False)
+class _Image:
+    """What ImageData and QuantizedImage share: HxWxC `pixels` and the metadata."""
 
     pixels: np.ndarray
+    bit_depth: int = 8
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    source_format: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    path: Path | None = None
 
     @property
     def height(self) -> int:
@@ -169,21 +176,13 @@ class _Layout:
 
 
 @dataclass(eq=False)
-class ImageData(_Layout):
+class ImageData(_Image):
     """Pixels as float32 HxWxC in [0, 1] (C: 1 L, 2 LA, 3 RGB, 4 RGBA) plus metadata.
 
     `bit_depth` (8 or 16) is what the source had and what writers aim for; `exif` has its
     Orientation already applied to the pixels and reset to 1; `warnings` collects what was
     changed while reading (first frame of an animation, CMYK converted, ...).
     """
-
-    pixels: np.ndarray
-    bit_depth: int = 8
-    icc_profile: bytes | None = None
-    exif: bytes | None = None
-    source_format: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    path: Path | None = None
 
     def __post_init__(self) -> None:
         px = np.asarray(self.pixels)
