@@ -32,7 +32,9 @@ import struct
 import threading
 import warnings
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -218,19 +220,11 @@ class ImageData(_Image):
 
 
 @dataclass(eq=False)
-class QuantizedImage(_Layout):
+class QuantizedImage(_Image):
     """An image as the integers a file stores: uint8 (bit_depth 8) or uint16 (16) pixels, HxWxC
     with C 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA), plus metadata as in ImageData. A quarter of the
     memory of ImageData's float32 pixels, and written without any float copy; `pixels` may be
     a np.memmap for huge images. This is what `srgan upscale` produces."""
-
-    pixels: np.ndarray
-    bit_depth: int = 8
-    icc_profile: bytes | None = None
-    exif: bytes | None = None
-    source_format: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    path: Path | None = None
 
     def __post_init__(self) -> None:
         want = np.uint8 if self.bit_depth == 8 else np.uint16
@@ -826,44 +820,104 @@ def _png_chunk(ctype: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + ctype + data + struct.pack(">I", zlib.crc32(ctype + data))
 
 
-# Above this many bytes of pixels an 8-bit PNG is written by the streaming encoder below rather
-# than by Pillow, which would first copy the whole image (RGB as 4 bytes a pixel) and then hold
-# the compressed file too: for a 40000x40000 result that is 6.4 GB plus the file.
-_STREAM_PNG_BYTES = 256 << 20
-_IDAT_BYTES = 8 << 20
-_PNG_BLOCK_BYTES = 2 << 20  # rows filtered and compressed at a time
+_IDAT_BYTES = 8 << 20  # compressed bytes per IDAT chunk (at most)
+_PNG_BLOCK_BYTES = 1 << 20  # raw bytes of rows filtered and deflated per task (~20x in temporaries)
+_PNG_LEVEL = 6  # zlib level, as Pillow's default
+_png_pool: ThreadPoolExecutor | None = None
+_png_pool_lock = threading.Lock()
+
+
+_PNG_THREADS = max(1, min(8, os.cpu_count() or 1))
+
+
+def _png_executor() -> ThreadPoolExecutor:
+    """Threads for PNG blocks (zlib and most of numpy release the GIL): one per core, up to 8."""
+    global _png_pool
+    with _png_pool_lock:
+        if _png_pool is None:
+            _png_pool = ThreadPoolExecutor(_PNG_THREADS, thread_name_prefix="srgan-png")
+        return _png_pool
+
+
+def _png_rows(block: np.ndarray) -> np.ndarray:
+    """HxWxC uint8/uint16 -> H x (W*C*bytes) uint8, big-endian samples as PNG stores them."""
+    rows = np.ascontiguousarray(block.astype(">u2") if block.dtype == np.uint16 else block)
+    return rows.view(np.uint8).reshape(len(block), -1)
+
+
+def _deflate_rows(arr: np.ndarray, y0: int, y1: int, last: bool) -> tuple[bytes, int, int]:
+    """Filter rows y0:y1 (the row above comes from the image itself, so blocks are independent)
+    and raw-deflate them, ending on a byte boundary (sync flush) so that the blocks concatenate
+    into one deflate stream. Returns (deflated, adler32 of the filtered bytes, their length)."""
+    rows = _png_rows(arr[y0:y1])
+    prev = _png_rows(arr[y0 - 1 : y0])[0] if y0 else np.zeros(rows.shape[1], np.uint8)
+    filtered = _filter_rows(rows, prev, rows.shape[1] // arr.shape[1])
+    comp = zlib.compressobj(_PNG_LEVEL, zlib.DEFLATED, -15)
+    data = comp.compress(filtered) + comp.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+    return data, zlib.adler32(filtered), filtered.size
+
+
+def _adler32_combine(adler1: int, adler2: int, len2: int) -> int:
+    """Adler-32 of A+B from those of A and B and B's length (zlib's adler32_combine)."""
+    base = 65521
+    rem = len2 % base
+    sum1 = adler1 & 0xFFFF
+    sum2 = (rem * sum1) % base
+    sum1 = (sum1 + (adler2 & 0xFFFF) + base - 1) % base
+    sum2 = (sum2 + (adler1 >> 16) + (adler2 >> 16) + base - rem) % base
+    return sum1 | (sum2 << 16)
 
 
 def _write_png(out: _Sink, arr: np.ndarray, icc: bytes | None, exif: bytes | None) -> None:
-    """Stream HxWxC uint8 or uint16 pixels (C 1..4; may be a np.memmap) as a non-interlaced PNG:
-    a few MB of rows are filtered and compressed at a time, and the IDAT data goes out in chunks
-    of `_IDAT_BYTES`, so memory does not grow with the image."""
+    """Write HxWxC uint8 or uint16 pixels (C 1..4; may be a np.memmap) as a non-interlaced PNG.
+
+    The rows are cut into blocks of about `_PNG_BLOCK_BYTES`, each filtered and deflated on its
+    own thread (pigz's scheme: sync-flushed raw deflate blocks, one zlib header, Adler-32s
+    combined), at most two blocks per thread in flight, written in order as IDAT chunks. So
+    memory does not grow with the image, and the encoder, which at zlib level 6 is slower
+    than a GPU's upscaling by far, uses every core. Same filters and level as Pillow's
+    encoder; the files are about as small (each block starts without history)."""
     h, w, ch = arr.shape
     bits = 16 if arr.dtype == np.uint16 else 8
-    bpp = ch * bits // 8
     header = struct.pack(">IIBBBBB", w, h, bits, {1: 0, 2: 4, 3: 2, 4: 6}[ch], 0, 0, 0)
     out.write(_PNG_MAGIC + _png_chunk(b"IHDR", header))
     if icc:
         out.write(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc)))
     if exif:
         out.write(_png_chunk(b"eXIf", exif[6:] if exif.startswith(_EXIF_PREFIX) else exif))
-    comp = zlib.compressobj(6)
-    pending: list[bytes] = []
-    pending_bytes = 0
-    prev = np.zeros(w * bpp, dtype=np.uint8)
-    step = max(1, _PNG_BLOCK_BYTES // max(1, w * bpp))
-    for y in range(0, h, step):
-        block = arr[y : y + step]
-        rows = np.ascontiguousarray(block.astype(">u2") if bits == 16 else block)
-        rows = rows.view(np.uint8).reshape(len(block), w * bpp)
-        data = comp.compress(_filter_rows(rows, prev, bpp).tobytes())
-        prev = rows[-1].copy()
+    step = max(1, _PNG_BLOCK_BYTES // max(1, w * ch * bits // 8))
+    starts = range(0, h, step)
+    pending: list[bytes] = [b"\x78\x9c"]  # zlib header: deflate, 32K window, default level
+    pending_bytes, adler = 2, 1
+
+    def emit(result: tuple[bytes, int, int]) -> None:
+        nonlocal pending, pending_bytes, adler
+        data, block_adler, size = result
+        adler = _adler32_combine(adler, block_adler, size)
         pending.append(data)
         pending_bytes += len(data)
         if pending_bytes >= _IDAT_BYTES:
             out.write(_png_chunk(b"IDAT", b"".join(pending)))
             pending, pending_bytes = [], 0
-    pending.append(comp.flush())
+
+    if len(starts) == 1:
+        emit(_deflate_rows(arr, 0, h, True))
+    else:
+        pool = _png_executor()
+        ahead = 2 * _PNG_THREADS
+        queue: deque[Future] = deque()
+        try:
+            for y0 in starts:
+                queue.append(pool.submit(_deflate_rows, arr, y0, min(h, y0 + step),
+                                         y0 + step >= h))
+                if len(queue) >= ahead:
+                    emit(queue.popleft().result())
+            while queue:
+                emit(queue.popleft().result())
+        finally:
+            for f in queue:
+                f.cancel()
+    pending.append(struct.pack(">I", adler))
     out.write(_png_chunk(b"IDAT", b"".join(pending)))
     out.write(_png_chunk(b"IEND", b""))
 
@@ -925,14 +979,11 @@ def _encode(out: _Sink, arr: np.ndarray, path: Path, fmt: str, quality: int, los
     channels = arr.shape[2]
     icc = icc if fmt != "BMP" and _icc_fits(icc, channels) else None
     exif = exif if fmt != "BMP" else None
-    if fmt == "PNG" and ((arr.dtype == np.uint16 and channels > 1)
-                         or arr.nbytes > _STREAM_PNG_BYTES):
+    if fmt == "PNG":
         _write_png(out, arr, icc, exif)
         return
     kwargs: dict[str, object] = {}
-    if fmt == "PNG":
-        kwargs.update(compress_level=6)
-    elif fmt == "JPEG":
+    if fmt == "JPEG":
         if max(arr.shape[:2]) > _JPEG_MAX_SIDE:
             raise ImageWriteError(path, f"JPEG images can be at most {_JPEG_MAX_SIDE} pixels "
                                         f"on a side, this one is {arr.shape[1]}x{arr.shape[0]}")
