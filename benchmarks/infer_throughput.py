@@ -14,7 +14,8 @@ machine it is steadier than wall time. Then a folder run, decode and encode incl
 naive loop (read, upscale, write_image, one after the other) against `srgan upscale`'s
 overlapped pipeline. Last, the hardware limit: FLOPs per output pixel against the device's
 measured GEMM peak, the fast path's share of it, and a torch.profiler table of where its
-time goes. Nothing is asserted; the numbers are for the closing note of issue 6.
+time goes; and PNG encoding of a 4K frame, ours against Pillow's. Nothing is asserted; the
+numbers are for the closing note of issue 6.
 """
 
 from __future__ import annotations
@@ -269,6 +270,38 @@ def bench_folder(net: SRResNet, device: torch.device, n: int, size: tuple[int, i
         print(f"  {'':28} {n / results['fast pipeline']['seconds']:.2f} images/s (fast)")
 
 
+# --------------------------------------------------------------------------- encoding
+def bench_png_encode(size: tuple[int, int] = (2160, 3840)) -> None:
+    """PNG encoding of one 4K frame: Pillow (one thread) against imageio's block-parallel
+    encoder. On a GPU this, not the network, bounds a folder run's frames per second."""
+    import io
+
+    from PIL import Image
+
+    from srgan import imageio as iio
+    from srgan.imageio import QuantizedImage
+
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    rng = np.random.default_rng(0)
+    arr = np.clip(np.stack([127 + 90 * np.sin(xx * f + c) * np.cos(yy * f * 0.7)
+                            for c, f in enumerate((0.011, 0.017, 0.023))], 2)
+                  + rng.normal(0, 4, (h, w, 3)), 0, 255).astype(np.uint8)
+    mb = arr.nbytes / 1e6
+    with tempfile.TemporaryDirectory(prefix="srgan-png-") as tmp:
+        t0 = time.perf_counter()
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, "PNG", compress_level=6)
+        pil = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ours = write_image(QuantizedImage(arr), Path(tmp) / "x.png")
+        mine = time.perf_counter() - t0
+        size_ratio = ours.stat().st_size / len(buf.getvalue())
+    print(f" PNG encode of a {w}x{h} frame ({mb:.0f} MB): Pillow {mb / pil:.0f} MB/s, srgan "
+          f"{mb / mine:.0f} MB/s on {iio._PNG_THREADS} threads (x{pil / mine:.2f}); file size "
+          f"x{size_ratio:.3f} of Pillow's", flush=True)
+
+
 # --------------------------------------------------------------------------- the limit
 def flops_per_output_px(net: SRResNet) -> float:
     """Multiply-adds x 2 of every convolution, per output pixel (exact: padding keeps each
@@ -386,6 +419,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.limit_size != "none":
             bench_limit(net, device, parse_sizes(args.limit_size)[0],
                         args.repeat or (3 if gpu else 1))
+    bench_png_encode()
     ru = resource.getrusage(resource.RUSAGE_SELF)
     print(f"process peak RSS {ru.ru_maxrss / 2**10:.0f} MiB")
 
