@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from srgan.inference import Upscaler
 
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="srgan-mem-", dir=args.workdir) as tmp:
         tmp_path = Path(tmp)
         model = str(tiny_model(tmp_path / "tiny.safetensors")) if args.model == "tiny" \
