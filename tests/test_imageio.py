@@ -28,6 +28,7 @@ from srgan.imageio import (
     from_array,
     from_pil,
     read_image,
+    read_quantized,
     resolve_max_pixels,
     to_array,
     to_pil,
@@ -103,6 +104,26 @@ def test_corpus_every_case_reads_or_fails_cleanly(tmp_path: Path) -> None:
     assert not report, report
     kinds = {c.expect for c in cases}
     assert kinds == {"ok", "error"}
+
+
+def test_read_quantized_is_read_image_in_integers_for_every_case(tmp_path: Path) -> None:
+    for case in make_corpus(tmp_path):
+        try:
+            full = read_image(case.path)
+        except ImageReadError as exc:
+            with pytest.raises(ImageReadError) as again:
+                read_quantized(case.path)
+            assert str(again.value) == str(exc), case.name
+            continue
+        q = read_quantized(case.path)
+        top = 255 if q.bit_depth == 8 else 65535
+        assert q.pixels.dtype == (np.uint8 if q.bit_depth == 8 else np.uint16), case.name
+        assert (q.bit_depth, q.icc_profile, q.exif, q.source_format, q.warnings) == (
+            full.bit_depth, full.icc_profile, full.exif, full.source_format, full.warnings)
+        if "float" in case.name:  # float sources are rounded to 16 bits
+            assert np.abs(q.pixels / top - full.pixels).max() <= 0.5 / top, case.name
+        else:
+            assert np.array_equal(q.to_image_data().pixels, full.pixels), case.name
 
 
 def test_corpus_covers_issue_8_inputs(tmp_path: Path) -> None:

@@ -58,6 +58,7 @@ __all__ = [
     "from_array",
     "from_pil",
     "read_image",
+    "read_quantized",
     "resolve_max_pixels",
     "to_array",
     "to_pil",
@@ -467,7 +468,8 @@ def _pil_to_uint(im: Image.Image, notes: list[str]) -> tuple[np.ndarray, int, by
 def _finish(
     arr: np.ndarray, bits: int, icc: bytes | None, exif_raw: bytes | None, orientation: int | None,
     fmt: str | None, notes: list[str], path: Path | None, apply_orientation: bool,
-) -> ImageData:
+    quantized: bool = False,
+) -> ImageData | QuantizedImage:
     exif_orientation, exif = _normalise_exif(exif_raw)
     if orientation is None:
         orientation = exif_orientation
@@ -478,6 +480,10 @@ def _finish(
     if icc is not None and not _icc_fits(icc, arr.shape[2]):
         notes.append(f"ICC profile for {_icc_space(icc)!r} data does not match the image; dropped")
         icc = None
+    if quantized:
+        if bits == 0:  # float source, kept at 16 bits
+            arr, bits = _quantize(arr, 16), 16
+        return QuantizedImage(arr, bits, icc, exif, fmt, notes, path)
     if bits == 0:  # float source
         return ImageData(arr, 16, icc, exif, fmt, notes, path)
     return ImageData(_to_float(arr, bits), bits, icc, exif, fmt, notes, path)
@@ -707,6 +713,19 @@ def read_image(path: str | bytes | os.PathLike, max_pixels: int | None = None) -
     None = $SRGAN_MAX_PIXELS or DEFAULT_MAX_PIXELS, 0 = no limit.
     Animated files give their first frame and a warning in `.warnings`.
     Raises ImageReadError, and nothing else, for any file that cannot be read."""
+    return _read(path, max_pixels, quantized=False)
+
+
+def read_quantized(path: str | bytes | os.PathLike, max_pixels: int | None = None
+                   ) -> QuantizedImage:
+    """Like read_image, but the pixels stay the integers the file stores (uint8 or uint16;
+    32-bit float sources are rounded to 16 bits): a quarter of read_image's memory, which
+    is what a huge input needs. `Upscaler.upscale_quantized` takes this directly."""
+    return _read(path, max_pixels, quantized=True)
+
+
+def _read(path: str | bytes | os.PathLike, max_pixels: int | None, quantized: bool
+          ) -> ImageData | QuantizedImage:
     path = Path(os.fsdecode(path))
     limit = resolve_max_pixels(max_pixels)
     with _open_checked(path) as f:
@@ -715,7 +734,7 @@ def read_image(path: str | bytes | os.PathLike, max_pixels: int | None = None) -
             scan = _scan_png(f, path, limit) if magic == _PNG_MAGIC else None
             f.seek(0)
             with _pillow_guard():
-                return _decode(f, path, limit, scan)
+                return _decode(f, path, limit, scan, quantized)
         except ImageReadError:
             raise
         except MemoryError:
@@ -739,7 +758,8 @@ def _available_formats() -> tuple[str, ...]:
     return tuple(f for f in READ_FORMATS if f in Image.OPEN)
 
 
-def _decode(f, path: Path, limit: int | None, scan: _PngScan | None) -> ImageData:
+def _decode(f, path: Path, limit: int | None, scan: _PngScan | None, quantized: bool
+            ) -> ImageData | QuantizedImage:
     try:
         im = Image.open(f, formats=_available_formats())
     except Image.UnidentifiedImageError:
@@ -761,7 +781,7 @@ def _decode(f, path: Path, limit: int | None, scan: _PngScan | None) -> ImageDat
         arr = _decode_png16_colour(scan, path)
         exif_raw = im.info.get("exif") or (scan.exif and _EXIF_PREFIX + scan.exif)
         return _finish(arr, 16, im.info.get("icc_profile"), exif_raw, None, fmt, notes, path,
-                       True)
+                       True, quantized)
     im.load()
     exif_raw, orientation = _orientation_of(im)
     if exif_raw is None and scan is not None and scan.exif:
@@ -772,7 +792,7 @@ def _decode(f, path: Path, limit: int | None, scan: _PngScan | None) -> ImageDat
         raise ImageReadError(path, str(exc)) from None
     if fmt == "TIFF" and bits == 8 and _tiff_is_16bit_colour(im):
         notes.append("16-bit colour TIFF read as 8 bits (use 16-bit PNG to keep 16 bits)")
-    return _finish(arr, bits, icc, exif_raw, orientation, fmt, notes, path, True)
+    return _finish(arr, bits, icc, exif_raw, orientation, fmt, notes, path, True, quantized)
 
 
 def _tiff_is_16bit_colour(im: Image.Image) -> bool:
