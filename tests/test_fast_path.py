@@ -222,6 +222,39 @@ def test_quantized_output_equals_the_float_path_rounded(channels, bits):
     assert np.array_equal(to_array(back, want.dtype), q.pixels)
 
 
+@pytest.mark.parametrize("channels,bits,opaque", [(3, 8, True), (1, 8, True), (4, 8, True),
+                                                   (4, 8, False), (2, 16, True), (3, 16, True)])
+def test_integer_input_gives_exactly_the_float_inputs_result(channels, bits, opaque):
+    up = Upscaler(tiny_generator(blocks=2, channels=16), device="cpu", tile=16)
+    top = 255 if bits == 8 else 65535
+    ints = np.round(smooth_image(21, 30, channels) * top).astype(np.uint8 if bits == 8
+                                                                   else np.uint16)
+    if channels in (2, 4):
+        ints[..., -1] = top if opaque else np.linspace(0, top, 30)[None, :]
+    ints.flags.writeable = False  # as Pillow hands them over
+    q_in = QuantizedImage(ints, bits, icc_profile=b"icc")
+    from_ints = up.upscale_quantized(q_in)
+    from_floats = up.upscale_quantized(q_in.to_image_data())
+    assert from_ints.pixels.dtype == from_floats.pixels.dtype
+    assert np.array_equal(from_ints.pixels, from_floats.pixels)
+    assert from_ints.icc_profile == b"icc" and from_ints.bit_depth == bits
+
+
+def test_integer_input_is_never_held_as_floats():
+    up = Upscaler(tiny_generator(), device="cpu", tile=32)
+    ints = np.round(smooth_image(256, 256) * 255).astype(np.uint8)
+    in_float = ints.size * 4
+    tracemalloc.start()
+    try:
+        up.upscale_quantized(QuantizedImage(ints))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    out_bytes = ints.size * 16
+    # the uint8 output plus per-tile pieces; a float copy of the input would add in_float
+    assert peak < out_bytes + in_float // 2, (peak, out_bytes, in_float)
+
+
 def test_quantize_rounds_like_imageio():
     y = torch.tensor([-0.5, 0.0, 0.5 / 255, 0.499, 1.0, 7.0, float("nan"), float("inf")])
     y = y.view(1, 1, 1, -1)

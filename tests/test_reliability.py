@@ -279,7 +279,7 @@ def test_output_that_appears_mid_run_is_not_clobbered(tmp_path, tiny_model_path,
     for i, name in enumerate(("a.png", "b.png", "c.png")):
         write_png(src / name, seed=i)
     out = tmp_path / "out"
-    real = imageio.read_image
+    real = imageio.read_quantized
 
     def racing_read(path, *args, **kwargs):
         if Path(path).name == "b.png":  # another process writes b's output meanwhile
@@ -287,7 +287,7 @@ def test_output_that_appears_mid_run_is_not_clobbered(tmp_path, tiny_model_path,
             (out / "b_x4.png").write_bytes(b"precious")
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(imageio, "read_image", racing_read)
+    monkeypatch.setattr(imageio, "read_quantized", racing_read)
     r = cli("upscale", src, "-o", out, "-m", tiny_model_path, "-q")
     assert r.exit_code == 1 and "2 upscaled, 0 skipped, 1 failed" in r.output, r.output
     assert (out / "b_x4.png").read_bytes() == b"precious"

@@ -111,7 +111,7 @@ def upscale(
     leaves a half-written image. A file that cannot be read or written is reported and
     skipped; the exit status is 1 if any file failed.
     """
-    from srgan.imageio import ImageReadError, display_path, read_image, write_image
+    from srgan.imageio import ImageReadError, display_path, read_quantized, write_image
     from srgan.inference import DEFAULT_TILE_PAD, Upscaler, io_depth, overlapped
     from srgan.weights import ModelFileError
 
@@ -165,16 +165,17 @@ def upscale(
         n_tiles = upscaler.tiles_for(data.height, data.width, data.pixels.shape[2], tta)
         with tqdm(total=n_tiles, unit="tile", leave=False, desc=src.name,
                   disable=quiet or n_tiles < 4, position=1, file=sys.stderr) as tiles:
-            if outscale is None:  # tiles rounded straight into a uint8/uint16 image
+            if outscale is None:  # integers in, tiles rounded straight into integers out
                 return upscaler.upscale_quantized(data, tta, progress=tiles.update)
-            return upscaler.upscale_image(data, outscale, tta, progress=tiles.update)
+            return upscaler.upscale_image(data.to_image_data(), outscale, tta,
+                                          progress=tiles.update)
 
     def save(job: tuple[Path, Path], result) -> None:
         job[1].parent.mkdir(parents=True, exist_ok=True)
         write_image(result, job[1], overwrite=overwrite)
 
     # the next file is decoded and the previous one encoded while this one computes
-    for (src, _), exc in overlapped(todo, lambda job: read_image(job[0]), compute, save,
+    for (src, _), exc in overlapped(todo, lambda job: read_quantized(job[0]), compute, save,
                                     depth=io_depth(upscaler.device)):
         bar.update(1)
         if exc is None:
