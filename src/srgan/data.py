@@ -39,15 +39,17 @@ def _find_images(folder: Path) -> list[Path]:
 
 def read_rgb_uint8(path: Path) -> np.ndarray:
     """Decode an image file to H x W x 3 uint8 (grey replicated to RGB, alpha dropped)."""
-    from srgan.imageio import read_image, to_array
+    from srgan.imageio import read_quantized, to_array
 
-    pixels = to_array(read_image(path), np.uint8)
+    image = read_quantized(path)  # 8-bit files (nearly all) never pass through floats
+    pixels = image.pixels if image.bit_depth == 8 else to_array(image.to_image_data(), np.uint8)
     channels = pixels.shape[2]
     if channels in (1, 2):  # grey (+ alpha)
         pixels = np.repeat(pixels[:, :, :1], 3, axis=2)
     elif channels == 4:
         pixels = pixels[:, :, :3]
-    return np.ascontiguousarray(pixels)
+    pixels = np.ascontiguousarray(pixels)
+    return pixels if pixels.flags.writeable else pixels.copy()  # Pillow's buffer is read-only
 
 
 def _decode_all(paths: Sequence[Path], log: Log) -> list[np.ndarray | None]:
