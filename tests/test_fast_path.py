@@ -61,6 +61,20 @@ def test_batchnorm_folding_is_exact_and_leaves_the_callers_net_alone():
     assert (reference(plain, x) - ref).abs().max() > 1e-3
 
 
+def test_prelus_run_in_place_with_the_same_values():
+    net = with_bn_statistics(tiny_generator(blocks=3, channels=16))
+    with torch.no_grad():  # distinct, non-default slopes: a mixed-up slope would show
+        for i, m in enumerate(m for m in net.modules() if isinstance(m, torch.nn.PReLU)):
+            m.weight.fill_(0.05 + 0.07 * i)
+    fused = inference_model(net)
+    assert not any(isinstance(m, torch.nn.PReLU) for m in fused.modules())
+    assert any(isinstance(m, torch.nn.PReLU) for m in net.modules())  # the caller's: kept
+    x = torch.rand(2, 3, 13, 17) * 2 - 0.5  # negative inputs reach the activations too
+    with torch.no_grad():
+        got = fused(x.contiguous(memory_format=torch.channels_last))
+    assert (got - reference(net, x)).abs().max() < 1e-5
+
+
 def test_upsampling_in_row_chunks_is_exact(monkeypatch):
     from srgan import fuse
 

@@ -125,6 +125,32 @@ def _keep_last_conv_fp32(model: nn.Module) -> None:
     _set_submodule(model, convs[-1], _Float32Tail(model.get_submodule(convs[-1])))
 
 
+class _InplacePReLU(nn.Module):
+    """A one-parameter PReLU applied in place (as leaky ReLU with its slope): the same values,
+    without allocating, and so page-faulting, a fresh activation per layer. Only where the
+    input is a temporary nobody else reads (see `_inplace_activations`)."""
+
+    def __init__(self, prelu: nn.PReLU) -> None:
+        super().__init__()
+        self.slope = float(prelu.weight.detach().float().item())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.leaky_relu_(x, self.slope)
+
+
+def _inplace_activations(net: SRResNet) -> None:
+    """Make SRResNet's one-parameter PReLUs in-place: each reads a fresh conv (or pixel
+    shuffle) output that nothing else uses; the head's conv output is not the skip, the
+    PReLU's result is."""
+    sites = [(net.head, "1")]
+    sites += [(block, "act") for block in net.body]
+    sites += [(block, "act") for block in net.upsample]
+    for parent, name in sites:
+        act = parent.get_submodule(name)
+        if isinstance(act, nn.PReLU) and act.weight.numel() == 1:
+            setattr(parent, name, _InplacePReLU(act))
+
+
 class FastSRResNet(nn.Module):
     """A folded SRResNet whose upsampling stages run in row chunks.
 
@@ -182,6 +208,7 @@ def inference_model(
     if fp32_tail and dtype != torch.float32:
         _keep_last_conv_fp32(model)
     if isinstance(model, SRResNet):
+        _inplace_activations(model)
         model = FastSRResNet(model, chunk_px)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
