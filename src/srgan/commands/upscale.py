@@ -111,6 +111,7 @@ def upscale(
     leaves a half-written image. A file that cannot be read or written is reported and
     skipped; the exit status is 1 if any file failed.
     """
+    from srgan.heap import keep_freed_memory
     from srgan.imageio import ImageReadError, display_path, read_quantized, write_image
     from srgan.inference import DEFAULT_TILE_PAD, Upscaler, io_depth, overlapped
     from srgan.weights import ModelFileError
@@ -130,6 +131,8 @@ def upscale(
         )
     except (ModelFileError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
+    if upscaler.device.type == "cpu":
+        keep_freed_memory()  # activations reuse pages instead of faulting in new ones
 
     jobs, errors = collect_inputs(inputs)
     jobs = shard(jobs, rank, world)
