@@ -35,8 +35,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from srgan import imageio
 from srgan.heap import keep_freed_memory
-from srgan.imageio import ImageData, read_image, read_quantized, write_image
+from srgan.imageio import ImageData, QuantizedImage, read_image, read_quantized, write_image
 from srgan.inference import Upscaler, io_depth, overlapped
 from srgan.nets import SRResNet
 from srgan.weights import list_models, load_generator
@@ -295,9 +296,6 @@ def bench_png_encode(size: tuple[int, int] = (2160, 3840)) -> None:
 
     from PIL import Image
 
-    from srgan import imageio as iio
-    from srgan.imageio import QuantizedImage
-
     h, w = size
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     rng = np.random.default_rng(0)
@@ -315,7 +313,7 @@ def bench_png_encode(size: tuple[int, int] = (2160, 3840)) -> None:
         mine = time.perf_counter() - t0
         size_ratio = ours.stat().st_size / len(buf.getvalue())
     print(f" PNG encode of a {w}x{h} frame ({mb:.0f} MB): Pillow {mb / pil:.0f} MB/s, srgan "
-          f"{mb / mine:.0f} MB/s on {iio._PNG_THREADS} threads (x{pil / mine:.2f}); file size "
+          f"{mb / mine:.0f} MB/s on {imageio._PNG_THREADS} threads (x{pil / mine:.2f}); file size "
           f"x{size_ratio:.3f} of Pillow's", flush=True)
 
 

@@ -8,16 +8,17 @@ and never trimming it turns that into reuse of pages already mapped (what a jema
 tcmalloc preload does, without the preload). The cost: freed memory stays with the process,
 whose resident size settles at its peak.
 
-`srgan upscale` and `srgan serve` turn this on for CPU runs; `SRGAN_SYSTEM_MALLOC=1` leaves
-the allocator alone. Other C libraries (musl, macOS): nothing happens.
+`srgan upscale` turns this on for CPU runs (a batch job: its peak is what it needs anyway;
+a long-lived server is left on the system's policy); `SRGAN_SYSTEM_MALLOC=1` leaves the
+allocator alone. Other C libraries (musl, macOS): nothing happens.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
-import threading
 
 __all__ = ["ENV_OPT_OUT", "keep_freed_memory"]
 
@@ -30,9 +31,8 @@ _DEFAULT_TRIM_THRESHOLD = 128 * 1024
 _DEFAULT_MMAP_MAX = 65536
 _KEEP_TRIM_THRESHOLD = 2**31 - 1  # an int: mallopt takes one
 
-_lock = threading.Lock()
 
-
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
@@ -52,13 +52,10 @@ def keep_freed_memory(enabled: bool = True) -> bool:
     libc = _libc()
     if libc is None:
         return False
-    with _lock:
-        if enabled:
-            ok = libc.mallopt(_M_MMAP_MAX, 0) == 1
-            ok = libc.mallopt(_M_TRIM_THRESHOLD, _KEEP_TRIM_THRESHOLD) == 1 and ok
-        else:
-            ok = libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX) == 1
-            ok = libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD) == 1 and ok
-            if hasattr(libc, "malloc_trim"):
-                libc.malloc_trim(0)
+    mmap_max, trim = (0, _KEEP_TRIM_THRESHOLD) if enabled else (_DEFAULT_MMAP_MAX,
+                                                                 _DEFAULT_TRIM_THRESHOLD)
+    ok = libc.mallopt(_M_MMAP_MAX, mmap_max) == 1
+    ok = libc.mallopt(_M_TRIM_THRESHOLD, trim) == 1 and ok
+    if not enabled and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
     return ok

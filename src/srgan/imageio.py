@@ -842,12 +842,11 @@ def _png_chunk(ctype: bytes, data: bytes) -> bytes:
 
 _IDAT_BYTES = 8 << 20  # compressed bytes per IDAT chunk (at most)
 _PNG_BLOCK_BYTES = 1 << 20  # raw bytes of rows filtered and deflated per task (~20x in temporaries)
-_PNG_LEVEL = 6  # zlib level and strategy (Z_FILTERED) as Pillow's: files within 0.1% of its
+# zlib level and strategy as Pillow's encoder: files within 0.1% of its size
+_PNG_LEVEL, _PNG_STRATEGY = 6, zlib.Z_FILTERED
+_PNG_THREADS = max(1, min(8, os.cpu_count() or 1))
 _png_pool: ThreadPoolExecutor | None = None
 _png_pool_lock = threading.Lock()
-
-
-_PNG_THREADS = max(1, min(8, os.cpu_count() or 1))
 
 
 def _png_executor() -> ThreadPoolExecutor:
@@ -872,7 +871,7 @@ def _deflate_rows(arr: np.ndarray, y0: int, y1: int, last: bool) -> tuple[bytes,
     rows = _png_rows(arr[y0:y1])
     prev = _png_rows(arr[y0 - 1 : y0])[0] if y0 else np.zeros(rows.shape[1], np.uint8)
     filtered = _filter_rows(rows, prev, rows.shape[1] // arr.shape[1])
-    comp = zlib.compressobj(_PNG_LEVEL, zlib.DEFLATED, -15, 8, zlib.Z_FILTERED)
+    comp = zlib.compressobj(_PNG_LEVEL, zlib.DEFLATED, -15, 8, _PNG_STRATEGY)
     data = comp.compress(filtered) + comp.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
     return data, zlib.adler32(filtered), filtered.size
 

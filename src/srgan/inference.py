@@ -37,7 +37,15 @@ import torch
 from torch import nn
 
 from srgan.fuse import inference_model
-from srgan.imageio import ImageData, QuantizedImage, from_array, from_pil, to_array, to_pil
+from srgan.imageio import (
+    ImageData,
+    QuantizedImage,
+    _to_float,
+    from_array,
+    from_pil,
+    to_array,
+    to_pil,
+)
 from srgan.nets import SRResNet
 from srgan.weights import load_generator
 
@@ -435,22 +443,35 @@ class Upscaler:
         return out[0] if squeeze else out
 
     @staticmethod
-    def _split(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Colour (HxWx1 or HxWx3) with transparent pixels' colour filled in, and alpha."""
+    def _split(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, bool]:
+        """Colour (HxWx1 or HxWx3) with transparent pixels' colour filled in, alpha, and whether
+        the alpha is fully opaque (or absent). Float pixels are in [0, 1]; integer ones stay
+        integers unless something is transparent: filling needs floats, so then both come
+        back as float32 in [0, 1], converted as imageio does."""
         if pixels.ndim == 2:
             pixels = pixels[:, :, None]
         c = pixels.shape[2]
         if c not in (1, 2, 3, 4):
             raise ValueError(f"expected 1 to 4 channels, got {c}")
-        colour, alpha = (pixels[..., :-1], pixels[..., -1]) if c in (2, 4) else (pixels, None)
-        if alpha is not None and alpha.min() < 1.0:
-            colour = fill_transparent(colour, alpha)
-        return colour, alpha
+        if c not in (2, 4):
+            return pixels, None, True
+        colour, alpha = pixels[..., :-1], pixels[..., -1]
+        integer = pixels.dtype.kind in "ui"
+        if alpha.min() >= (np.iinfo(alpha.dtype).max if integer else 1.0):
+            return colour, alpha, True
+        if integer:
+            bits = 8 if pixels.dtype == np.uint8 else 16
+            colour, alpha = _to_float(colour, bits), _to_float(alpha, bits)
+        return fill_transparent(colour, alpha), alpha, False
 
     @staticmethod
     def _rgb_tensor(colour: np.ndarray) -> torch.Tensor:
-        rgb = np.repeat(colour, 3, axis=2) if colour.shape[2] == 1 else colour
-        return torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)
+        """HxWx1 or HxWx3 -> 3xHxW: float32 (converted if need be), or the integers as they
+        are without a copy; grey becomes a broadcast view, not three copies."""
+        if colour.dtype.kind == "f":
+            colour = np.ascontiguousarray(colour, dtype=np.float32)
+        t = _readonly_view(colour).permute(2, 0, 1)
+        return t.expand(3, *t.shape[1:]) if t.shape[0] == 1 else t
 
     def upscale_array(
         self, pixels: np.ndarray, tta: bool = False, progress: Any | None = None
@@ -461,13 +482,13 @@ class Upscaler:
         (as grey), after transparent pixels' colours are filled in from their opaque
         neighbours, so no black or stale colour bleeds into edges.
         """
-        colour, alpha = self._split(pixels)
+        colour, alpha, opaque = self._split(pixels)
         grey = colour.shape[2] == 1
         y = self._upscale_nhwc(self._rgb_tensor(colour)[None], tta, progress)[0]
         y = y.mean(dim=2, keepdim=True) if grey else y
         parts = [y]
         if alpha is not None:
-            if alpha.min() >= 1.0:
+            if opaque:
                 a = torch.ones(y.shape[0], y.shape[1], 1)
             else:
                 at = torch.from_numpy(np.ascontiguousarray(alpha, dtype=np.float32))
@@ -495,18 +516,7 @@ class Upscaler:
         bits = bits or data.bit_depth
         if bits not in (8, 16):
             raise ValueError(f"bits must be 8 or 16, got {bits}")
-        if isinstance(data, QuantizedImage):
-            px = data.pixels
-            if px.shape[2] in (2, 4) and px[..., -1].min() < np.iinfo(px.dtype).max:
-                data = data.to_image_data()  # filling transparent colour needs floats
-        if isinstance(data, QuantizedImage):
-            px = data.pixels
-            colour, alpha = (px[..., :-1], px[..., -1]) if px.shape[2] in (2, 4) else (px, None)
-            x = _readonly_view(colour).permute(2, 0, 1)[None]
-            x = x.expand(1, 3, *x.shape[2:]) if x.shape[1] == 1 else x
-        else:
-            colour, alpha = self._split(data.pixels)
-            x = self._rgb_tensor(colour)[None]
+        colour, alpha, opaque = self._split(data.pixels)
         h, w = data.height, data.width
         s, cc = self.scale, colour.shape[2]
         dtype = np.uint8 if bits == 8 else np.uint16
@@ -521,9 +531,10 @@ class Upscaler:
         def post(y: torch.Tensor, grey: bool) -> torch.Tensor:
             return quantize(y.mean(1, keepdim=True) if grey else y, bits)
 
-        self._tiled(x, tta, progress, partial(post, grey=cc == 1), sink_to(slice(0, cc)))
+        self._tiled(self._rgb_tensor(colour)[None], tta, progress,
+                    partial(post, grey=cc == 1), sink_to(slice(0, cc)))
         if alpha is not None:
-            if isinstance(data, QuantizedImage) or alpha.min() >= 1.0:
+            if opaque:
                 out[:, :, cc] = np.iinfo(dtype).max
             else:
                 at = torch.from_numpy(np.ascontiguousarray(alpha, dtype=np.float32))
