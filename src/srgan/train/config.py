@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 STAGES = ("srresnet", "srgan")
-SCHEDULES = ("constant", "multistep", "cosine")
+SCHEDULES = ("constant", "multistep", "cosine", "cosine_restarts")
 AMP_MODES = ("auto", "bf16", "none")
 SAMPLING = ("image", "area")
 EXPORT_WHICH = ("best", "last")
@@ -89,11 +89,14 @@ class TrainSection:
     milestones: list[int] = field(default_factory=list)  # multistep: steps where lr *= gamma
     gamma: float = 0.1
     warmup_steps: int = 0  # linear warmup from lr/warmup_steps
-    min_lr: float = 0.0  # cosine: the final lr
+    min_lr: float = 0.0  # cosine: the final lr; cosine_restarts: each segment's final lr
+    period: int = 10_000  # cosine_restarts: steps in the first segment
+    period_mult: float = 1.0  # cosine_restarts: each segment is this many times the last
+    restart_decay: float = 1.0  # cosine_restarts: each segment's peak lr is this times the last
     grad_clip: float = 0.0  # max global grad norm; 0 = off
     ema: float = 0.0  # EMA decay of the generator weights (e.g. 0.999); 0 = off
     max_bad_steps: int = 20  # stop after this many non-finite losses in a row
-    amp: str = "auto"  # auto = bf16 autocast on CUDA, fp32 on CPU
+    amp: str = "auto"  # auto = bf16 on CUDA and on CPUs with native bf16, else fp32
     channels_last: bool = True  # channels_last memory format (on CUDA)
     compile: bool = False  # torch.compile the networks (CUDA; slow first steps)
 
@@ -200,6 +203,9 @@ class Config:
         need(0 <= t.ema < 1, "train.ema", "in [0, 1)")
         need(t.grad_clip >= 0, "train.grad_clip", ">= 0")
         need(t.warmup_steps >= 0, "train.warmup_steps", ">= 0")
+        need(t.period >= 1, "train.period", ">= 1")
+        need(t.period_mult >= 1 and math.isfinite(t.period_mult), "train.period_mult", ">= 1")
+        need(0 < t.restart_decay <= 1, "train.restart_decay", "in (0, 1]")
         need(t.max_bad_steps >= 1, "train.max_bad_steps", ">= 1")
         need(all(s > 0 for s in t.milestones), "train.milestones", "positive steps")
         need(lo.vgg_scale > 0, "loss.vgg_scale", "> 0")

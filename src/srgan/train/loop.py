@@ -113,7 +113,8 @@ def _load_init_generator(path_text: str, cfg: Config) -> SRResNet:
                 f"first (srgan export {path} -o {path}/generator.safetensors)"
             )
         path = found
-    net = load_generator(path)
+    # A shipped model's name (model.init = "srresnet_x4") stays a string for the lookup.
+    net = load_generator(path if path.exists() else path_text)
     m = cfg.model
     got = (net.scale, net.num_blocks, net.channels)
     if got != (m.scale, m.num_blocks, m.channels):
@@ -122,6 +123,23 @@ def _load_init_generator(path_text: str, cfg: Config) -> SRResNet:
             f"{(m.scale, m.num_blocks, m.channels)}"
         )
     return net
+
+
+def choose_amp(mode: str, device: torch.device) -> tuple[bool, str]:
+    """(bf16 autocast?, why): `auto` takes bf16 on CUDA and on CPUs that multiply it natively
+    (AVX-512 BF16, AMX), where it is about 1.8x faster to train; fp32 where it is emulated."""
+    if mode == "bf16":
+        return True, "train.amp = bf16"
+    if mode == "none":
+        return False, "train.amp = none"
+    if device.type == "cuda":
+        return True, "auto: CUDA"
+    if device.type == "cpu":
+        from srgan.cpu import native_bf16
+
+        native, why = native_bf16()
+        return native, f"auto: {why}"
+    return False, f"auto: no bf16 autocast on {device.type}"
 
 
 def _bn_buffers(*modules: nn.Module | None) -> list[torch.Tensor]:
@@ -184,7 +202,7 @@ class Trainer:
         self._log = log
         t, m = cfg.train, cfg.model
         self.gan = t.stage == "srgan"
-        self.amp = device.type == "cuda" and t.amp in ("auto", "bf16") or t.amp == "bf16"
+        self.amp, self.amp_reason = choose_amp(t.amp, device)
         # channels_last pays off with cuDNN/tensor cores; on CPU (oneDNN) it is no faster.
         use_cl = t.channels_last and device.type == "cuda"
         self.memory_format = torch.channels_last if use_cl else torch.contiguous_format
@@ -750,7 +768,7 @@ def run_training(
             f"{f' x{dist_info.world_size} processes' if dist_info.enabled else ''}: "
             f"step {trainer.step}/{cfg.train.steps}, batch {cfg.train.batch_size}, "
             f"crop {cfg.data.crop}, generator {n_params / 1e6:.2f}M parameters"
-            + (", bf16 autocast" if trainer.amp else "")
+            + (", bf16 autocast" if trainer.amp else ", fp32") + f" ({trainer.amp_reason})"
             + (f" (from {resumed_from.name})" if resumed_from else "")
         )
         if trainer.step >= cfg.train.steps:

@@ -12,8 +12,12 @@ def lr_at(cfg: TrainSection, step: int, base_lr: float | None = None) -> float:
     """The lr for the update that follows `step` completed steps (0-based).
 
     Linear warmup over `warmup_steps` (from base/warmup to base), then:
-    constant; multistep (times `gamma` at each of `milestones`); or cosine from base down to
-    `min_lr` at `steps`.
+    constant; multistep (times `gamma` at each of `milestones`); cosine from base down to
+    `min_lr` at `steps`; or cosine_restarts: cosine segments of `period` steps (each
+    `period_mult` times the last), each starting `restart_decay` times lower than the last.
+    Restarts suit an open-ended, time-limited campaign: every segment ends at a low lr, so the
+    weights are worth exporting at each segment's end, and the run can go on for as long as
+    there is time, without a total step count fixed in advance.
     """
     base = cfg.lr if base_lr is None else base_lr
     if cfg.warmup_steps and step < cfg.warmup_steps:
@@ -25,4 +29,20 @@ def lr_at(cfg: TrainSection, step: int, base_lr: float | None = None) -> float:
         progress = min(1.0, (step - cfg.warmup_steps) / span)
         low = min(cfg.min_lr, base)
         return low + (base - low) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    if cfg.schedule == "cosine_restarts":
+        segment, start, length = _segment_of(step - cfg.warmup_steps, cfg.period, cfg.period_mult)
+        peak = base * cfg.restart_decay ** segment
+        low = min(cfg.min_lr, peak)
+        progress = (step - cfg.warmup_steps - start) / length
+        return low + (peak - low) * 0.5 * (1.0 + math.cos(math.pi * progress))
     return base
+
+
+def _segment_of(step: int, period: int, mult: float) -> tuple[int, int, int]:
+    """(segment index, its first step, its length) of the restart segment holding `step`."""
+    index, start, length = 0, 0, max(1, period)
+    while step >= start + length:
+        start += length
+        index += 1
+        length = max(1, round(length * mult))
+    return index, start, length

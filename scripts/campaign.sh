@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# One segment of the CPU training campaign (issue 13): trains a stage for at most MINUTES,
+# resumable at any point, and leaves its log where scripts/training_curve.py finds it.
+#
+#   scripts/campaign.sh srresnet_x4 120      # stage 1: continues runs/campaign/srresnet_x4
+#   scripts/campaign.sh srgan_mse_x4 120     # stage 2: starts from the shipped srresnet_x4
+#
+# A killed or time-limited segment continues with the same command (--auto-resume). Once the
+# run folder is gone (a new machine), the next segment starts from the shipped weights, so
+# progress lives in the package, and each segment's log.jsonl is copied to
+# docs/training/logs/ by scripts/campaign_ship.sh when its weights ship.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+stage=${1:?stage config: srresnet_x4 or srgan_mse_x4}
+minutes=${2:?minutes of training}
+shared=${SRGAN_SHARED:-../shared}
+srgan=${SRGAN:-.venv/bin/srgan}
+common=(
+  --auto-resume --run-dir "runs/campaign/$stage" --time-limit "$minutes"
+  --set "data.train=[$shared/data/train]" --set "data.val=$shared/data/benchmark/Set5"
+  --set train.steps=10000000 --set train.schedule=cosine_restarts
+  --set train.warmup_steps=100 --set train.min_lr=1e-6 --set train.ema=0.999
+  --set log.val_every=500 --set log.ckpt_every=500 --set log.keep=2 --set log.progress=false
+)
+case "$stage" in
+  srresnet_x4)
+    # Warm start from the shipped weights; segments of ~2 h on 2 cores, each 0.7x the last.
+    exec "$srgan" train srresnet_x4 "${common[@]}" --set model.init=srresnet_x4 \
+      --set train.lr=2e-4 --set "train.period=${PERIOD:-12000}" --set train.restart_decay=0.7
+    ;;
+  srgan_mse_x4)
+    exec "$srgan" train srgan_mse_x4 "${common[@]}" --set model.init=srresnet_x4 \
+      --set train.lr=1e-4 --set "train.period=${PERIOD:-8000}" --set train.restart_decay=0.7
+    ;;
+  *) echo "unknown stage $stage" >&2; exit 2 ;;
+esac
