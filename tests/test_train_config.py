@@ -123,3 +123,37 @@ def test_lr_schedules():
     assert lr_at(cfg, 110) == pytest.approx(1e-5)
     values = [lr_at(cfg, s) for s in range(10, 111)]
     assert all(a >= b for a, b in zip(values, values[1:], strict=False))
+
+
+@pytest.mark.parametrize("deep", ["[" * 5000 + "]" * 5000, "{a=" * 5000 + "}" * 5000,
+                                  "[" * 300 + "]" * 300])
+def test_deeply_nested_config_is_a_config_error(tmp_path, deep):
+    """Nesting that exhausts Python's recursion limit (or just a silly value) is a one-line
+    ConfigError naming the file, not a RecursionError traceback."""
+    path = tmp_path / "deep.toml"
+    path.write_text(f"[train]\nsteps = {deep}\n")
+    with pytest.raises(ConfigError, match=r"deep\.toml") as info:
+        load_config(path)
+    assert len(str(info.value)) < 300 and "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match=r"train\.steps") as info:
+        load_config("srresnet_x4", [f"train.steps={deep}"])
+    assert len(str(info.value)) < 300
+
+
+def test_unreadable_config_file_is_a_config_error(tmp_path):
+    path = tmp_path / "binary.toml"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ConfigError, match=r"binary\.toml: cannot read"):
+        load_config(path)
+
+
+def test_deep_config_through_the_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from srgan.train.command import train
+
+    path = tmp_path / "deep.toml"
+    path.write_text("[train]\nsteps = " + "[" * 5000 + "]" * 5000 + "\n")
+    result = CliRunner().invoke(train, [str(path)])
+    assert result.exit_code == 1 and "nested too deeply" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

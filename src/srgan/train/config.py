@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import functools
 import math
+import reprlib
 import tomllib
 import types
 import typing
@@ -277,7 +278,7 @@ def _type_name(hint: Any) -> str:
 def _coerce(value: Any, hint: Any, key: str) -> Any:
     """Check `value` against a type hint; ints pass as floats, a string as a one-item list."""
     origin = typing.get_origin(hint)
-    bad = ConfigError(f"{key}: expected {_type_name(hint)}, got {value!r}")
+    bad = ConfigError(f"{key}: expected {_type_name(hint)}, got {_short_repr(value)}")
     if hint is bool:
         if not isinstance(value, bool):
             raise bad
@@ -323,6 +324,25 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     if isinstance(hint, types.UnionType):  # not used today; keep the error clear
         raise ConfigError(f"{key}: unsupported type {hint}")
     raise ConfigError(f"{key}: unsupported type {hint}")
+
+
+def _short_repr(value: Any) -> str:
+    """repr for error messages: a pathological value (a list nested 200 deep) stays one line."""
+    r = reprlib.Repr()
+    r.maxlevel, r.maxstring, r.maxother, r.maxlist, r.maxdict = 3, 60, 60, 6, 6
+    return r.repr(value)
+
+
+def _parse_toml(text: str, where: str) -> dict[str, Any]:
+    """tomllib.loads with its failures as ConfigError: nesting deep enough to exhaust Python's
+    recursion limit is malformed input too, not a crash."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: not a usable config (arrays or tables nested too deeply)"
+                          ) from None
 
 
 def _toml_value(value: Any) -> str:
@@ -400,9 +420,10 @@ def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
     """A packaged config by name (`srresnet_x4`) or a TOML path, then `key=value` overrides."""
     path = resolve_config_path(name_or_path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config ({exc})") from None
+    raw = _parse_toml(text, str(path))
     source = str(name_or_path) if str(name_or_path) in packaged_configs() else str(path)
     cfg = config_from_dict(raw, source=source)
     apply_overrides(cfg, overrides)
@@ -426,6 +447,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         return key, tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
         pass
+    except RecursionError:
+        raise ConfigError(f"override {key}=...: value nested too deeply") from None
     if value.startswith("[") and value.endswith("]"):
         inner = value[1:-1].strip()
         return key, [v.strip().strip("'\"") for v in inner.split(",")] if inner else []
@@ -447,5 +470,6 @@ def apply_overrides(cfg: Config, overrides: list[str] | tuple[str, ...]) -> Conf
         try:
             cfg.set(key, value)
         except ConfigError as exc:
-            raise ConfigError(f"--set {text}: {exc}") from None
+            shown = text if len(text) <= 80 else text[:60] + "..."
+            raise ConfigError(f"--set {shown}: {exc}") from None
     return cfg
