@@ -4,6 +4,8 @@ only when used, so `srgan upscale` does not pay for the trainer or the web serve
 from __future__ import annotations
 
 import importlib
+import sys
+import warnings
 
 import click
 
@@ -47,8 +49,37 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="srgan")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """srgan: photo-realistic x4 super-resolution (SRResNet / SRGAN, Ledig et al. 2017)."""
+    from srgan.atomic import install_signal_cleanup
+
+    install_signal_cleanup()  # SIGTERM / SIGHUP mid-write leave no temporary files
+    previous = warnings.showwarning
+    warnings.showwarning = show_warning
+    ctx.call_on_close(lambda: setattr(warnings, "showwarning", previous))
+
+
+def warning_line(message: Warning | str, category: type[Warning]) -> str:
+    """A Python warning in the tool's own form: `warning: FILE: what` (image warnings name
+    their file already), without the source line Python would print."""
+    return f"warning: {str(message).strip()}"
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """`warnings.showwarning` for the command line: one tidy line, above any progress bar."""
+    try:
+        from srgan.imageio import display_text
+
+        text = display_text(warning_line(message, category))
+    except Exception:  # never let reporting a warning fail the command
+        text = f"warning: {message}"
+    if "tqdm" in sys.modules:
+        from tqdm import tqdm
+
+        tqdm.write(text, file=sys.stderr)
+    else:
+        click.echo(text, err=True)
 
 
 if __name__ == "__main__":

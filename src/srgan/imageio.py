@@ -962,6 +962,24 @@ _JPEG_MAX_SIDE = 65500  # libjpeg's JPEG_MAX_DIMENSION, below the format's 65535
 _WEBP_MAX_SIDE = 16383  # libwebp's WEBP_MAX_DIMENSION
 
 
+_MAX_SIDES = {"JPEG": _JPEG_MAX_SIDE, "WEBP": _WEBP_MAX_SIDE, "BMP": 2**31 - 1,
+              "PNG": 2**31 - 1, "TIFF": 2**31 - 1}
+
+
+def check_writable_size(path: str | os.PathLike, width: int, height: int) -> None:
+    """Raise ImageWriteError now if the format of `path` cannot hold a width x height image,
+    so a caller can refuse before computing the pixels instead of after."""
+    path = Path(os.fsdecode(path))
+    fmt = WRITE_EXTENSIONS.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageWriteError(path, f"unknown output extension {path.suffix!r} "
+                                    f"(use one of {', '.join(sorted(WRITE_EXTENSIONS))})")
+    limit = _MAX_SIDES[fmt]
+    if max(width, height) > limit:
+        raise ImageWriteError(path, f"{fmt} images can be at most {limit} pixels on a side, "
+                                    f"this one would be {width}x{height} (use --ext png)")
+
+
 def _stored_pixels(image: ImageData | QuantizedImage, path: Path, fmt: str) -> np.ndarray:
     """The integers the file will hold: PNG keeps the bit depth; TIFF keeps 16 bits for grey
     only; the rest hold 8 bits, without alpha for JPEG and BMP (composited over white, as

@@ -81,7 +81,23 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"device {device!r} is not a device name (auto, cpu, cuda, cuda:1, "
+                         "mps ...)") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = ("this PyTorch is built without CUDA" if torch.version.cuda is None
+                   else "no CUDA GPU is visible (driver or CUDA_VISIBLE_DEVICES?)")
+            raise ValueError(f"--device {device}: {why}; use --device cpu (or auto)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: only {torch.cuda.device_count()} CUDA "
+                             "device(s) here")
+    elif dev.type == "mps" and not (getattr(torch.backends, "mps", None)
+                                    and torch.backends.mps.is_available()):
+        raise ValueError(f"--device {device}: MPS is not available here; use --device cpu")
+    return dev
 
 
 def pick_dtype(precision: str, device: torch.device) -> torch.dtype:

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
+from srgan.atomic import atomic_write
 from srgan.nets import SRResNet
 
 FORMAT_KEY = "srgan.format"
@@ -27,6 +26,8 @@ CONFIG_KEY = "srgan.config"
 CARD_KEY = "srgan.card"
 SUPPORTED_ARCHS = ("srresnet",)
 MAX_BLOCKS, MAX_CHANNELS, MAX_SCALE = 256, 1024, 16
+MIN_OUTPUT_SPAN, MAX_OUTPUT_SPAN = 1e-3, 1e4  # plausible widths of a generator's output range
+PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".pkl", ".bin")
 
 
 class ModelFileError(ValueError):
@@ -91,6 +92,14 @@ class GeneratorConfig:
         lo, hi = self.output_range
         if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
             raise ModelFileError(f"output_range {self.output_range} is empty or not finite")
+        # a generator's output is a pixel range: (-1, 1), (0, 1), (0, 255) ...; a span far
+        # outside that turns every output into 0 or 1 (black / white images) or overflows
+        if not (MIN_OUTPUT_SPAN <= hi - lo <= MAX_OUTPUT_SPAN
+                and max(abs(lo), abs(hi)) <= MAX_OUTPUT_SPAN):
+            raise ModelFileError(
+                f"output_range {self.output_range} is not a plausible pixel range "
+                f"(its span must be in [{MIN_OUTPUT_SPAN:g}, {MAX_OUTPUT_SPAN:g}])"
+            )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -126,8 +135,11 @@ def save_generator(
     path: str | Path,
     card: ModelCard | None = None,
     dtype: torch.dtype = torch.float32,
+    *,
+    overwrite: bool = True,
 ) -> Path:
-    """Write `net` and its config to `path` atomically (temp file + rename)."""
+    """Write `net` and its config to `path` atomically (temp file + rename); with
+    `overwrite=False` an existing file is never replaced (FileExistsError)."""
     path = Path(path)
     config = GeneratorConfig.of(net)
     tensors = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
@@ -138,15 +150,8 @@ def save_generator(
         CARD_KEY: json.dumps(asdict(card or ModelCard()), sort_keys=True),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a model file is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    payload = save(tensors, metadata=metadata)
+    atomic_write(path, lambda fh: fh.write(payload), overwrite=overwrite)
     return path
 
 
@@ -160,7 +165,8 @@ def read_metadata(path: str | Path) -> tuple[GeneratorConfig, ModelCard]:
     if CONFIG_KEY not in meta:
         raise ModelFileError(
             f"{path}: no '{CONFIG_KEY}' metadata; not an srgan model file "
-            "(convert other checkpoints with `srgan export`)"
+            "(a plain state dict: see `srgan.weights.save_generator`, or "
+            "`srgan export` for an srgan training checkpoint)"
         )
     try:
         config = GeneratorConfig.from_json(meta[CONFIG_KEY])
@@ -200,6 +206,13 @@ def load_generator(name_or_path: str | Path, device: str | torch.device = "cpu")
                         f"its config needs {tuple(expected[key].shape)}"
                     )
             state = {key: f.get_tensor(key).to(expected[key].dtype) for key in expected}
+            bad = [k for k, t in state.items() if t.is_floating_point() and not t.isfinite().all()]
+            if bad:
+                raise ModelFileError(
+                    f"{path}: tensor {bad[0]} has NaN or infinite values"
+                    f"{f' (and {len(bad) - 1} more tensors)' if len(bad) > 1 else ''}; "
+                    "the model would give black or garbage images (a diverged training run?)"
+                )
     except SafetensorError as exc:
         raise ModelFileError(f"{path}: corrupt or truncated safetensors data ({exc})") from exc
     net = config.build()
@@ -225,11 +238,25 @@ def resolve_model(name_or_path: str | Path) -> Path:
         return shipped[name_or_path]
     path = Path(name_or_path)
     if path.is_file():
-        if path.suffix in (".pth", ".pt", ".ckpt", ".pkl", ".bin"):
-            raise ModelFileError(
-                f"{path}: pickle-based checkpoints are not loaded (they can run code); "
-                "convert it with `srgan export` from a trusted environment to .safetensors"
-            )
+        if path.suffix.lower() in PICKLE_SUFFIXES:
+            raise ModelFileError(pickle_advice(path))
         return path
     names = ", ".join(shipped) or "none"
     raise ModelFileError(f"{name_or_path}: no such model file or shipped model (shipped: {names})")
+
+
+def pickle_advice(path: str | Path) -> str:
+    """Why a pickle-based file is refused, and how to convert it without running its code."""
+    name = Path(path)
+    out = name.with_suffix(".safetensors").name
+    return (
+        f"{name}: pickle-based files are not loaded (unpickling can run code). An srgan "
+        f"training checkpoint converts safely with `srgan export {name} -o {out}`. A plain "
+        "state dict of an SRResNet converts, in an environment you trust, with:\n"
+        "  python -c \"import torch; from srgan.nets import SRResNet; "
+        "from srgan.weights import save_generator; net = SRResNet(4, 16, 64); "
+        f"net.load_state_dict(torch.load('{name}', weights_only=True)); "
+        f"save_generator(net, '{out}')\"\n"
+        "(weights_only=True reads tensors only, never code; SRResNet(scale, num_blocks, "
+        "channels) must match the network the weights are for)."
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -36,19 +37,60 @@ def output_path(src: Path, root: Path | None, outdir: Path, suffix: str, ext: st
     return outdir / rel.parent / f"{rel.stem}{suffix}{new_ext}"
 
 
-def collect_inputs(inputs: tuple[Path, ...]) -> tuple[list[tuple[Path, Path | None]], list[str]]:
-    """(file, folder it was found in or None) for every input, and errors for missing ones."""
-    from srgan.imageio import find_images
+def default_suffix(model_scale: int, outscale: float | None) -> str:
+    """`_x4`, or `_x2` for --outscale 2: the name says the scale the file really has."""
+    return f"_x{model_scale if outscale is None else outscale:g}"
+
+
+def _stat_error(item: Path, exc: OSError) -> str:
+    from srgan.imageio import display_path
+
+    if isinstance(exc, FileNotFoundError):
+        return f"{display_path(item)}: no such file or folder"
+    return f"{display_path(item)}: {exc.strerror or exc}"
+
+
+def is_own_output(f: Path, root: Path, outdir: Path, suffix: str) -> bool:
+    """Whether `f`, found in the input folder `root`, is (or may be) an output of ours: all of
+    an output folder inside the input folder, or, when they are the same folder, names that
+    end in the suffix. Upscaling those again would grow x16, x64 ... on every rerun."""
+    from srgan.outputs import is_within
+
+    if not is_within(f, outdir):
+        return False
+    if is_within(outdir, root) and not is_within(root, outdir):  # a sub-folder of the input
+        return True
+    return bool(suffix) and f.stem.endswith(suffix)
+
+
+def collect_inputs(
+    inputs: tuple[Path, ...], outdir: Path | None = None, suffix: str = ""
+) -> tuple[list[tuple[Path, Path | None]], list[str]]:
+    """(file, folder it was found in or None) for every input, and errors for inputs that
+    cannot be used (missing, name too long, ...): those never stop the others. With
+    `outdir`, files in input folders that are our own earlier outputs are left out."""
+    from srgan.imageio import IMAGE_EXTENSIONS, display_path, find_images
 
     jobs: list[tuple[Path, Path | None]] = []
     errors = []
     for item in inputs:
-        if item.is_dir():
-            jobs += [(f, item) for f in find_images([item])]
-        elif item.exists():
+        try:
+            st = os.stat(item)
+        except OSError as exc:  # ENOENT, ENAMETOOLONG, EACCES, ELOOP ...
+            errors.append(_stat_error(item, exc))
+            continue
+        if not stat.S_ISDIR(st.st_mode):
             jobs.append((item, None))
-        else:
-            errors.append(f"{item}: no such file or folder")
+            continue
+        found = find_images([item])
+        mine = [f for f in found if outdir is not None and is_own_output(f, item, outdir, suffix)]
+        if mine:
+            tqdm.write(f"note: {display_path(item)}: {len(mine)} earlier output(s) of "
+                       f"srgan upscale in {display_path(outdir)} left out", file=sys.stderr)
+        jobs += [(f, item) for f in found if f not in mine]
+        if not found:
+            exts = " ".join(sorted(IMAGE_EXTENSIONS))
+            errors.append(f"{display_path(item)}: no images in this folder (looked for {exts})")
     return jobs, errors
 
 
@@ -66,7 +108,8 @@ def distributed_rank() -> tuple[int, int, int]:
 @click.command(epilog=EXAMPLES)
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(path_type=Path),
-              help="Output folder (created if needed).")
+              help="Output folder (created if needed); or, for one input file, an output "
+                   "file name such as big.png.")
 @click.option("-m", "--model", default="srresnet_x4", show_default=True,
               help="Shipped model name (see `srgan models`) or a .safetensors file.")
 @click.option("--outscale", type=float, default=None,
@@ -85,8 +128,10 @@ def distributed_rank() -> tuple[int, int, int]:
               help="torch.compile the model (GPUs; pays off over many images of one size).")
 @click.option("--ext", type=click.Choice(["auto", "png", "jpg", "webp"]), default="auto",
               show_default=True, help="Output format; auto keeps the input's where it can.")
-@click.option("--suffix", default="_x4", show_default=True, help="Added to output file names.")
-@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@click.option("--suffix", default=None,
+              help="Added to output file names [default: _x4, or _x2 for --outscale 2].")
+@click.option("--overwrite", is_flag=True,
+              help="Replace existing output files (never the inputs themselves).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def upscale(
     inputs: tuple[Path, ...],
@@ -101,7 +146,7 @@ def upscale(
     backend: str,
     compile_: bool,
     ext: str,
-    suffix: str,
+    suffix: str | None,
     overwrite: bool,
     quiet: bool,
 ) -> None:
@@ -112,8 +157,16 @@ def upscale(
     skipped; the exit status is 1 if any file failed.
     """
     from srgan.heap import keep_freed_memory
-    from srgan.imageio import ImageReadError, display_path, read_quantized, write_image
+    from srgan.imageio import (
+        WRITE_EXTENSIONS,
+        ImageReadError,
+        check_writable_size,
+        display_path,
+        read_quantized,
+        write_image,
+    )
     from srgan.inference import DEFAULT_TILE_PAD, Upscaler, io_depth, overlapped
+    from srgan.outputs import InputSet, OutputError, check_name_part, check_target, prepare_folder
     from srgan.weights import ModelFileError
 
     rank, world, local_rank = distributed_rank()
@@ -123,6 +176,25 @@ def upscale(
         device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
     if outscale is not None and not 0 < outscale <= 64:
         raise click.BadParameter("must be in (0, 64]", param_hint="--outscale")
+    if tile_pad is not None and tile_pad < 0:
+        raise click.BadParameter(f"must be 0 or more, got {tile_pad}", param_hint="--tile-pad")
+    if tile is not None and tile < 8:
+        raise click.BadParameter(f"must be at least 8, got {tile}", param_hint="--tile")
+    if suffix is not None:
+        try:
+            check_name_part(suffix, "--suffix")
+        except OutputError as exc:
+            raise click.BadParameter(str(exc), param_hint="--suffix") from None
+    # -o big.png with one input file: that file; otherwise -o is a folder
+    out_file = None
+    if outdir.suffix.lower() in WRITE_EXTENSIONS and not outdir.is_dir():
+        files = [i for i in inputs if not os.path.isdir(i)]
+        if len(inputs) != 1 or len(files) != 1:
+            raise click.UsageError(f"-o {display_path(outdir)} names a file, but the inputs "
+                                   "may be several images; give an output folder")
+        if ext != "auto" and OUTPUT_EXTENSIONS[ext] != outdir.suffix.lower():
+            raise click.UsageError(f"-o {display_path(outdir)} does not end in .{ext}")
+        out_file, outdir = outdir, outdir.parent
     try:
         upscaler = Upscaler.from_pretrained(
             model, device=device, precision=precision, tile=tile,
@@ -131,10 +203,18 @@ def upscale(
         )
     except (ModelFileError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
-    if upscaler.device.type == "cpu":
-        keep_freed_memory()  # activations reuse pages instead of faulting in new ones
+    if suffix is None:
+        suffix = default_suffix(upscaler.scale, outscale)
 
-    jobs, errors = collect_inputs(inputs)
+    jobs, errors = collect_inputs(inputs, outdir, suffix)
+    if not jobs and not errors:
+        errors.append("no input images")
+    if jobs or rank == 0:
+        try:  # before any computing: a folder that cannot be made fails now, not at the end
+            prepare_folder(outdir)
+        except OutputError as exc:
+            raise click.ClickException(str(exc)) from None
+    inputs_seen = InputSet(f for f, _ in jobs)
     jobs = shard(jobs, rank, world)
     planned: dict[Path, Path] = {}
     done = skipped = 0
@@ -146,25 +226,38 @@ def upscale(
     started = time.perf_counter()
     todo: list[tuple[Path, Path]] = []
     for src, root in jobs:
-        dst = output_path(src, root, outdir, suffix, ext)
+        dst = out_file or output_path(src, root, outdir, suffix, ext)
+        problem = None
         if dst in planned:
-            msg = f"{src}: output {dst} would also be written by {planned[dst]}; skipped"
-            failures.append(msg)
-            tqdm.write(f"error: {msg}", file=sys.stderr)
+            problem = f"{src}: output {dst} would also be written by {planned[dst]}; skipped"
+        else:
+            planned[dst] = src
+            try:
+                check_target(dst, inputs_seen, overwrite=True)
+            except OutputError as exc:
+                problem = f"{display_path(src)}: not written: {exc}"
+        if problem is not None:
+            failures.append(problem)
+            tqdm.write(f"error: {problem}", file=sys.stderr)
             bar.update(1)
             continue
-        planned[dst] = src
-        if dst.exists() and not overwrite:
+        if (dst.exists() or dst.is_symlink()) and not overwrite:
             skipped += 1
-            tqdm.write(f"skip: {dst} exists (use --overwrite)", file=sys.stderr)
+            tqdm.write(f"skip: {display_path(dst)} exists (use --overwrite to replace it)",
+                       file=sys.stderr)
             bar.update(1)
             continue
         todo.append((src, dst))
+    if upscaler.device.type == "cpu" and todo:
+        keep_freed_memory()  # activations reuse pages instead of faulting in new ones
 
     def compute(job: tuple[Path, Path], data):
         src = job[0]
         for w in data.warnings:
-            tqdm.write(f"warning: {src}: {w}", file=sys.stderr)
+            tqdm.write(f"warning: {display_path(src)}: {w}", file=sys.stderr)
+        factor = upscaler.scale if outscale is None else outscale
+        check_writable_size(job[1], max(1, round(data.width * factor)),
+                            max(1, round(data.height * factor)))
         n_tiles = upscaler.tiles_for(data.height, data.width, data.pixels.shape[2], tta)
         with tqdm(total=n_tiles, unit="tile", leave=False, desc=src.name,
                   disable=quiet or n_tiles < 4, position=1, file=sys.stderr) as tiles:
@@ -197,10 +290,13 @@ def upscale(
     prefix = f"[rank {rank}/{world}] " if world > 1 else ""
     summary = (
         f"{prefix}{done} upscaled, {skipped} skipped, {len(failures)} failed in {seconds:.1f}s"
+        + (f" -> {display_path(outdir)}" if done > 1 else "")
     )
     if upscaler.fp32_fallbacks:
         summary += f" ({upscaler.fp32_fallbacks} tiles redone in fp32)"
     click.echo(summary, err=True)
+    if done == 1 and len(todo) == 1:
+        click.echo(display_path(todo[0][1]))  # where the one result went
     if failures:
         click.echo("failed:\n  " + "\n  ".join(failures), err=True)
         sys.exit(1)

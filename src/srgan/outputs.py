@@ -1,0 +1,105 @@
+"""Where commands may write: the rules every command that writes files follows.
+
+No command replaces a file it did not create in the same run unless the user said
+`--overwrite`; none ever writes over one of its own inputs, even then; and outputs stay
+inside the folder the user gave. These checks run before any computing, so a mistake in
+`-o` costs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+
+class OutputError(ValueError):
+    """An output path breaks one of the rules above; `str()` says which and how to fix it."""
+
+
+def _key(path: Path) -> tuple[str, ...]:
+    return tuple(Path(os.path.abspath(path)).parts)
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (hard links and symlinks included)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist (yet): compare the absolute names
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def is_within(path: Path, folder: Path) -> bool:
+    """Whether `path` is `folder` or lies under it (by absolute name, and by real location)."""
+    for p, f in ((os.path.abspath(path), os.path.abspath(folder)),
+                 (os.path.realpath(path), os.path.realpath(folder))):
+        if Path(p) == Path(f) or Path(f) in Path(p).parents:
+            return True
+    return False
+
+
+class InputSet:
+    """The files a command reads, to recognise an output that would replace one of them."""
+
+    def __init__(self, files: Iterable[Path]) -> None:
+        self._names: set[str] = set()
+        self._ids: set[tuple[int, int]] = set()
+        for f in files:
+            self._names.add(os.path.abspath(f))
+            try:
+                st = os.stat(f)
+                self._ids.add((st.st_dev, st.st_ino))
+            except OSError:
+                pass
+
+    def __contains__(self, path: Path) -> bool:
+        if os.path.abspath(path) in self._names:
+            return True
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) in self._ids
+
+
+def check_name_part(value: str, option: str) -> str:
+    """A piece of a file name given on the command line (`--suffix`): no folder parts, so an
+    output cannot land outside the output folder."""
+    bad = [c for c in (os.sep, os.altsep, "\0") if c and c in value]
+    if bad:
+        raise OutputError(f"{option} {value!r} must not contain {bad[0]!r}: it is part of a "
+                          "file name, and outputs stay inside the output folder")
+    return value
+
+
+def check_target(path: Path, inputs: InputSet, overwrite: bool) -> None:
+    """Refuse to write `path` over an input (always) or over an existing file (unless
+    `overwrite`), or where a folder or a file-as-folder is in the way."""
+    if path in inputs:
+        raise OutputError(f"{path}: is one of the inputs; an output never replaces its "
+                          "input, even with --overwrite (choose another -o or name)")
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder")
+    if not overwrite and (path.exists() or path.is_symlink()):
+        raise OutputError(f"{path}: exists (use --overwrite to replace it)")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"{path}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise OutputError(f"{path}: cannot write into {parent} (permission denied)")
+            break
+
+
+def prepare_folder(folder: Path) -> Path:
+    """Create the output folder now (not after the computing), or say why it cannot be."""
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder}: exists and is a file, not a folder; give a folder for -o")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot create the output folder "
+                          f"({exc.strerror or exc})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{folder}: output folder is not writable")
+    return folder
