@@ -1,4 +1,5 @@
-"""Image-quality metrics of the SR literature: Y-channel PSNR/SSIM, RGB PSNR, the paper's SSIM.
+"""Image-quality metrics of the SR literature: Y-channel PSNR/SSIM, RGB PSNR, the paper's SSIM,
+and (re-exported from `srgan.niqe`) the no-reference NIQE.
 
 Conventions (the protocol of the SR literature and of the SRGAN paper):
 
@@ -23,7 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["psnr", "psnr_rgb", "psnr_y", "rgb_to_y", "ssim", "ssim_paper", "ssim_y"]
+from srgan.niqe import niqe  # no-reference score; its own module (NumPy)
+
+__all__ = ["niqe", "psnr", "psnr_rgb", "psnr_y", "rgb_to_y", "ssim", "ssim_paper", "ssim_y"]
 
 Image = np.ndarray | torch.Tensor
 
