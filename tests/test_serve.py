@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import struct
 import threading
 import time
@@ -46,6 +47,9 @@ def png_header_only(w: int, h: int) -> bytes:
             + chunk(b"IEND", b""))
 
 
+LOCAL = "http://127.0.0.1:8000"  # the Host a browser on this machine sends
+
+
 def upload(client: TestClient, data: bytes, name: str = "photo.png", **fields):
     return client.post("/v1/upscale", files={"image": (name, data, "image/png")},
                        data={k: str(v) for k, v in fields.items()})
@@ -55,7 +59,7 @@ def upload(client: TestClient, data: bytes, name: str = "photo.png", **fields):
 def client(tiny_model_path: Path):
     app = create_app([str(tiny_model_path)], device="cpu", max_pixels=50_000,
                      max_upload_mb=0.25)
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         yield c
 
 
@@ -187,6 +191,53 @@ def test_422_outscale_out_of_range(client: TestClient, bad: str):
     r = upload(client, png_bytes(), outscale=bad)
     assert r.status_code == 422
     assert "outscale" in r.json()["detail"]
+    if bad in ("nan", "inf"):  # issue 15 bug 8: nan was refused with "should be <= 8"
+        assert r.json()["detail"] == "outscale: Input should be a finite number"
+
+
+def test_422_two_files_in_the_image_field(client: TestClient):
+    """Issue 15 bug 7: two files got a 200 and the last one was upscaled silently."""
+    r = client.post("/v1/upscale", files=[("image", ("a.png", png_bytes(8, 8), "image/png")),
+                                          ("image", ("b.png", png_bytes(6, 6), "image/png"))])
+    assert r.status_code == 422
+    assert r.json()["detail"].startswith("image: sent more than once")
+    r = client.post("/v1/upscale", files={"image": ("a.png", png_bytes(8, 8), "image/png")},
+                    data={"outscale": ["2", "3"]})
+    assert r.status_code == 422 and "outscale: sent more than once" in r.json()["detail"]
+
+
+def test_422_text_instead_of_a_file(client: TestClient):
+    """Issue 15 bug 8: a text value for image got "Expected UploadFile, received: <class 'str'>"."""
+    r = client.post("/v1/upscale", data={"image": "photo.png"})
+    assert r.status_code == 422
+    assert r.json()["detail"] == ("image: expected a file, got a text value (send the image "
+                                  "as a multipart file)")
+
+
+def test_format_jpeg_is_jpg(client: TestClient):
+    """Issue 15 bug 8: format=jpeg was refused where jpg was accepted."""
+    r = upload(client, png_bytes(10, 8), format="jpeg")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/jpeg"
+    assert 'filename="photo_x4.jpg"' in r.headers["content-disposition"]
+
+
+def test_non_ascii_file_name_is_kept(client: TestClient):
+    """Issue 15 bug 8: "été.png" came back as "image_x4.png"; now RFC 5987 plus a fallback."""
+    r = upload(client, png_bytes(8, 8), name="été à Zürich.png")
+    assert r.status_code == 200
+    assert r.headers["content-disposition"] == (
+        "inline; filename=\"t_Z_rich_x4.png\"; "
+        "filename*=UTF-8''%C3%A9t%C3%A9_%C3%A0_Z%C3%BCrich_x4.png")
+    r = upload(client, png_bytes(8, 8), name="фото.png")
+    assert "filename*=UTF-8''%D1%84%D0%BE%D1%82%D0%BE_x4.png" in r.headers["content-disposition"]
+
+
+def test_favicon(client: TestClient):
+    """Issue 15 bug 8: /favicon.ico was 404."""
+    r = client.get("/favicon.ico")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/x-icon"
+    assert Image.open(io.BytesIO(r.content)).format == "ICO"
 
 
 def test_422_bad_format_and_missing_image(client: TestClient):
@@ -234,7 +285,7 @@ def test_503_with_retry_after_when_the_queue_is_full(tiny_model_path: Path):
     app = create_app([str(tiny_model_path)], workers=1, queue_size=1,
                      loader=lambda path: blocker)
     results: list[int] = []
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         threads = [threading.Thread(target=lambda: results.append(upload(c, png_bytes())
                                                                   .status_code))
                    for _ in range(2)]
@@ -379,6 +430,20 @@ def test_docs_and_openapi(client: TestClient):
     assert "/v1/models" in schema["paths"] and "/healthz" in schema["paths"]
 
 
+def test_docs_work_offline(client: TestClient):
+    """Issue 15 bug 6: /docs loaded Swagger UI from a CDN (blank offline) and /redoc ReDoc."""
+    html = client.get("/docs").text
+    assert "http://" not in html and "https://" not in html and "cdn" not in html.lower()
+    assert "<script>" not in html  # no inline code: the CSP allows only files from here
+    sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert "swagger-ui/swagger-ui-bundle.js" in sources and "static/docs.js" in sources
+    for src in sources:
+        r = client.get("/" + src.lstrip("./"))
+        assert r.status_code == 200, src
+    assert len(client.get("/swagger-ui/swagger-ui-bundle.js").content) > 500_000
+    assert client.get("/redoc").status_code == 404  # dropped: nothing on PyPI ships it
+
+
 def test_page_is_served_and_works_offline(client: TestClient):
     r = client.get("/")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
@@ -405,7 +470,7 @@ def test_model_file_gone_after_start_is_a_json_500_and_the_server_lives_on(
     copy.write_bytes(tiny_model_path.read_bytes())
     app = create_app([str(copy)], device="cpu")
     copy.unlink()
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         r = upload(c, png_bytes())
         assert r.status_code == 500
         assert r.json()["detail"].startswith("model 'gone_x4' cannot be loaded")
@@ -458,7 +523,8 @@ def test_schemathesis_no_server_errors(tiny_model_path: Path):
     from hypothesis import HealthCheck, given, settings
     from schemathesis.checks import not_a_server_error
 
-    app = create_app([str(tiny_model_path)], device="cpu", max_pixels=10_000, max_upload_mb=0.1)
+    app = create_app([str(tiny_model_path)], device="cpu", max_pixels=10_000, max_upload_mb=0.1,
+                     allowed_hosts=["testserver"])  # the Host schemathesis sends
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     calls: dict[str, list[int]] = {}
     for result in schema.get_all_operations():
@@ -473,6 +539,144 @@ def test_schemathesis_no_server_errors(tiny_model_path: Path):
             case.validate_response(response, checks=[not_a_server_error])
 
         check()
-    assert set(calls) == {"/healthz", "/v1/models", "/v1/upscale"}
+    assert set(calls) == {"/healthz", "/v1/models", "/v1/upscale", "/v1/queue/{ticket}"}
     assert len(calls["/v1/upscale"]) >= 20
     assert all(code < 500 for codes in calls.values() for code in codes)
+
+
+# --------------------------------------------------------------------------- hardening
+
+
+def test_security_headers_on_every_answer(client: TestClient):
+    """Issue 15: no response carried security headers; now the page, the API, its errors and
+    the 413 the body guard sends all do."""
+    answers = [client.get("/"), client.get("/static/app.js"), client.get("/docs"),
+               client.get("/v1/models"), upload(client, b"not an image"),
+               upload(client, png_bytes(8, 8) + b"\0" * (400 * 1024)), client.get("/nothing")]
+    assert [r.status_code for r in answers] == [200, 200, 200, 200, 422, 413, 404]
+    for r in answers:
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["x-frame-options"] == "DENY"
+        assert r.headers["referrer-policy"] == "no-referrer"
+        csp = dict(d.strip().split(" ", 1) for d in r.headers["content-security-policy"]
+                   .split(";"))
+        assert csp["default-src"] == "'self'" and csp["frame-ancestors"] == "'none'"
+        assert csp["script-src"] == "'self'" and csp["connect-src"] == "'self'"
+        # nothing from another origin: every source is this server, blob: or data:
+        assert all(set(v.split()) <= {"'self'", "'none'", "blob:", "data:"}
+                   for v in csp.values())
+
+
+@pytest.mark.parametrize("host", ["localhost:8000", "127.0.0.1", "127.0.0.5:80", "[::1]:8000",
+                                  "app.localhost"])
+def test_loopback_host_names_are_accepted(client: TestClient, host: str):
+    assert client.get("/healthz", headers={"host": host}).status_code == 200
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "192.168.1.5",
+                                  "localhost.evil.example", ""])
+def test_other_host_names_are_refused_dns_rebinding(client: TestClient, host: str):
+    """A DNS-rebinding page reaches 127.0.0.1 under its own name: refuse that Host."""
+    r = client.get("/v1/models", headers={"host": host})
+    assert r.status_code == 400
+    assert "--allow-host" in r.json()["detail"]
+    assert r.headers["x-frame-options"] == "DENY"
+
+
+def test_allowed_hosts_option(tiny_model_path: Path):
+    app = create_app([str(tiny_model_path)], device="cpu", allowed_hosts=["photos.lan"])
+    with TestClient(app, base_url="http://photos.lan:8000") as c:
+        assert c.get("/v1/models").status_code == 200
+        assert c.get("/v1/models", headers={"host": "localhost"}).status_code == 200
+        assert c.get("/v1/models", headers={"host": "evil.example"}).status_code == 400
+    anyhost = create_app([str(tiny_model_path)], device="cpu", allowed_hosts=None)
+    with TestClient(anyhost, base_url="http://evil.example") as c:
+        assert c.get("/v1/models").status_code == 200
+
+
+def test_cross_origin_post_is_refused(client: TestClient):
+    """A page elsewhere can POST multipart here with no preflight: the Origin says so."""
+    for origin in ["http://evil.example", "null", "http://127.0.0.1:9999",
+                   "http://127.0.0.1:8000.evil.example"]:
+        r = client.post("/v1/upscale", files={"image": ("a.png", png_bytes(), "image/png")},
+                        headers={"origin": origin})
+        assert r.status_code == 403, origin
+        assert "--allow-origin" in r.json()["detail"]
+        assert "access-control-allow-origin" not in r.headers
+    for origin in ["http://127.0.0.1:8000", "http://localhost:8000"]:  # the page itself
+        r = client.post("/v1/upscale", files={"image": ("a.png", png_bytes(), "image/png")},
+                        headers={"origin": origin})
+        assert r.status_code == 200, origin
+    assert upload(client, png_bytes()).status_code == 200  # no Origin: curl, scripts
+
+
+def test_allowed_origins_option(tiny_model_path: Path):
+    app = create_app([str(tiny_model_path)], device="cpu",
+                     allowed_origins=["https://photos.example"])
+    with TestClient(app, base_url=LOCAL) as c:
+        r = c.post("/v1/upscale", files={"image": ("a.png", png_bytes(), "image/png")},
+                   headers={"origin": "https://photos.example"})
+        assert r.status_code == 200
+        assert r.headers["access-control-allow-origin"] == "https://photos.example"
+        assert "X-Srgan-Output-Size" in r.headers["access-control-expose-headers"]
+        pre = c.options("/v1/upscale", headers={"origin": "https://photos.example",
+                                                "access-control-request-method": "POST"})
+        assert pre.status_code == 204 and "POST" in pre.headers["access-control-allow-methods"]
+        r = c.post("/v1/upscale", files={"image": ("a.png", png_bytes(), "image/png")},
+                   headers={"origin": "https://other.example"})
+        assert r.status_code == 403
+
+
+def test_queue_position_and_cancel(tiny_model_path: Path):
+    """A waiting job's ticket reports the jobs ahead of it, and DELETE withdraws it (409)."""
+    blocker = _Blocking(Upscaler.from_pretrained(tiny_model_path, device="cpu"))
+    app = create_app([str(tiny_model_path)], workers=1, queue_size=2,
+                     loader=lambda path: blocker)
+    results: dict[str, int] = {}
+    with TestClient(app, base_url=LOCAL) as c:
+        def send(ticket: str) -> None:
+            results[ticket] = upload(c, png_bytes(), ticket=ticket).status_code
+
+        first = threading.Thread(target=send, args=("first",))
+        first.start()
+        assert blocker.entered.wait(10)
+        second = threading.Thread(target=send, args=("second",))
+        second.start()
+        for _ in range(200):
+            if c.get("/v1/queue/second").json()["state"] == "waiting":
+                break
+            time.sleep(0.02)
+        assert c.get("/v1/queue/first").json()["state"] == "running"
+        assert c.get("/v1/queue/second").json() == {"state": "waiting", "ahead": 1,
+                                                    "eta_s": None}
+        assert c.get("/v1/queue/nobody").json()["state"] == "unknown"
+        assert c.delete("/v1/queue/second").json() == {"state": "cancelled"}
+        assert c.delete("/v1/queue/first").json() == {"state": "running"}  # cannot stop
+        blocker.release.set()
+        first.join(10)
+        second.join(10)
+    assert results == {"first": 200, "second": 409}
+    assert upload(c, png_bytes(), ticket="bad ticket!").status_code == 422
+
+
+def test_serve_command_host_and_origin_options(tiny_model_path: Path, monkeypatch):
+    """On loopback only loopback names by default; --allow-host/--allow-origin add others;
+    bound to another address, any Host unless --allow-host narrows it."""
+    uvicorn = pytest.importorskip("uvicorn")
+    from click.testing import CliRunner
+
+    from srgan.cli import main
+    from srgan.serve.security import Security
+
+    runs: list[dict] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: runs.append(dict(app=app, **kw)))
+    base = ["serve", "-m", str(tiny_model_path), "--device", "cpu"]
+    for extra in ([], ["--allow-host", "photos.lan", "--allow-origin", "https://x.example"],
+                  ["--host", "0.0.0.0"], ["--host", "192.168.1.5", "--allow-host", "nas"]):
+        result = CliRunner().invoke(main, base + extra)
+        assert result.exit_code == 0, result.output
+    guards = [next(m.kwargs for m in run["app"].user_middleware if m.cls is Security)
+              for run in runs]
+    assert [(g["allowed_hosts"], tuple(g["allowed_origins"])) for g in guards] == [
+        ([], ()), (["photos.lan"], ("https://x.example",)), (None, ()),
+        (["nas", "192.168.1.5"], ())]

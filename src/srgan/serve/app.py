@@ -16,35 +16,42 @@ Why it is built the way it is:
 * The pixel count is checked from the image header before anything is decoded, and again by
   `read_image` (which is what decodes); the output size is checked before the job is queued.
 * Every error is JSON `{"detail": "..."}` with a sentence a person can act on; the page shows it.
+* Seams: upload guards in `limits.py`, the queue in `jobs.py`, Host/Origin checks and security
+  headers in `security.py`, the offline Swagger UI in `apidocs.py`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import logging
-import math
 import os
 import re
 import shutil
 import tempfile
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
-from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from srgan.weights import ModelFileError, list_models, read_metadata, resolve_model
+from srgan.serve.apidocs import add_docs
+from srgan.serve.jobs import JobCancelled, JobQueue, QueueFull
+from srgan.serve.limits import BodyLimit
+from srgan.serve.models import ModelEntry, collect_models, default_upscaler_loader
+from srgan.serve.security import LOOPBACK_HOSTS, Security
+from srgan.weights import ModelFileError
+
+__all__ = ["STATIC_DIR", "BodyLimit", "JobQueue", "QueueFull", "create_app"]
 
 log = logging.getLogger("srgan.serve")
 
@@ -54,7 +61,7 @@ DEFAULT_QUEUE = 8  # jobs waiting behind the running ones before 503
 OUTSCALE_MIN, OUTSCALE_MAX = 1.0, 8.0
 FORMATS = {"png": ("image/png", ".png"), "jpg": ("image/jpeg", ".jpg"),
            "webp": ("image/webp", ".webp")}
-BICUBIC = "bicubic"  # pseudo-model: the interpolation baseline the page compares against
+FORMAT_ALIASES = {"jpeg": "jpg"}
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and the small form fields
 STATIC_DIR = Path(str(resources.files("srgan.serve") / "static"))
 
@@ -71,277 +78,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
           "description": "Not an image, corrupt, too many pixels, or a bad parameter."},
     503: {"model": ErrorBody, "description": "Queue full (see Retry-After) or out of memory."},
 }
-
-
-# --------------------------------------------------------------------------- upload limits
-
-
-class BodyTooLarge(HTTPException):
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"upload too large: this server accepts images up to {_mb(limit)}")
-
-
-class BodyTimeout(HTTPException):
-    def __init__(self, seconds: float) -> None:
-        super().__init__(408, f"upload stalled: no data for {seconds:g} s, or too slow overall")
-
-
-def _mb(n: float) -> str:
-    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.0f} KB"
-
-
-class BodyLimit:
-    """ASGI middleware: refuse request bodies over `limit` bytes and uploads that stall.
-
-    The counting happens in `receive`, so whatever parses the body (multipart here) gets an
-    HTTPException at the first byte over the limit and never holds more than that. The
-    exceptions subclass HTTPException so FastAPI's form parsing passes them on untouched.
-
-    Before answering 413, up to `drain` more bytes are read and thrown away: a client that
-    is still sending when the server closes gets a TCP reset and may never see the answer,
-    so a photo somewhat over the limit gets a readable 413 rather than "connection reset".
-    Bodies larger than that are answered at once and the connection is closed.
-    """
-
-    def __init__(self, app: ASGIApp, limit: int, idle_timeout: float, total_timeout: float,
-                 overhead: int = 0, drain: int | None = None):
-        self.app = app
-        self.shown_limit = limit  # what people are told: the file size they may send
-        self.limit = limit + overhead  # what is enforced: the whole multipart body
-        self.idle_timeout = idle_timeout
-        self.total_timeout = total_timeout
-        self.drain = max(limit, 8 << 20) if drain is None else drain
-
-    async def _discard(self, receive: Receive, budget: int, deadline: float) -> None:
-        """Read and drop the rest of a body, within `budget` bytes and the time limits."""
-        while budget > 0:
-            wait = min(self.idle_timeout, deadline - time.monotonic())
-            if wait <= 0:
-                return
-            try:
-                message = await asyncio.wait_for(receive(), wait)
-            except TimeoutError:
-                return
-            if message["type"] != "http.request":
-                return
-            budget -= len(message.get("body", b""))
-            if not message.get("more_body", False):
-                return
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        deadline = time.monotonic() + self.total_timeout
-        declared = _content_length(scope)
-        if declared is not None and declared > self.limit:
-            if declared <= self.limit + self.drain:
-                await self._discard(receive, declared, deadline)
-            detail = BodyTooLarge(self.shown_limit).detail
-            await _send_json(send, 413, detail, {"Connection": "close"})
-            return
-        started = False
-        seen = 0
-
-        async def limited_receive() -> Message:
-            nonlocal seen
-            wait = min(self.idle_timeout, deadline - time.monotonic())
-            if wait <= 0:
-                raise BodyTimeout(self.idle_timeout)
-            try:
-                message = await asyncio.wait_for(receive(), wait)
-            except TimeoutError:
-                raise BodyTimeout(self.idle_timeout) from None
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    if message.get("more_body", False):
-                        await self._discard(receive, self.drain, deadline)
-                    raise BodyTooLarge(self.shown_limit)
-            return message
-
-        async def tracked_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracked_send)
-        except (BodyTooLarge, BodyTimeout) as exc:  # raised outside a route's own handling
-            if started:
-                raise
-            await _send_json(send, exc.status_code, exc.detail, {"Connection": "close"})
-
-
-def _content_length(scope: Scope) -> int | None:
-    for key, value in scope.get("headers", []):
-        if key == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
-
-
-async def _send_json(send: Send, status: int, detail: str, headers: dict[str, str]) -> None:
-    response = JSONResponse({"detail": detail}, status_code=status, headers=headers)
-    await response({"type": "http"}, _no_body, send)
-
-
-async def _no_body() -> Message:
-    return {"type": "http.disconnect"}
-
-
-# --------------------------------------------------------------------------- the job queue
-
-
-class QueueFull(Exception):
-    def __init__(self, retry_after: int) -> None:
-        super().__init__("queue full")
-        self.retry_after = retry_after
-
-
-class JobQueue:
-    """At most `workers` jobs run (each in its own thread); at most `waiting` more wait.
-
-    Only the event loop touches `admitted`, so a plain int is enough; the semaphore orders
-    the waiting jobs; the thread pool keeps the model's work off the event loop.
-    """
-
-    def __init__(self, workers: int, waiting: int) -> None:
-        if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
-        if waiting < 0:
-            raise ValueError(f"queue size must be >= 0, got {waiting}")
-        self.workers = workers
-        self.capacity = workers + waiting
-        self.admitted = 0
-        self.running = 0
-        self.done = 0
-        self.mean_seconds = 1.0  # moving average of a job's run time, for Retry-After
-        self._sem: asyncio.Semaphore | None = None
-        self._pool = None
-
-    def _setup(self) -> asyncio.Semaphore:
-        if self._sem is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._sem = asyncio.Semaphore(self.workers)
-            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="srgan-job")
-        return self._sem
-
-    def retry_after(self) -> int:
-        ahead = max(1, self.admitted - self.workers + 1)
-        return int(min(600, max(1, math.ceil(self.mean_seconds * ahead / self.workers))))
-
-    def check(self) -> None:
-        """Raise QueueFull now if a job would be refused (saves probing the image first)."""
-        if self.admitted >= self.capacity:
-            raise QueueFull(self.retry_after())
-
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        sem = self._setup()
-        self.check()
-        self.admitted += 1
-        try:
-            async with sem:
-                self.running += 1
-                start = time.perf_counter()
-                try:
-                    loop = asyncio.get_running_loop()
-                    return await loop.run_in_executor(self._pool, fn, *args)
-                finally:
-                    self.running -= 1
-                    self.done += 1
-                    took = time.perf_counter() - start
-                    self.mean_seconds = 0.8 * self.mean_seconds + 0.2 * took
-        finally:
-            self.admitted -= 1
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "workers": self.workers,
-            "capacity": self.capacity,
-            "running": self.running,
-            "waiting": max(0, self.admitted - self.running),
-            "done": self.done,
-        }
-
-    def shutdown(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-# --------------------------------------------------------------------------- models
-
-
-@dataclass
-class ModelEntry:
-    name: str
-    path: Path | None  # None for the bicubic pseudo-model
-    scale: int | None
-    card: dict[str, Any] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)
-
-    def describe(self, default: str) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": "interpolation" if self.path is None else "network",
-            "scale": self.scale,
-            "default": self.name == default,
-            "card": self.card,
-            "config": self.config,
-        }
-
-
-def collect_models(models: str | Path | Sequence[str | Path] | None) -> dict[str, ModelEntry]:
-    """Name -> entry for the models to serve: the given names/files, or every shipped model.
-
-    Each file's metadata is read now, so a bad model file stops the server at start-up
-    instead of failing the first request."""
-    if models is None:
-        items: list[str | Path] = list(list_models())
-    elif isinstance(models, str | Path):
-        items = [models]
-    else:
-        items = list(models)
-    entries: dict[str, ModelEntry] = {}
-    for item in items:
-        path = resolve_model(item)
-        name = item if isinstance(item, str) and item in list_models() else path.stem
-        if name == BICUBIC:
-            raise ModelFileError(f"{path}: the model name {BICUBIC!r} is reserved")
-        base, n = name, 2
-        while name in entries:
-            name, n = f"{base}-{n}", n + 1
-        config, card = read_metadata(path)
-        entries[name] = ModelEntry(
-            name, path, config.scale, dataclasses.asdict(card),
-            {"arch": config.arch, "num_blocks": config.num_blocks, "channels": config.channels},
-        )
-    if not entries:
-        raise ModelFileError(
-            "no models to serve: none ship with this installation; pass --model FILE"
-        )
-    entries[BICUBIC] = ModelEntry(
-        BICUBIC, None, None,
-        {"name": BICUBIC, "description": "Bicubic interpolation (MATLAB imresize): the baseline "
-         "a super-resolution model is compared against.", "training": "", "extra": {}},
-        {},
-    )
-    return entries
-
-
-def default_upscaler_loader(
-    device: str, precision: str, tile: int | None
-) -> Callable[[Path], Any]:
-    def load(path: Path) -> Any:
-        from srgan.inference import Upscaler
-
-        return Upscaler.from_pretrained(path, device=device, precision=precision, tile=tile)
-
-    return load
 
 
 # --------------------------------------------------------------------------- the service
@@ -507,8 +243,20 @@ def _out_size(w: int, h: int, outscale: float) -> tuple[int, int]:
 
 
 def _safe_stem(filename: str) -> str:
-    stem = Path(filename or "image").stem
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._")[:80] or "image"
+    """The file name's stem with letters and digits of any script kept, everything else
+    (separators, quotes, controls, bidi overrides) turned into '_'."""
+    stem = Path(unicodedata.normalize("NFC", filename or "image").replace("\\", "/")).stem
+    kept = "".join(ch if ch in "._-" or unicodedata.category(ch)[0] in "LN" else "_"
+                   for ch in stem)
+    return re.sub(r"_+", "_", kept).strip("._")[:80] or "image"
+
+
+def content_disposition(name: str) -> str:
+    """`inline` with an ASCII fallback name and the real one in RFC 5987 form."""
+    ascii_name = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9._-]", "_", name)).strip("_") or "image"
+    if ascii_name == name:
+        return f'inline; filename="{name}"'
+    return f"inline; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def _header_text(text: str, limit: int = 400) -> str:
@@ -534,6 +282,8 @@ def create_app(
     upload_timeout: float = 300.0,
     preload: bool = False,
     loader: Callable[[Path], Any] | None = None,
+    allowed_hosts: Sequence[str] | None = LOOPBACK_HOSTS,
+    allowed_origins: Sequence[str] = (),
 ) -> FastAPI:
     """The FastAPI app: page at /, API under /v1, /healthz, OpenAPI at /docs.
 
@@ -543,6 +293,8 @@ def create_app(
     beyond that 503. `idle_timeout`/`upload_timeout` (s) end stalled uploads with 408.
     `preload` loads the default model at start-up. `loader(path)` returns an object with
     `.scale` and `.upscale_image(ImageData, outscale, tta)` (default: `Upscaler`).
+    `allowed_hosts`: Host header names accepted besides loopback ones (None: any host);
+    `allowed_origins`: other origins whose pages may call the API.
     """
     if max_pixels < 1:
         raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
@@ -573,11 +325,16 @@ def create_app(
         summary="Photo-realistic x4 super-resolution (SRResNet / SRGAN, Ledig et al. 2017).",
         version=_version(),
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
     app.add_middleware(BodyLimit, limit=limits.max_upload_bytes, overhead=MULTIPART_OVERHEAD,
                        idle_timeout=idle_timeout, total_timeout=upload_timeout)
+    # outermost, so its checks come first and its headers reach every answer (413s too)
+    app.add_middleware(Security, allowed_hosts=allowed_hosts, allowed_origins=allowed_origins)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    add_docs(app)
 
     @app.exception_handler(BadRequest)
     async def bad_request(request: Request, exc: BadRequest) -> JSONResponse:
@@ -589,6 +346,11 @@ def create_app(
             {"detail": f"the server is busy ({queue.capacity} jobs running or waiting); "
                        f"try again in {exc.retry_after} s"},
             status_code=503, headers={"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(JobCancelled)
+    async def cancelled(request: Request, exc: JobCancelled) -> JSONResponse:
+        return JSONResponse({"detail": "cancelled by the client before it ran"},
+                            status_code=409)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -605,6 +367,10 @@ def create_app(
     async def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        return FileResponse(STATIC_DIR / "favicon.ico", media_type="image/x-icon")
+
     @app.get("/healthz", summary="Liveness and queue state")
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "version": _version(), "queue": queue.stats(),
@@ -618,43 +384,62 @@ def create_app(
             "limits": limits.describe(),
         }
 
+    @app.get("/v1/queue/{ticket}", summary="Where a job sent with this ticket stands")
+    async def queue_position(ticket: str) -> dict[str, Any]:
+        return queue.position(ticket)
+
+    @app.delete("/v1/queue/{ticket}", summary="Withdraw a job that is still waiting")
+    async def queue_cancel(ticket: str) -> dict[str, Any]:
+        return {"state": queue.cancel(ticket)}
+
     @app.post(
         "/v1/upscale",
         summary="Upscale one image",
         response_class=Response,
         responses={200: {"content": {m: {} for m, _ in FORMATS.values()},
-                         "description": "The upscaled image."}, **ERROR_RESPONSES},
+                         "description": "The upscaled image."},
+                   409: {"model": ErrorBody, "description": "Withdrawn by its client."},
+                   **ERROR_RESPONSES},
     )
     async def upscale(
+        request: Request,
         image: Annotated[UploadFile, File(description="The image (PNG, JPEG, WebP, ...).")],
         model: Annotated[str | None, Form(description="A name from /v1/models; "
                                           "'bicubic' for plain interpolation.")] = None,
         outscale: Annotated[float | None, Form(
-            ge=OUTSCALE_MIN, le=OUTSCALE_MAX,
+            ge=OUTSCALE_MIN, le=OUTSCALE_MAX, allow_inf_nan=False,
             description="Final scale factor (default: the model's own, e.g. 4).")] = None,
-        format: Annotated[Literal["png", "jpg", "webp"], Form(
-            description="Output format.")] = "png",
+        format: Annotated[Literal["png", "jpg", "jpeg", "webp"], Form(
+            description="Output format (jpeg = jpg).")] = "png",
         tta: Annotated[bool, Form(description="x8 self-ensemble: 8x slower, "
                                   "slightly better.")] = False,
+        ticket: Annotated[str | None, Form(
+            max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+            description="Any id of yours: GET/DELETE /v1/queue/{ticket} then tells where "
+                        "the job stands or withdraws it.")] = None,
     ) -> Response:
+        form = await request.form()  # parsed once already; this is the cached copy
+        repeated = sorted({k for k in form if len(form.getlist(k)) > 1})
+        if repeated:
+            raise BadRequest(422, f"{', '.join(repeated)}: sent more than once; "
+                             "send one image (and each field once) per request")
+        fmt = FORMAT_ALIASES.get(format, format)
         name = model or default
         entry = entries.get(name)
         if entry is None:
             raise BadRequest(404, f"unknown model {name!r}; this server has: "
                              f"{', '.join(entries)}")
         scale = float(outscale if outscale is not None else (entry.scale or 4))
-        if not math.isfinite(scale):
-            raise BadRequest(422, "outscale must be a finite number")
         filename = (image.filename or "upload")[:200]
         queue.check()
         await run_in_threadpool(service.probe, image.file, filename, entry, scale)
         result: Result = await queue.run(service.job, image.file, filename, entry, scale,
-                                         format, tta)
-        media, ext = FORMATS[format]
+                                         fmt, tta, ticket=ticket)
+        media, ext = FORMATS[fmt]
         suffix = "" if entry.path is not None else "_bicubic"
         out_name = f"{_safe_stem(filename)}{suffix}_x{scale:g}{ext}"
         headers = {
-            "Content-Disposition": f'inline; filename="{out_name}"',
+            "Content-Disposition": content_disposition(out_name),
             "X-Srgan-Model": name,
             "X-Srgan-Input-Size": "{}x{}".format(*result.in_size),
             "X-Srgan-Output-Size": "{}x{}".format(*result.out_size),
@@ -676,6 +461,8 @@ def _validation_text(exc: RequestValidationError) -> str:
         msg = err.get("msg", "invalid")
         if loc == "image" and err.get("type") == "missing":
             msg = "no image uploaded (send it as the multipart file field 'image')"
+        elif loc == "image":
+            msg = "expected a file, got a text value (send the image as a multipart file)"
         lines.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(lines) or "invalid request"
 

@@ -48,17 +48,32 @@ Examples:
               help="Seconds a connection may take to send a complete request head (also "
                    "between requests on a kept-alive connection); then it is closed. "
                    "[default: the smaller of 10 and --upload-timeout]")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="Also accept this Host name (repeatable; '*' for any). Loopback names are "
+                   "always accepted; on a loopback address nothing else is by default (a "
+                   "guard against DNS rebinding); on other addresses any host unless this "
+                   "is given.")
+@click.option("--allow-origin", "allow_origins", multiple=True, metavar="ORIGIN",
+              help="Let pages from this origin (e.g. https://photos.example) call the API "
+                   "and read its answers (repeatable). Others are refused with 403.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(host: str, port: int, models: tuple[str, ...], device: str, precision: str,
           tile: int | None, max_pixels: int, max_upload_mb: float, workers: int,
           queue_size: int, max_connections: int, upload_timeout: float, upload_deadline: float,
-          header_timeout: float | None, log_level: str) -> None:
+          header_timeout: float | None, allow_hosts: tuple[str, ...],
+          allow_origins: tuple[str, ...], log_level: str) -> None:
     """Serve the page (/) and the API (/v1/upscale, /v1/models, /healthz, /docs)."""
     import uvicorn
 
     from srgan.serve.app import create_app
+    from srgan.serve.security import is_loopback
     from srgan.weights import ModelFileError
+
+    if "*" in allow_hosts or (not allow_hosts and not is_loopback(host)):
+        allowed_hosts = None
+    else:
+        allowed_hosts = [*allow_hosts, *([] if is_loopback(host) else [host])]
 
     try:
         app = create_app(
@@ -66,6 +81,7 @@ def serve(host: str, port: int, models: tuple[str, ...], device: str, precision:
             device=device, precision=precision, tile=tile, max_pixels=max_pixels,
             max_upload_mb=max_upload_mb, workers=workers, queue_size=queue_size,
             idle_timeout=upload_timeout, upload_timeout=upload_deadline, preload=True,
+            allowed_hosts=allowed_hosts, allowed_origins=allow_origins,
         )
     except (ModelFileError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -1,0 +1,97 @@
+"""The models a server offers: shipped names or files, read at start-up, plus bicubic."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from srgan.weights import ModelFileError, list_models, read_metadata, resolve_model
+
+BICUBIC = "bicubic"  # pseudo-model: plain interpolation, the baseline models are judged by
+# What each shipped model does, in plain words for someone choosing between them (the card's
+# description is written for people who train models). Other files: the card's first sentence.
+PLAIN_WORDS = {
+    "srresnet_x4": "Faithful, smooth: stays close to your photo, fine texture comes out soft.",
+    "srgan_mse_x4": "Sharper, invented texture: crisper detail, some of it made up by the "
+                    "model rather than recovered.",
+}
+
+
+@dataclass
+class ModelEntry:
+    name: str
+    path: Path | None  # None for the bicubic pseudo-model
+    scale: int | None
+    card: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        if self.name in PLAIN_WORDS:
+            return PLAIN_WORDS[self.name]
+        text = str(self.card.get("extra", {}).get("summary") or self.card.get("description", ""))
+        return text.split(". ")[0].rstrip(".") + "." if text else ""
+
+    def describe(self, default: str) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": "interpolation" if self.path is None else "network",
+            "scale": self.scale,
+            "default": self.name == default,
+            "summary": self.summary(),
+            "card": self.card,
+            "config": self.config,
+        }
+
+
+def collect_models(models: str | Path | Sequence[str | Path] | None) -> dict[str, ModelEntry]:
+    """Name -> entry for the models to serve: the given names/files, or every shipped model.
+
+    Each file's metadata is read now, so a bad model file stops the server at start-up
+    instead of failing the first request."""
+    if models is None:
+        items: list[str | Path] = list(list_models())
+    elif isinstance(models, str | Path):
+        items = [models]
+    else:
+        items = list(models)
+    entries: dict[str, ModelEntry] = {}
+    for item in items:
+        path = resolve_model(item)
+        name = item if isinstance(item, str) and item in list_models() else path.stem
+        if name == BICUBIC:
+            raise ModelFileError(f"{path}: the model name {BICUBIC!r} is reserved")
+        base, n = name, 2
+        while name in entries:
+            name, n = f"{base}-{n}", n + 1
+        config, card = read_metadata(path)
+        entries[name] = ModelEntry(
+            name, path, config.scale, dataclasses.asdict(card),
+            {"arch": config.arch, "num_blocks": config.num_blocks, "channels": config.channels},
+        )
+    if not entries:
+        raise ModelFileError(
+            "no models to serve: none ship with this installation; pass --model FILE"
+        )
+    entries[BICUBIC] = ModelEntry(
+        BICUBIC, None, None,
+        {"name": BICUBIC, "description": "Bicubic interpolation (MATLAB imresize): the baseline "
+         "a super-resolution model is compared against.", "training": "", "extra": {}},
+        {},
+    )
+    return entries
+
+
+def default_upscaler_loader(
+    device: str, precision: str, tile: int | None
+) -> Callable[[Path], Any]:
+    def load(path: Path) -> Any:
+        from srgan.inference import Upscaler
+
+        return Upscaler.from_pretrained(path, device=device, precision=precision, tile=tile)
+
+    return load
+
+
