@@ -62,6 +62,11 @@ _RECONSTRUCT_BYTES_PER_LR_PIXEL_PER_CHANNEL = 150
 # Quantised outputs larger than this live in a memory-mapped temporary file, not in RAM.
 DEFAULT_SPILL_BYTES = 2 << 30
 CPU_BUDGET_MB = 1536  # default memory budget for a tile's forward pass on the CPU
+# Images narrower than this run edge-extended by SMALL_MARGIN pixels: the network's zero
+# padding would otherwise reach all of them (a flat 1x1 came out grey whatever its colour,
+# 4x4 off by up to 50 levels; edge-extended, both within 7 of a large image's interior).
+# From MIN_SIDE up, results equal a whole-image pass, as tests/test_inference.py checks.
+MIN_SIDE, SMALL_MARGIN = 8, 16
 
 
 def _cpu_budget_mb() -> int:
@@ -221,6 +226,15 @@ def output_buffer(shape: tuple[int, ...], dtype: Any, spill_bytes: int | None = 
         return np.memmap(fh, dtype=dtype, mode="w+", shape=shape)  # the map keeps the file
 
 
+class NonFiniteOutputError(ValueError):
+    """The network gave no usable pixel (NaN / infinity everywhere): the model is broken."""
+
+
+def _check_size(height: int, width: int) -> None:
+    if height < 1 or width < 1:
+        raise ValueError(f"cannot upscale an empty image ({width}x{height} pixels)")
+
+
 class Upscaler:
     """Super-resolve images with a generator. Accepts and returns PIL images, NumPy arrays
     (HxW or HxWxC, uint8/uint16/float in [0,1]), float tensors (CxHxW or BxCxHxW in [0,1])
@@ -253,6 +267,8 @@ class Upscaler:
             raise ValueError("the onnxruntime backend runs on the CPU; use device='cpu'")
         if batch is not None and batch < 1:
             raise ValueError(f"batch must be at least 1, got {batch}")
+        if tile_pad < 0:
+            raise ValueError(f"tile_pad must be 0 or more, got {tile_pad}")
         self.net = net
         self.scale = net.scale
         self.tile_pad = tile_pad
@@ -370,7 +386,7 @@ class Upscaler:
         """Queue one batch: forward, finiteness flag, post-processing, copy to the host."""
         half = self._fn_half is not None
         y = self._run(xb, tta, half)
-        finite = torch.isfinite(y).all() if half else None
+        finite = torch.isfinite(y).all()
         z = post(y)
         if self.device.type == "cuda":
             host = torch.empty(z.shape, dtype=z.dtype, pin_memory=True)
@@ -380,14 +396,19 @@ class Upscaler:
             return _Pending(xb, host, done, finite)
         return _Pending(xb, z.cpu(), None, finite)
 
-    def _collect(self, p: _Pending, tta: bool, post: Callable, n_tiles: int) -> torch.Tensor:
-        """Wait for a batch; redo it in fp32 if half precision overflowed."""
+    def _collect(self, p: _Pending, tta: bool, post: Callable, n_tiles: int
+                 ) -> tuple[torch.Tensor, bool]:
+        """Wait for a batch; redo it in fp32 if half precision overflowed. Also returns whether
+        the (final) output was finite: fp32 NaN means a broken model, not an overflow."""
         if p.done is not None:
             p.done.synchronize()
-        if p.finite is not None and not bool(p.finite):  # fp16 overflow: redo in fp32
-            self.fp32_fallbacks += n_tiles
-            return post(self._run(p.x, tta, False)).cpu()
-        return p.host
+        if p.finite is not None and not bool(p.finite):
+            if self._fn_half is None:
+                return p.host, False
+            self.fp32_fallbacks += n_tiles  # fp16 overflow: redo in fp32
+            y = self._run(p.x, tta, False)
+            return post(y).cpu(), bool(torch.isfinite(y).all())
+        return p.host, True
 
     def batch_size(self, batch: int, height: int, width: int) -> int:
         """Tiles per forward pass for a (batch, 3, height, width) input."""
@@ -407,12 +428,19 @@ class Upscaler:
         batch computes on an accelerator, the previous one is collected and stored."""
         b, _, h, w = x.shape
         s = self.scale
+        _check_size(h, w)
+        if min(h, w) < MIN_SIDE:
+            self._tiled_small(x, tta, progress, post, sink)
+            return
         tiles = plan_tiles(h, w, self.tile, self.tile_pad, uniform=True)
         per = self.batch_size(b, h, w)
         pending: tuple[list[Tile], _Pending] | None = None
+        bad = 0
 
         def finish(group: list[Tile], p: _Pending) -> None:
-            out = self._collect(p, tta, post, len(group))
+            nonlocal bad
+            out, finite = self._collect(p, tta, post, len(group))
+            bad += 0 if finite else len(group)
             for k, t in enumerate(group):
                 oy, ox = (t.y0 - t.py0) * s, (t.x0 - t.px0) * s
                 sink(t, out[k * b:(k + 1) * b, oy:oy + (t.y1 - t.y0) * s,
@@ -428,6 +456,33 @@ class Upscaler:
             pending = (group, p)
         if pending is not None:
             finish(*pending)
+        if bad == len(tiles):
+            raise NonFiniteOutputError(
+                "the model gave NaN or infinite values for every pixel (a broken model file: "
+                "NaN weights, or an output_range that overflows)")
+        if bad:
+            warnings.warn(f"{bad} of {len(tiles)} tiles came out NaN or infinite "
+                          "(black in the result)", stacklevel=3)
+
+    def _tiled_small(self, x: torch.Tensor, tta: bool, progress: Any | None, post: Callable,
+                     sink: Callable[[Tile, torch.Tensor], None]) -> None:
+        """An image under MIN_SIDE pixels on a side: the network's zero padding would reach
+        every pixel and wash the colours out (a 1x1 image came out grey), so it runs on the
+        image extended by edge replication, and the part that is the image is kept."""
+        b, _, h, w = x.shape
+        s, m = self.scale, SMALL_MARGIN
+        if not x.is_floating_point():
+            x = x.to(torch.float32) / (255 if x.dtype == torch.uint8 else 65535)
+        xp = nn.functional.pad(x.float(), (m, m, m, m), mode="replicate")
+
+        def crop(t: Tile, part: torch.Tensor) -> None:
+            y0, y1 = max(t.y0, m), min(t.y1, m + h)
+            x0, x1 = max(t.x0, m), min(t.x1, m + w)
+            if y0 < y1 and x0 < x1:
+                sink(Tile(y0 - m, y1 - m, x0 - m, x1 - m, 0, h, 0, w),
+                     part[:, (y0 - t.y0) * s:(y1 - t.y0) * s, (x0 - t.x0) * s:(x1 - t.x0) * s])
+
+        self._tiled(xp, tta, progress, post, crop)
 
     def iter_tiles(self, height: int, width: int) -> list[Tile]:
         return plan_tiles(height, width, self.tile, self.tile_pad, uniform=True)
@@ -510,6 +565,7 @@ class Upscaler:
                 at = torch.from_numpy(np.ascontiguousarray(alpha, dtype=np.float32))
                 a = self._upscale_nhwc(at.expand(1, 3, *at.shape), tta, progress)[0]
                 a = a.mean(2, keepdim=True)
+                pin_alpha(a.numpy()[:, :, 0], alpha)
             parts.append(a)
         return torch.cat(parts, dim=2).numpy() if len(parts) > 1 else y.numpy()
 
@@ -556,6 +612,7 @@ class Upscaler:
                 at = torch.from_numpy(np.ascontiguousarray(alpha, dtype=np.float32))
                 self._tiled(at.expand(1, 3, *at.shape), tta, progress, partial(post, grey=True),
                             sink_to(slice(cc, cc + 1)))
+                pin_alpha(out[:, :, cc], alpha)
         return QuantizedImage(out, bits, data.icc_profile, data.exif, data.source_format,
                               list(data.warnings), data.path)
 
@@ -575,6 +632,8 @@ class Upscaler:
         out = self.upscale_array(data.pixels, tta, progress)
         if outscale is not None and outscale != self.scale:
             out = resize_to(out, data.height, data.width, outscale)
+            if data.has_alpha:  # the resize rings again around transparent areas
+                pin_alpha(out[:, :, -1], data.pixels[:, :, -1])
         return data.with_pixels(out)
 
     def upscale(self, image: Any, outscale: float | None = None, tta: bool = False) -> Any:
@@ -688,6 +747,35 @@ def _readonly_view(arr: np.ndarray) -> torch.Tensor:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "The given NumPy array is not writable")
         return torch.from_numpy(arr)
+
+
+def pin_alpha(out: np.ndarray, alpha: np.ndarray) -> None:
+    """In place: output alpha over fully transparent input pixels becomes exactly 0, over
+    fully opaque ones exactly the maximum. The network (and a resize) blur alpha across
+    edges, which left a faint frame and halo (alpha 1..49) where nothing should show, and
+    let opaque pixels turn slightly see-through. `out` is HxW (floats in [0, 1] or
+    integers), `alpha` the input's hxw, floats in [0, 1] or integers; each output pixel
+    takes its nearest input pixel."""
+    h, w = alpha.shape
+    oh, ow = out.shape
+    top = 1.0 if out.dtype.kind == "f" else np.iinfo(out.dtype).max
+    full = 1.0 if alpha.dtype.kind == "f" else np.iinfo(alpha.dtype).max
+    clear, solid = alpha <= 0, alpha >= full
+    if oh % h == 0 and ow % w == 0 and oh // h == ow // w:  # an exact scale: strided views,
+        s = oh // h  # no output-sized index arrays for huge images
+        for dy in range(s):
+            for dx in range(s):
+                view = out[dy::s, dx::s]
+                view[clear] = 0
+                view[solid] = top
+        return
+    iy = np.minimum(((np.arange(oh) + 0.5) * h / oh).astype(np.int64), h - 1)
+    ix = np.minimum(((np.arange(ow) + 0.5) * w / ow).astype(np.int64), w - 1)
+    for rows in range(0, oh, 1024):  # row blocks: no output-sized mask at once
+        r = iy[rows:rows + 1024]
+        block = out[rows:rows + len(r)]
+        block[clear[r][:, ix]] = 0
+        block[solid[r][:, ix]] = top
 
 
 def fill_transparent(colour: np.ndarray, alpha: np.ndarray, levels: int = 12) -> np.ndarray:
