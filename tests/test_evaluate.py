@@ -305,3 +305,172 @@ def test_set5_bicubic_is_the_papers_28_43_db():
     assert m["images"] == 5
     assert m["psnr_y"] == pytest.approx(28.43, abs=0.02)
     assert m["ssim_y"] == pytest.approx(0.8104, abs=0.002)  # Wang's SSIM, as the literature
+
+
+# --------------------------------------------------------------------------- NIQE
+@pytest.fixture(scope="module")
+def niqe_dataset(tmp_path_factory) -> Path:
+    """Two images big enough for NIQE's 96x96 block after the 4-pixel crop, one too small."""
+    d = tmp_path_factory.mktemp("niqe") / "Big"
+    d.mkdir()
+    Image.fromarray(_photo(120, 124, 10)).save(d / "p.png")
+    Image.fromarray(_photo(104, 140, 11)).save(d / "q.png")
+    Image.fromarray(_photo(100, 100, 12)).save(d / "small.png")  # 92x92 after the crop
+    return d
+
+
+@pytest.fixture(scope="module")
+def niqe_result(niqe_dataset, model_file):
+    return run_benchmark([model_file], [niqe_dataset], device="cpu", lpips=False, niqe=True)
+
+
+def test_niqe_scores_every_method_and_the_hr_images(niqe_result, niqe_dataset):
+    from srgan.niqe import niqe
+
+    hr = modcrop(_rgb8(niqe_dataset / "p.png"), 4)
+    sr = imresize(imresize(hr, scale=0.25), scale=4)
+    row = next(s for s in niqe_result.scores if s.image == "p.png" and s.model == "bicubic")
+    assert row.niqe == niqe(sr, crop_border=4)  # the uint8 output, border cropped
+    hr_row = next(h for h in niqe_result.hr if h.image == "p.png")
+    assert hr_row.niqe == niqe(hr, crop_border=4) and hr_row.niqe != row.niqe
+    tiny = next(s for s in niqe_result.scores if s.image == "p.png" and s.model == "tiny")
+    assert tiny.niqe is not None and tiny.niqe != row.niqe
+    # too small for one block: no NIQE for it anywhere, the means over the other two
+    assert all(s.niqe is None for s in niqe_result.scores if s.image == "small.png")
+    assert next(h for h in niqe_result.hr if h.image == "small.png").niqe is None
+    m = niqe_result.mean("Big", "bicubic")
+    both = [s.niqe for s in niqe_result.scores if s.model == "bicubic" and s.niqe is not None]
+    assert m["niqe"] == pytest.approx(sum(both) / 2) and m["niqe_images"] == 2
+    assert m["images"] == 3
+    assert niqe_result.hr_mean("Big")["niqe"] == pytest.approx(
+        (hr_row.niqe + next(h for h in niqe_result.hr if h.image == "q.png").niqe) / 2)
+
+
+def test_niqe_table_csv_and_json(niqe_result, tmp_path):
+    paths = niqe_result.write(tmp_path / "out")
+    md = paths["markdown"].read_text()
+    assert "NIQE (no reference, lower is better; HR = the HR images themselves)" in md
+    assert "| Dataset | bicubic | tiny | HR |" in md
+    m = niqe_result.mean("Big", "bicubic")
+    hr = niqe_result.hr_mean("Big")
+    row = [line for line in md.splitlines() if line.startswith("| Big (3) |")][-1]
+    assert f"| {m['niqe']:.3f} (2 of 3) |" in row and row.endswith(f"| {hr['niqe']:.3f} (2 of 3) |")
+    assert "Not scored (smaller than NIQE's 96x96 block after the border crop): Big/small.png" in md
+
+    with open(paths["csv"], newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 * 2 + 3  # every method, then the HR images
+    p_bic = next(r for r in rows if r["image"] == "p.png" and r["model"] == "bicubic")
+    assert float(p_bic["niqe"]) == pytest.approx(
+        next(s.niqe for s in niqe_result.scores if s.image == "p.png" and s.model == "bicubic"),
+        abs=1e-6)
+    hr_rows = [r for r in rows if r["model"] == "HR"]
+    assert [r["image"] for r in hr_rows] == ["p.png", "q.png", "small.png"]
+    assert hr_rows[0]["psnr_y"] == "" and float(hr_rows[0]["niqe"]) > 0
+    assert hr_rows[2]["niqe"] == ""
+
+    summary = json.loads(paths["json"].read_text())
+    big = summary["datasets"]["Big"]
+    assert big["hr"]["niqe"] == pytest.approx(hr["niqe"]) and big["hr"]["niqe_images"] == 2
+    assert big["models"]["tiny"]["niqe"] == pytest.approx(niqe_result.mean("Big", "tiny")["niqe"])
+    assert summary["niqe"] is True
+
+
+def test_without_niqe_nothing_about_it_is_written(result, tmp_path):
+    assert result.hr == [] and all(s.niqe is None for s in result.scores)
+    paths = result.write(tmp_path / "out")
+    assert "NIQE" not in paths["markdown"].read_text()
+    with open(paths["csv"], newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["niqe"] for r in rows} == {""} and "HR" not in {r["model"] for r in rows}
+    summary = json.loads(paths["json"].read_text())
+    assert "hr" not in summary["datasets"]["Tiny"] and summary["niqe"] is False
+
+
+def test_cli_benchmark_niqe_prints_the_niqe_table(niqe_dataset, tmp_path):
+    r = CliRunner().invoke(main, ["benchmark", "-m", "bicubic", "--data", str(niqe_dataset),
+                                  "--out", str(tmp_path / "o"), "--no-lpips", "--niqe"])
+    assert r.exit_code == 0, r.output
+    assert "lower is better" in r.stdout and "| Dataset | bicubic | HR |" in r.stdout
+
+
+# --------------------------------------------------------------------------- set names
+def test_set_names_resolve_from_data_root_env_then_shared(tmp_path, monkeypatch):
+    from srgan.evaluate.methods import resolve_dataset
+
+    work = tmp_path / "checkout"
+    default = tmp_path / "shared" / "data" / "benchmark"  # ../shared/data/benchmark of work
+    root, env_root = tmp_path / "root", tmp_path / "env"
+    for base in (default, root, env_root):
+        (base / "Set5").mkdir(parents=True)
+    (default / "Set14" / "HR").mkdir(parents=True)
+    work.mkdir()
+    monkeypatch.chdir(work)
+    env = {"SRGAN_DATA_ROOT": str(env_root)}
+    assert resolve_dataset("Set5", root, env) == root / "Set5"  # --data-root first
+    assert resolve_dataset("Set5", None, env) == env_root / "Set5"  # then the variable
+    assert resolve_dataset("Set5", None, {}).resolve() == (default / "Set5").resolve()
+    assert resolve_dataset("Set14/HR", root, env).resolve() == (default / "Set14/HR").resolve()
+    assert resolve_dataset(root / "Set5", None, {}) == root / "Set5"  # full paths as given
+    (work / "Set5").mkdir()
+    assert resolve_dataset("Set5", root, env) == Path("Set5")  # an existing folder wins
+    with pytest.raises(FileNotFoundError) as exc:
+        resolve_dataset("Urban100", root, env)
+    msg = str(exc.value)
+    assert msg.startswith("dataset 'Urban100' not found: looked in Urban100 (as given), ")
+    for where in (f"{root / 'Urban100'} (--data-root)", f"{env_root / 'Urban100'} "
+                  "($SRGAN_DATA_ROOT)", "../shared/data/benchmark/Urban100 (default)"):
+        assert where in msg
+    assert msg.endswith("sets there: Set14, Set5")
+    with pytest.raises(FileNotFoundError, match=r"\$SRGAN_DATA_ROOT not set"):
+        resolve_dataset("Urban100", None, {})
+    (work / "file.png").write_bytes(b"x")
+    with pytest.raises(FileNotFoundError, match="file.png: not a folder"):
+        resolve_dataset("file.png", None, {})
+    with pytest.raises(FileNotFoundError, match="not found"):
+        resolve_dataset(tmp_path / "absent", root, env)  # absolute: not looked up under roots
+
+
+def test_cli_benchmark_takes_set_names(niqe_dataset, dataset, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["benchmark", "-m", "bicubic", "--no-lpips", "--out", str(tmp_path / "o")]
+    r = CliRunner().invoke(main, [*args, "--data", "Tiny", "Big", "--data-root",
+                                  str(dataset.parent)])
+    assert r.exit_code != 0 and "dataset 'Big' not found" in r.output
+    assert f"{dataset.parent / 'Big'} (--data-root)" in r.output
+    r = CliRunner().invoke(main, [*args, "--data", "Big", "--data-root", str(dataset.parent)],
+                           env={"SRGAN_DATA_ROOT": str(niqe_dataset.parent)})
+    assert r.exit_code == 0, r.output
+    assert "| Big (3) |" in r.stdout
+    r = CliRunner().invoke(main, [*args, "--data", "Tiny", "Big", "--data-root",
+                                  str(dataset.parent)],
+                           env={"SRGAN_DATA_ROOT": str(niqe_dataset.parent)})
+    assert r.exit_code == 0, r.output
+    assert "| Tiny (3) |" in r.stdout and "| Big (3) |" in r.stdout
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["dataset_paths"]["Tiny"] == str(dataset)
+
+
+def test_compare_takes_a_set_name(dataset, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["compare", "-m", "bicubic", "Tiny", "--grid", "-o",
+                                  str(tmp_path / "g.png"), "--panel-width", "64"],
+                           env={"SRGAN_DATA_ROOT": str(dataset.parent)})
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "g.png").is_file()
+    r = CliRunner().invoke(main, ["compare", "-m", "bicubic", "Nope"],
+                           env={"SRGAN_DATA_ROOT": str(dataset.parent)})
+    assert r.exit_code == 2 and "input 'Nope' not found" in r.output
+
+
+@pytest.mark.skipif(not SHARED.parents[1].is_dir(), reason="../shared is absent")
+def test_readme_set_names_resolve_from_a_checkout_and_niqe_orders_hr_before_bicubic(monkeypatch):
+    """`--data Set5` as the README writes it, from the repository root; NIQE of the HR
+    images is well below bicubic's (the literature: about 5 against 7 on Set14)."""
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    monkeypatch.delenv("SRGAN_DATA_ROOT", raising=False)
+    res = run_benchmark(["bicubic"], ["Set5"], lpips=False, niqe=True)
+    assert res.datasets == ["Set5"] and len(res.hr) == 5
+    assert res.settings["dataset_paths"]["Set5"] == "../shared/data/benchmark/Set5"
+    hr, bic = res.hr_mean("Set5")["niqe"], res.mean("Set5", "bicubic")["niqe"]
+    assert 4 < hr < 6.5 and bic > hr + 2, (hr, bic)

@@ -3,7 +3,9 @@
 For every HR image: read as 8-bit RGB, modcrop to the scale, LR = MATLAB bicubic of the uint8
 HR (uint8, as MATLAB's `imresize` on uint8), SR by each method (uint8), then Y-PSNR, Y-SSIM
 (`crop_border` = scale pixels shaved off each side) and RGB PSNR. `bicubic`, MATLAB-bicubic
-upscaling of the same uint8 LR, is the baseline every table carries.
+upscaling of the same uint8 LR, is the baseline every table carries. With `niqe=True`, the
+no-reference NIQE of every output and of the HR image itself (`srgan.niqe`, MATLAB's Y
+rounded, the same border crop), lower being more natural.
 
     from srgan.evaluate import run_benchmark
     result = run_benchmark(["srresnet_x4"], ["Set5", "Set14"])
@@ -36,6 +38,7 @@ from srgan.evaluate.methods import (
     load_rgb8,
     pair_lr_files,
     prepare_pair,
+    resolve_dataset,
 )
 from srgan.imageio import display_path, display_text
 
@@ -46,8 +49,9 @@ SSIM_KINDS = ("wang", "paper")
 PSNR_CAP = 100.0
 CSV_FIELDS = (
     "dataset", "image", "model", "width", "height",
-    "psnr_y", "ssim_y", "psnr_rgb", "lpips", "seconds", "notes",
+    "psnr_y", "ssim_y", "psnr_rgb", "lpips", "niqe", "seconds", "notes",
 )
+HR = "HR"  # the NIQE table's column (and scores.csv's model) for the HR images themselves
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,19 @@ class ImageScore:
     lpips: float | None
     seconds: float
     notes: str = ""
+    niqe: float | None = None
+
+
+@dataclass(frozen=True)
+class HrScore:
+    """The NIQE of an HR image itself (after modcrop and the border crop): the floor a
+    method's NIQE is read against. None when the image is too small for NIQE's blocks."""
+
+    dataset: str
+    image: str
+    width: int
+    height: int
+    niqe: float | None
 
 
 @dataclass(frozen=True)
@@ -88,6 +105,7 @@ class BenchmarkResult:
     models: list[str]
     datasets: list[str]
     settings: dict = field(default_factory=dict)
+    hr: list[HrScore] = field(default_factory=list)
 
     # ------------------------------------------------------------------ numbers
     def rows(self, dataset: str | None = None, model: str | None = None) -> list[ImageScore]:
@@ -114,7 +132,18 @@ class BenchmarkResult:
         }
         if all(r.lpips is not None for r in rows):
             out["lpips"] = sum(r.lpips for r in rows) / n  # type: ignore[misc]
+        out.update(_niqe_mean([r.niqe for r in rows]))
         return out
+
+    def hr_mean(self, dataset: str) -> dict[str, float] | None:
+        """Mean NIQE of a dataset's HR images; None when NIQE was not scored there."""
+        values = [h.niqe for h in self.hr if h.dataset == dataset]
+        scored = _niqe_mean(values)
+        return {"images": len(values), **scored} if scored else None
+
+    @property
+    def has_niqe(self) -> bool:
+        return any(s.niqe is not None for s in self.scores)
 
     @property
     def has_lpips(self) -> bool:
@@ -131,6 +160,8 @@ class BenchmarkResult:
                             for k in self.skipped if k.dataset == d],
                 "models": {m: self.mean(d, m) for m in self.models},
             }
+            if self.hr:
+                datasets[d]["hr"] = self.hr_mean(d)
         return {**self.settings, "models": self.models, "datasets": datasets}
 
     # ------------------------------------------------------------------ formats
@@ -159,6 +190,12 @@ class BenchmarkResult:
                       _md_table(self, lambda m: f"{m['lpips']:.4f}")]
         if s.get("lpips_note"):
             lines += ["", s["lpips_note"]]
+        if self.has_niqe:
+            lines += ["", f"NIQE (no reference, lower is better; {HR} = the HR images "
+                      f"themselves), Y channel, {s.get('crop_border')} border pixels excluded:",
+                      "", _md_table(self, _niqe_cell, hr=True)]
+        if s.get("niqe_note"):
+            lines += ["", s["niqe_note"]]
         if s.get("notes"):
             lines += ["", *(display_text(n) for n in s["notes"])]
         return "\n".join(lines) + "\n"
@@ -173,10 +210,17 @@ class BenchmarkResult:
                 d[key] = f"{d[key]:.4f}"
             d["ssim_y"] = f"{d['ssim_y']:.6f}"
             d["lpips"] = "" if d["lpips"] is None else f"{d['lpips']:.6f}"
+            d["niqe"] = "" if d["niqe"] is None else f"{d['niqe']:.6f}"
             d["seconds"] = f"{d['seconds']:.4f}"
             for key in ("dataset", "image", "model", "notes"):  # non-UTF-8 file names: \xNN
                 d[key] = display_text(d[key])
             writer.writerow(d)
+        for h in self.hr:  # the HR images' own NIQE: model "HR", the other scores empty
+            writer.writerow({
+                "dataset": display_text(h.dataset), "image": display_text(h.image),
+                "model": HR, "width": h.width, "height": h.height,
+                "niqe": "" if h.niqe is None else f"{h.niqe:.6f}",
+            })
         return buf.getvalue()
 
     def to_csv(self, path: str | Path) -> Path:
@@ -197,18 +241,36 @@ class BenchmarkResult:
         }
 
 
-def _md_table(result: BenchmarkResult, cell: Callable[[dict], str]) -> str:
-    header = "| Dataset | " + " | ".join(display_text(m) for m in result.models) + " |"
-    rule = "|---|" + "---|" * len(result.models)
+def _md_table(result: BenchmarkResult, cell: Callable[[dict], str], hr: bool = False) -> str:
+    """Datasets x methods (x the HR images when `hr`); "-" where there is nothing to show."""
+    columns = [display_text(m) for m in result.models] + ([HR] if hr else [])
+    header = "| Dataset | " + " | ".join(columns) + " |"
+    rule = "|---|" + "---|" * len(columns)
     rows = []
     for d in result.datasets:
         cells = []
-        for m in result.models:
-            mean = result.mean(d, m)
-            cells.append("-" if mean is None else cell(mean))
+        means = [result.mean(d, m) for m in result.models] + ([result.hr_mean(d)] if hr else [])
+        for mean in means:
+            text = None if mean is None else cell(mean)
+            cells.append("-" if text is None else text)
         n = len({s.image for s in result.rows(d)})
         rows.append(f"| {display_text(d)} ({n}) | " + " | ".join(cells) + " |")
     return "\n".join([header, rule, *rows])
+
+
+def _niqe_mean(values: Sequence[float | None]) -> dict[str, float]:
+    """{"niqe": mean, "niqe_images": count} over the images NIQE could score; {} if none."""
+    scored = [v for v in values if v is not None]
+    return {"niqe": sum(scored) / len(scored), "niqe_images": len(scored)} if scored else {}
+
+
+def _niqe_cell(mean: dict) -> str | None:
+    if "niqe" not in mean:
+        return None
+    text = f"{mean['niqe']:.3f}"
+    if mean["niqe_images"] < mean["images"]:  # some images too small for NIQE's blocks
+        text += f" ({mean['niqe_images']} of {mean['images']})"
+    return text
 
 
 def _jsonable(obj: object) -> object:
@@ -245,6 +307,19 @@ def score_pair(
         "ssim_y": float(ssim_value),
         "psnr_rgb": float(metrics.psnr_rgb(sr, hr, crop_border=crop_border)),
     }
+
+
+def niqe_score(img: torch.Tensor, crop_border: int) -> tuple[float | None, str | None]:
+    """NIQE of a uint8 (3, H, W) image after the border crop, or (None, why not)."""
+    from srgan.niqe import BLOCK, niqe
+
+    h, w = img.shape[-2] - 2 * crop_border, img.shape[-1] - 2 * crop_border
+    if min(h, w) < BLOCK:
+        return None, f"smaller than NIQE's {BLOCK}x{BLOCK} block after the border crop"
+    try:
+        return niqe(img, crop_border=crop_border), None
+    except ValueError as exc:  # e.g. a flat image: no block has usable statistics
+        return None, str(exc).removeprefix("niqe: ")
 
 
 def lpips_scorer(device: str | torch.device = "cpu") -> tuple[Callable | None, str]:
@@ -315,9 +390,15 @@ def run_benchmark(
     tile: int | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    niqe: bool = False,
+    data_root: str | Path | None = None,
 ) -> BenchmarkResult:
     """Score `models` (names, .safetensors paths or `Method`s; `bicubic` is always added
     first) on image folders `datasets`, under the literature's protocol.
+
+    `datasets` (and `lr_dirs`) are folder paths or set names (`Set5`, `Set14/HR`...) found
+    under `data_root`, $SRGAN_DATA_ROOT or ../shared/data/benchmark (`resolve_dataset`).
+    `niqe` adds the no-reference NIQE of every output and of each HR image.
 
     `crop_border` defaults to `scale`. `lr_dirs`, one per dataset (None for "make it"),
     gives ready-made LR images, matched to HR files by name. `precision` defaults to fp32 so
@@ -331,19 +412,14 @@ def run_benchmark(
     crop = scale if crop_border is None else int(crop_border)
     if crop < 0:
         raise ValueError(f"crop_border must be >= 0, got {crop}")
-    paths = [Path(d) for d in datasets]
-    if not paths:
+    if not datasets:
         raise ValueError("no dataset folders given")
-    for p in paths:
-        if not p.is_dir():
-            raise FileNotFoundError(f"{display_path(p)}: not a folder of images")
+    paths = [resolve_dataset(d, data_root) for d in datasets]
     lrs: list[Path | None] = [None] * len(paths) if lr_dirs is None else \
-        [None if d is None else Path(d) for d in lr_dirs]
+        [None if d is None else resolve_dataset(d, data_root, what="LR folder")
+         for d in lr_dirs]
     if len(lrs) != len(paths):
         raise ValueError(f"{len(lrs)} LR folders for {len(paths)} datasets: give one per dataset")
-    for d in lrs:
-        if d is not None and not d.is_dir():
-            raise FileNotFoundError(f"{display_path(d)}: LR folder not found")
 
     methods = load_methods(models, scale=scale, device=device, precision=precision, tta=tta,
                            tile=tile)
@@ -383,6 +459,8 @@ def run_benchmark(
             jobs = [j for j in jobs if j[0] != name or j[2] is not None]
 
     scores: list[ImageScore] = []
+    hr_scores: list[HrScore] = []
+    niqe_missing: dict[str, list[str]] = {}  # why NIQE was not scored -> images
     notes_seen: dict[str, list[str]] = {}
     bar = _progress(len(jobs), progress)
     started = time.perf_counter()
@@ -405,6 +483,12 @@ def run_benchmark(
                 continue
             for note in notes:
                 notes_seen.setdefault(note, []).append(f"{name}/{hr_path.name}")
+            if niqe:
+                hr_niqe, why = niqe_score(hr, crop)
+                if why:
+                    niqe_missing.setdefault(why, []).append(f"{name}/{hr_path.name}")
+                hr_scores.append(HrScore(name, hr_path.name, hr.shape[-1], hr.shape[-2],
+                                         hr_niqe))
             for method in methods:
                 t0 = time.perf_counter()
                 sr = method(lr)
@@ -420,10 +504,12 @@ def run_benchmark(
                     c = crop
                     lp = lpips_fn(sr[:, c:sr.shape[1] - c, c:sr.shape[2] - c],
                                   hr[:, c:hr.shape[1] - c, c:hr.shape[2] - c])
+                nq = niqe_score(sr, crop)[0] if niqe and hr_scores[-1].niqe is not None \
+                    else None
                 scores.append(ImageScore(
                     dataset=name, image=hr_path.name, model=method.name,
                     width=hr.shape[-1], height=hr.shape[-2], lpips=lp, seconds=seconds,
-                    notes="; ".join(notes), **s,
+                    notes="; ".join(notes), niqe=nq, **s,
                 ))
             bar.update(1)
     finally:
@@ -444,9 +530,22 @@ def run_benchmark(
         "lr_paths": {n: str(p) for n, p in zip(names, lrs, strict=True) if p is not None},
         "wall_seconds": round(time.perf_counter() - started, 3),
         "lpips_note": lpips_note,
+        "niqe": niqe,
+        "niqe_note": _niqe_note(niqe, niqe_missing),
         "notes": [f"{n}: {', '.join(files)}." for n, files in sorted(notes_seen.items())],
     }
-    return BenchmarkResult(scores, skipped, [m.name for m in methods], names, settings)
+    return BenchmarkResult(scores, skipped, [m.name for m in methods], names, settings,
+                           hr_scores)
+
+
+def _niqe_note(enabled: bool, missing: dict[str, list[str]]) -> str:
+    if not enabled:
+        return ""
+    note = ("NIQE: Mittal et al. 2013 as MATLAB's niqe (96x96 blocks, the authors' pristine "
+            "model) on the rounded MATLAB Y channel of each uint8 output, border cropped.")
+    for why, files in sorted(missing.items()):
+        note += f" Not scored ({why}): {', '.join(files)}."
+    return note
 
 
 class _NoBar:

@@ -14,10 +14,13 @@ BENCHMARK_EXAMPLES = """
 Examples:
   srgan benchmark -m bicubic --data Set5 Set14            # the baseline alone
   srgan benchmark -m srresnet_x4 -m srgan_x4 --data Set5 Set14 BSD100
+  srgan benchmark -m srresnet_x4 --data Set14 --niqe      # + NIQE, HR images included
   srgan benchmark -m my.safetensors --data Set5 --ssim paper   # the SRGAN paper's SSIM
-  srgan benchmark -m srresnet_x4 --data Set5/HR --lr-dir Set5/LR_bicubic/X4
+  srgan benchmark -m srresnet_x4 --data ~/sets/Set5/HR --lr-dir ~/sets/Set5/LR_bicubic/X4
 
 \b
+A --data (or --lr-dir) that is not an existing folder is looked up by name: under
+--data-root, then $SRGAN_DATA_ROOT, then ../shared/data/benchmark.
 Writes scores.csv (per image), results.md (the table) and summary.json (settings, versions,
 device, seconds per image) into --out. Unreadable or unusable images are reported on one
 line each and skipped; the exit status is 1 only when no image at all could be scored.
@@ -32,16 +35,17 @@ def _err(line: str) -> None:
 @click.option("-m", "--model", "models", multiple=True,
               help="Shipped model name, .safetensors file, or `bicubic`; repeatable. "
                    "[default: every shipped model] `bicubic` is always included.")
-@click.option("--data", "data", multiple=True,
-              type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Folder of HR images (one dataset); more folders may follow it.")
-@click.argument("more_data", nargs=-1, metavar="[DIR]...",
-                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data", "data", multiple=True, type=click.Path(path_type=Path),
+              help="Folder of HR images, or a set name (Set5, Set14, BSD100...) found under "
+                   "the data root; more may follow it.")
+@click.argument("more_data", nargs=-1, metavar="[DIR|NAME]...", type=click.Path(path_type=Path))
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where set names are looked up first [then $SRGAN_DATA_ROOT, then "
+                   "../shared/data/benchmark].")
 @click.option("--scale", type=click.IntRange(2, 16), default=4, show_default=True)
 @click.option("--crop-border", type=click.IntRange(min=0), default=None,
               help="Pixels shaved off each side before scoring [default: the scale].")
-@click.option("--lr-dir", "lr_dirs", multiple=True,
-              type=click.Path(exists=True, file_okay=False, path_type=Path),
+@click.option("--lr-dir", "lr_dirs", multiple=True, type=click.Path(path_type=Path),
               help="Ready-made LR images, one folder per --data folder in the same order, "
                    "matched by file name (baby.png, baby_LR.png, babyx4.png...). "
                    "[default: MATLAB bicubic of the HR]")
@@ -55,15 +59,18 @@ def _err(line: str) -> None:
               help="wang: the literature's SSIM; paper: the SRGAN paper's (daala) convention.")
 @click.option("--lpips/--no-lpips", default=True, show_default=True,
               help="LPIPS column when the `lpips` package and its weights are installed.")
+@click.option("--niqe", is_flag=True,
+              help="NIQE column (no reference, lower is better) for every method and for the "
+                   "HR images themselves.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def benchmark(models, data, more_data, scale, crop_border, lr_dirs, out, device, precision,
-              tta, ssim, lpips, quiet) -> None:
+def benchmark(models, data, more_data, data_root, scale, crop_border, lr_dirs, out, device,
+              precision, tta, ssim, lpips, niqe, quiet) -> None:
     """PSNR / SSIM of models on folders of HR images, under the SR literature's protocol.
 
     Each HR image is modcropped to the scale and made 8-bit RGB (grey images replicated);
     the LR is its MATLAB-bicubic downscale (uint8); the scores are Y-PSNR and Y-SSIM with
-    SCALE pixels cropped at each side, and RGB PSNR. `bicubic` (MATLAB bicubic upscaling of
-    the same LR) is the baseline of every table.
+    SCALE pixels cropped at each side, and RGB PSNR (and NIQE with --niqe). `bicubic` (MATLAB
+    bicubic upscaling of the same LR) is the baseline of every table.
     """
     from srgan.evaluate.benchmark import run_benchmark
     from srgan.imageio import display_path, display_text
@@ -82,6 +89,7 @@ def benchmark(models, data, more_data, scale, crop_border, lr_dirs, out, device,
             names, datasets, scale=scale, crop_border=crop_border,
             lr_dirs=list(lr_dirs) or None, device=device, precision=precision, tta=tta,
             ssim=ssim, lpips=lpips, progress=not quiet and sys.stderr.isatty(), log=_err,
+            niqe=niqe, data_root=data_root,
         )
     except (ModelFileError, ValueError, FileNotFoundError) as exc:
         raise click.ClickException(display_text(exc)) from exc
@@ -103,12 +111,16 @@ Examples:
   srgan compare -m srgan_x4 photo.png -o fig.png --box 120,80,64,64
   srgan compare -m srresnet_x4 -m srgan_x4 --grid photos/ -o grid.png
   srgan compare -m srgan_x4 --lr-input small.jpg                  # no HR: no scores
+  srgan compare -m srresnet_x4 --grid Set14 -o set14.png          # a set by name
+
+\b
+A folder name that does not exist here is looked up like `srgan benchmark --data`: under
+$SRGAN_DATA_ROOT, then ../shared/data/benchmark.
 """
 
 
 @click.command(epilog=COMPARE_EXAMPLES)
-@click.argument("images", nargs=-1, required=True,
-                type=click.Path(exists=True, path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-m", "--model", "models", multiple=True,
               help="Shipped model name or .safetensors file; repeatable. "
                    "[default: every shipped model] `bicubic` is always a column.")
@@ -143,7 +155,7 @@ def compare(images, models, out, scale, box, box_size, panel_width, grid, lr_inp
         render_row,
         save_png,
     )
-    from srgan.evaluate.methods import error_reason, load_methods
+    from srgan.evaluate.methods import error_reason, load_methods, resolve_dataset
     from srgan.imageio import ImageReadError, display_path, display_text, find_images
     from srgan.weights import ModelFileError, list_models
 
@@ -153,6 +165,11 @@ def compare(images, models, out, scale, box, box_size, panel_width, grid, lr_inp
         raise click.BadParameter(str(exc), param_hint="--box") from exc
     files: list[Path] = []
     for item in images:
+        if not item.exists():
+            try:  # a set name (Set14), as `srgan benchmark --data` takes it
+                item = resolve_dataset(item, what="input")
+            except FileNotFoundError as exc:
+                raise click.BadParameter(display_text(exc), param_hint="IMAGES") from exc
         files += find_images([item], recursive=False) if item.is_dir() else [item]
     if not files:
         raise click.UsageError("no images found")

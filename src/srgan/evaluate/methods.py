@@ -1,5 +1,6 @@
 """What `benchmark` and `compare` both need: the methods under test (`bicubic` and model
-files) and the benchmark's image protocol (8-bit RGB, modcrop, MATLAB-bicubic LR).
+files), where the standard sets are (`resolve_dataset`), and the benchmark's image protocol
+(8-bit RGB, modcrop, MATLAB-bicubic LR).
 
 Images travel as uint8 tensors of shape (3, H, W): the literature scores 8-bit images, and
 MATLAB's `imresize` on uint8 rounds its result to uint8, so the LR and the bicubic baseline
@@ -8,8 +9,10 @@ are made exactly that way here.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +22,10 @@ import torch
 from srgan.resize import imresize, modcrop
 
 BICUBIC = "bicubic"
+DATA_ROOT_ENV = "SRGAN_DATA_ROOT"
+# Where the project's standard sets live, relative to the working directory (a checkout next
+# to the shared data, as the README's commands assume).
+DEFAULT_DATA_ROOT = Path("..") / "shared" / "data" / "benchmark"
 
 
 class ProtocolError(ValueError):
@@ -120,6 +127,57 @@ def load_methods(
         labels.add(label)
         methods.append(method)
     return methods
+
+
+# --------------------------------------------------------------------------- datasets
+def data_roots(
+    data_root: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> list[tuple[Path, str]]:
+    """The folders a set name is looked up in, in order, each with where it came from:
+    `data_root` (--data-root), then $SRGAN_DATA_ROOT, then ../shared/data/benchmark."""
+    env = os.environ if env is None else env
+    roots: list[tuple[Path, str]] = []
+    if data_root is not None:
+        roots.append((Path(data_root), "--data-root"))
+    if env.get(DATA_ROOT_ENV):
+        roots.append((Path(env[DATA_ROOT_ENV]), f"${DATA_ROOT_ENV}"))
+    roots.append((DEFAULT_DATA_ROOT, "default"))
+    return roots
+
+
+def resolve_dataset(
+    name: str | Path,
+    data_root: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    what: str = "dataset",
+) -> Path:
+    """A folder of images from a path or a set name (`Set5`, `Set14/HR`, `BSD100`...).
+
+    A path that exists as given is used as it is (so full and relative paths keep working);
+    a relative one that does not is looked up under each of `data_roots` in turn. Raises
+    FileNotFoundError saying every place it looked, and what sets the roots hold."""
+    path = Path(name)
+    if path.is_dir():
+        return path
+    looked = [f"{path} (as given)"]
+    if not path.is_absolute():
+        for root, origin in data_roots(data_root, env):
+            candidate = root / path
+            if candidate.is_dir():
+                return candidate
+            looked.append(f"{candidate} ({origin})")
+    if path.exists():
+        raise FileNotFoundError(f"{what} {path}: not a folder")
+    if not (os.environ if env is None else env).get(DATA_ROOT_ENV):
+        looked.append(f"${DATA_ROOT_ENV} not set")
+    found: set[str] = set()
+    for root, _ in data_roots(data_root, env):
+        with contextlib.suppress(OSError):
+            found.update(p.name for p in root.iterdir() if p.is_dir())
+    hint = f"; sets there: {', '.join(sorted(found))}" if found else \
+        "; give a folder path, --data-root DIR or $SRGAN_DATA_ROOT"
+    raise FileNotFoundError(f"{what} {str(name)!r} not found: looked in "
+                            + ", ".join(looked) + hint)
 
 
 # --------------------------------------------------------------------------- images
