@@ -40,9 +40,9 @@ from srgan.evaluate.methods import (
     prepare_pair,
     resolve_dataset,
 )
+from srgan.evaluate.scoring import SSIM_KINDS, lpips_scorer, niqe_note, niqe_score, score_pair
 from srgan.imageio import display_path, display_text
 
-SSIM_KINDS = ("wang", "paper")
 # dB: the most one image's PSNR counts for in a mean. An exact reconstruction (a flat image
 # that bicubic reproduces) has an infinite PSNR, which would make the whole mean inf; per-image
 # values (scores.csv, `scores`) keep the real figure. The cap is far above any real SR score.
@@ -289,63 +289,6 @@ def _atomic_write(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda fh: fh.write(text.encode("utf-8", "backslashreplace")))
 
 
-# --------------------------------------------------------------------------- scoring
-def score_pair(
-    sr: torch.Tensor, hr: torch.Tensor, crop_border: int, ssim: str = "wang"
-) -> dict[str, float]:
-    """Y-PSNR, Y-SSIM and RGB PSNR of uint8 (3, H, W) tensors, `crop_border` shaved off."""
-    from srgan import metrics
-
-    if ssim not in SSIM_KINDS:
-        raise ValueError(f"ssim must be one of {SSIM_KINDS}, got {ssim!r}")
-    if ssim == "paper":
-        ssim_value = metrics.ssim_paper(sr, hr, crop_border=crop_border)
-    else:
-        ssim_value = metrics.ssim_y(sr, hr, crop_border=crop_border)
-    return {
-        "psnr_y": float(metrics.psnr_y(sr, hr, crop_border=crop_border)),
-        "ssim_y": float(ssim_value),
-        "psnr_rgb": float(metrics.psnr_rgb(sr, hr, crop_border=crop_border)),
-    }
-
-
-def niqe_score(img: torch.Tensor, crop_border: int) -> tuple[float | None, str | None]:
-    """NIQE of a uint8 (3, H, W) image after the border crop, or (None, why not)."""
-    from srgan.niqe import BLOCK, niqe
-
-    h, w = img.shape[-2] - 2 * crop_border, img.shape[-1] - 2 * crop_border
-    if min(h, w) < BLOCK:
-        return None, f"smaller than NIQE's {BLOCK}x{BLOCK} block after the border crop"
-    try:
-        return niqe(img, crop_border=crop_border), None
-    except ValueError as exc:  # e.g. a flat image: no block has usable statistics
-        return None, str(exc).removeprefix("niqe: ")
-
-
-def lpips_scorer(device: str | torch.device = "cpu") -> tuple[Callable | None, str]:
-    """LPIPS (AlexNet) if the `lpips` package and all its weights are already on this
-    machine; never downloads. Returns (scorer or None, one line saying why not)."""
-    try:
-        import lpips  # type: ignore[import-not-found]
-    except ImportError:
-        return None, "LPIPS not scored: the `lpips` package is not installed."
-    hub = Path(torch.hub.get_dir()) / "checkpoints"
-    if not any(hub.glob("alexnet-*.pth")):
-        return None, f"LPIPS not scored: AlexNet weights not found in {hub} (no download)."
-    try:
-        net = lpips.LPIPS(net="alex", verbose=False).to(device).eval()
-    except Exception as exc:  # its weights or torchvision missing: no column, say why
-        return None, f"LPIPS not scored: could not load it ({exc})."
-
-    @torch.inference_mode()
-    def score(sr: torch.Tensor, hr: torch.Tensor) -> float:
-        a = sr[None].to(device, torch.float32) / 127.5 - 1
-        b = hr[None].to(device, torch.float32) / 127.5 - 1
-        return float(net(a, b).item())
-
-    return score, "LPIPS: lpips package, AlexNet v0.1, on RGB after the border crop."
-
-
 # --------------------------------------------------------------------------- the run
 def _dataset_names(paths: Sequence[Path]) -> list[str]:
     """Folder names, made unique with their parents where two datasets share a name."""
@@ -531,21 +474,11 @@ def run_benchmark(
         "wall_seconds": round(time.perf_counter() - started, 3),
         "lpips_note": lpips_note,
         "niqe": niqe,
-        "niqe_note": _niqe_note(niqe, niqe_missing),
+        "niqe_note": niqe_note(niqe, niqe_missing),
         "notes": [f"{n}: {', '.join(files)}." for n, files in sorted(notes_seen.items())],
     }
     return BenchmarkResult(scores, skipped, [m.name for m in methods], names, settings,
                            hr_scores)
-
-
-def _niqe_note(enabled: bool, missing: dict[str, list[str]]) -> str:
-    if not enabled:
-        return ""
-    note = ("NIQE: Mittal et al. 2013 as MATLAB's niqe (96x96 blocks, the authors' pristine "
-            "model) on the rounded MATLAB Y channel of each uint8 output, border cropped.")
-    for why, files in sorted(missing.items()):
-        note += f" Not scored ({why}): {', '.join(files)}."
-    return note
 
 
 class _NoBar:
