@@ -58,3 +58,35 @@ def test_overwrite_replaces_and_a_missing_folder_is_an_oserror(tmp_path):
     with pytest.raises(FileNotFoundError):
         atomic_write(tmp_path / "nope" / "a.bin", lambda fh: fh.write(b"x"))
     assert os.listdir(tmp_path) == ["a.bin"]
+
+
+def test_a_255_byte_name_works_and_temp_names_are_short(tmp_path):
+    # issue 18 item 12: the temporary name was the output name plus 14 bytes
+    name = "n" * 251 + ".bin"
+    seen = []
+    atomic_write(tmp_path / name, lambda fh: seen.extend(os.listdir(tmp_path)))
+    assert (tmp_path / name).is_file() and len(seen) == 1 and len(seen[0]) < 40
+
+
+def test_stale_temporary_files_of_ours_are_removed_by_a_later_write(tmp_path):
+    # issue 18 item 18: litter of a killed process stayed for ever
+    import time
+
+    from srgan import atomic
+
+    dead = 2**22 + 12345  # above Linux's pid_max default: no such process
+    old = time.time() - atomic.STALE_SECONDS - 60
+    stale = tmp_path / f".srgan.{dead}.0123abcd.tmp"
+    fresh = tmp_path / f".srgan.{dead}.89abcdef.tmp"  # dead, but written to just now
+    alive = tmp_path / f".srgan.{os.getppid()}.deadbeef.tmp"  # a running process's
+    mine = tmp_path / ".photo.png.tmp"  # not our naming: never touched
+    for p in (stale, fresh, alive, mine):
+        p.write_bytes(b"x")
+    for p in (stale, alive, mine):
+        os.utime(p, (old, old))
+    atomic._swept.discard(os.path.abspath(tmp_path))
+    atomic_write(tmp_path / "a.bin", lambda fh: fh.write(b"a"))
+    assert leftovers(tmp_path) == sorted(p.name for p in (fresh, alive, mine))
+    ancient = time.time() - atomic.ABANDONED_SECONDS - 60
+    os.utime(alive, (ancient, ancient))
+    assert atomic.remove_stale_temps(tmp_path) == [alive]

@@ -169,3 +169,84 @@ def test_options_are_checked_and_pass_through_from_pretrained(tiny_model_path):
     small = Upscaler(net, device="cpu", memory_budget_mb=64)
     big = Upscaler(net, device="cpu", memory_budget_mb=1024)
     assert 64 <= small.tile < big.tile and small.budget_px < big.budget_px
+
+
+# --------------------------------------------------------------------------- issue 18
+def _rgba(dtype, h=20, w=30):
+    top = np.iinfo(dtype).max
+    colour = (smooth_image(h, w) * top).astype(dtype)
+    alpha = np.zeros((h, w), dtype)
+    alpha[5:15, 8:22] = top
+    alpha[9:11, 12:14] = top // 2
+    return np.dstack([colour, alpha])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("outscale", [None, 2.0, 3.0])
+def test_transparent_and_opaque_pixels_keep_their_alpha_exactly(dtype, outscale):
+    # item 6: alpha 0 became 1..49 around edges (a visible frame and halo), 255 became less
+    from srgan.imageio import QuantizedImage
+
+    up = Upscaler(tiny_generator(), device="cpu")
+    img = _rgba(dtype)
+    top = np.iinfo(dtype).max
+    results = [up.upscale(img, outscale=outscale)]
+    if outscale is None:
+        q = QuantizedImage(img, 8 if dtype == np.uint8 else 16, None, None, "PNG", [], None)
+        results.append(up.upscale_quantized(q).pixels)
+    for out in results:
+        oh, ow = out.shape[:2]
+        iy = np.minimum(((np.arange(oh) + 0.5) * 20 / oh).astype(int), 19)
+        ix = np.minimum(((np.arange(ow) + 0.5) * 30 / ow).astype(int), 29)
+        src = img[..., 3][iy][:, ix]
+        assert (out[..., 3][src == 0] == 0).all()
+        assert (out[..., 3][src == top] == top).all()
+        half = out[..., 3][src == top // 2]
+        assert half.size and (half > 0).all() and (half < top).all()  # the model's own
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5])
+def test_tiny_images_keep_their_colour(size):
+    # item 7: 1x1 and 2x2 images came out flat grey (~118) whatever their colour
+    up = Upscaler.from_pretrained("srresnet_x4", device="cpu")
+    for colour in ((200, 40, 90), (10, 220, 30)):
+        img = np.empty((size, size, 3), np.uint8)
+        img[...] = colour
+        out = up.upscale(img)
+        assert out.shape == (4 * size, 4 * size, 3)
+        assert np.abs(out.astype(int) - colour).max() <= 12, out.reshape(-1, 3).mean(0)
+
+
+def test_empty_images_are_a_clear_error():
+    # item 16: ZeroDivisionError
+    up = Upscaler(tiny_generator(), device="cpu")
+    for shape in ((0, 0, 3), (0, 5, 3), (4, 0, 4)):
+        with pytest.raises(ValueError, match="empty image"):
+            up.upscale(np.zeros(shape, np.uint8))
+    with pytest.raises(ValueError, match="empty image"):
+        up.upscale_tensor(torch.zeros(1, 3, 0, 7))
+
+
+def test_negative_tile_pad_is_refused():
+    # item 13
+    with pytest.raises(ValueError, match="tile_pad"):
+        Upscaler(tiny_generator(), device="cpu", tile_pad=-1)
+
+
+def test_all_non_finite_output_is_an_error():
+    # item 8: a model that gives NaN everywhere made black images with exit status 0
+    from srgan.inference import NonFiniteOutputError
+
+    net = tiny_generator()
+    with torch.no_grad():
+        net.tail.bias.fill_(float("nan"))
+    up = Upscaler(net, device="cpu")
+    with pytest.raises(NonFiniteOutputError):
+        up.upscale(np.zeros((10, 12, 3), np.uint8))
+
+
+def test_cuda_on_a_cpu_only_torch_is_a_clear_error(monkeypatch):
+    # item 10: an AssertionError traceback from torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="--device cpu"):
+        Upscaler(tiny_generator(), device="cuda")

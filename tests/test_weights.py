@@ -90,3 +90,37 @@ def test_shipped_models_load():
     assert "srresnet_x4" in shipped
     net = load_generator("srresnet_x4")
     assert net.scale == 4 and not net.training
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_at_load(tmp_path, value):
+    # issue 18 item 8: gave black images with exit status 0
+    net = tiny()
+    tensors = _tensors(net)
+    tensors["head.0.weight"] = tensors["head.0.weight"].clone()
+    tensors["head.0.weight"][0, 0, 0, 0] = value
+    meta = {CONFIG_KEY: json.dumps({"scale": 4, "num_blocks": 2, "channels": 8})}
+    save_file(tensors, str(tmp_path / "nan.safetensors"), metadata=meta)
+    with pytest.raises(ModelFileError, match="head.0.weight has NaN or infinite"):
+        load_generator(tmp_path / "nan.safetensors")
+
+
+@pytest.mark.parametrize("rng", [[0, 1e30], [-1e30, 1e30], [0, 1e-9], [1e6, 1e6 + 1]])
+def test_absurd_output_range_is_refused(tmp_path, rng):
+    # issue 18 item 8: an output_range of (0, 1e30) made every image black, exit status 0
+    meta = {CONFIG_KEY: json.dumps({"num_blocks": 2, "channels": 8, "output_range": rng})}
+    save_file(_tensors(tiny()), str(tmp_path / "r.safetensors"), metadata=meta)
+    with pytest.raises(ModelFileError, match="plausible pixel range"):
+        load_generator(tmp_path / "r.safetensors")
+    for fine in ([0, 255], [-1, 1], [0, 1]):
+        meta = {CONFIG_KEY: json.dumps({"num_blocks": 2, "channels": 8, "output_range": fine})}
+        save_file(_tensors(tiny()), str(tmp_path / "ok.safetensors"), metadata=meta)
+        assert load_generator(tmp_path / "ok.safetensors").output_range == tuple(fine)
+
+
+def test_save_generator_can_refuse_to_replace(tmp_path):
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(b"mine")
+    with pytest.raises(FileExistsError):
+        save_generator(tiny(), path, overwrite=False)
+    assert path.read_bytes() == b"mine"

@@ -43,10 +43,10 @@ class _Exported(nn.Module):
 def load_source(source: str | Path, ema: bool = False, best: bool = False) -> SRResNet:
     """A generator from a shipped model's name, a .safetensors model file, a training run
     folder or a checkpoint (.pt, read with weights_only)."""
-    from srgan.weights import ModelFileError, load_generator
+    from srgan.weights import PICKLE_SUFFIXES, ModelFileError, load_generator
 
     path = Path(source)
-    if path.is_dir() or path.suffix == ".pt":
+    if path.is_dir() or path.suffix.lower() in PICKLE_SUFFIXES:
         from srgan.train.export import ExportError as TrainExportError
         from srgan.train.export import export_generator
 
@@ -119,21 +119,26 @@ def torchscript_bytes(net: SRResNet) -> bytes:
     return buf.getvalue()
 
 
-def export_model(net: SRResNet, output: str | Path, fmt: str) -> Path:
-    """Write `net` as `fmt` ("onnx" or "torchscript") to `output`, atomically."""
+def export_model(net: SRResNet, output: str | Path, fmt: str, overwrite: bool = False) -> Path:
+    """Write `net` as `fmt` ("onnx" or "torchscript") to `output`, atomically; an existing
+    file is replaced only with `overwrite`."""
     if fmt not in FORMATS:
         raise ExportError(f"format must be one of {FORMATS}, got {fmt!r}")
     output = Path(output)
+    if not overwrite and output.exists():
+        raise ExportError(f"{output}: exists (use --overwrite to replace it)")
     payload = onnx_bytes(net) if fmt == "onnx" else torchscript_bytes(net)
-    _atomic_write(output, payload)
+    _atomic_write(output, payload, overwrite)
     return output
 
 
-def _atomic_write(path: Path, payload: bytes) -> None:
+def _atomic_write(path: Path, payload: bytes, overwrite: bool) -> None:
     if not path.parent.is_dir():
         raise ExportError(f"{path}: output folder {path.parent} does not exist")
     try:
-        atomic_write(path, lambda fh: fh.write(payload))
+        atomic_write(path, lambda fh: fh.write(payload), overwrite=overwrite)
+    except FileExistsError:
+        raise ExportError(f"{path}: exists (use --overwrite to replace it)") from None
     except OSError as exc:
         raise ExportError(f"{path}: cannot write ({exc.strerror or exc})") from None
 

@@ -521,6 +521,7 @@ class Upscaler:
         back as float32 in [0, 1], converted as imageio does."""
         if pixels.ndim == 2:
             pixels = pixels[:, :, None]
+        _check_size(pixels.shape[0], pixels.shape[1])
         c = pixels.shape[2]
         if c not in (1, 2, 3, 4):
             raise ValueError(f"expected 1 to 4 channels, got {c}")

@@ -17,10 +17,6 @@ class OutputError(ValueError):
     """An output path breaks one of the rules above; `str()` says which and how to fix it."""
 
 
-def _key(path: Path) -> tuple[str, ...]:
-    return tuple(Path(os.path.abspath(path)).parts)
-
-
 def same_file(a: Path, b: Path) -> bool:
     """Whether two paths name one file (hard links and symlinks included)."""
     try:

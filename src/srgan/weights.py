@@ -245,18 +245,27 @@ def resolve_model(name_or_path: str | Path) -> Path:
     raise ModelFileError(f"{name_or_path}: no such model file or shipped model (shipped: {names})")
 
 
-def pickle_advice(path: str | Path) -> str:
-    """Why a pickle-based file is refused, and how to convert it without running its code."""
+def state_dict_recipe(path: str | Path) -> str:
+    """How to turn a pickled SRResNet state dict into a model file without running its code."""
     name = Path(path)
     out = name.with_suffix(".safetensors").name
     return (
-        f"{name}: pickle-based files are not loaded (unpickling can run code). An srgan "
-        f"training checkpoint converts safely with `srgan export {name} -o {out}`. A plain "
-        "state dict of an SRResNet converts, in an environment you trust, with:\n"
+        "A plain state dict of an SRResNet converts, in an environment you trust, with:\n"
         "  python -c \"import torch; from srgan.nets import SRResNet; "
         "from srgan.weights import save_generator; net = SRResNet(4, 16, 64); "
         f"net.load_state_dict(torch.load('{name}', weights_only=True)); "
         f"save_generator(net, '{out}')\"\n"
         "(weights_only=True reads tensors only, never code; SRResNet(scale, num_blocks, "
         "channels) must match the network the weights are for)."
+    )
+
+
+def pickle_advice(path: str | Path) -> str:
+    """Why a pickle-based file is refused, and how to convert it without running its code."""
+    name = Path(path)
+    out = name.with_suffix(".safetensors").name
+    return (
+        f"{name}: pickle-based files are not loaded (unpickling can run code). An srgan "
+        f"training checkpoint converts safely with `srgan export {name} -o {out}`. "
+        + state_dict_recipe(name)
     )

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from srgan.outputs import InputSet, OutputError, check_target, is_within
+
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("source", type=click.Path(path_type=Path))
@@ -19,7 +21,10 @@ import click
 @click.option("--best", is_flag=True,
               help="From a run folder: the best validated checkpoint instead of the newest.")
 @click.option("--fp16", is_flag=True, help="Store the weights as float16 (half the size).")
-def export(source: Path, output: Path, fmt: str, ema: bool, best: bool, fp16: bool) -> None:
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing output file (never the source or a checkpoint).")
+def export(source: Path, output: Path, fmt: str, ema: bool, best: bool, fp16: bool,
+           overwrite: bool) -> None:
     """Export the generator of SOURCE (a run folder or a checkpoint .pt) to a model file.
 
     \b
@@ -29,6 +34,10 @@ def export(source: Path, output: Path, fmt: str, ema: bool, best: bool, fp16: bo
     """
     import torch
 
+    try:
+        check_export_target(source, output, overwrite)
+    except OutputError as exc:
+        raise click.ClickException(str(exc)) from None
     if fmt != "safetensors":
         from srgan.export import ExportError as ModelExportError
         from srgan.export import export_model, load_source
@@ -36,9 +45,10 @@ def export(source: Path, output: Path, fmt: str, ema: bool, best: bool, fp16: bo
         if fp16:
             raise click.BadParameter("only for --format safetensors", param_hint="--fp16")
         try:
-            path = export_model(load_source(source, ema=ema, best=best), output, fmt)
+            path = export_model(load_source(source, ema=ema, best=best), output, fmt,
+                                overwrite=overwrite)
         except ModelExportError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(_readable(exc, source)) from None
         click.echo(f"wrote {path}")
         return
 
@@ -48,5 +58,35 @@ def export(source: Path, output: Path, fmt: str, ema: bool, best: bool, fp16: bo
         path = export_generator(source, output, ema=ema, best=best,
                                 dtype=torch.float16 if fp16 else torch.float32)
     except ExportError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(_readable(exc, source)) from None
     click.echo(f"wrote {path}")
+
+
+def check_export_target(source: Path, output: Path, overwrite: bool) -> None:
+    """Before any loading: the output must not be the source, nor anything in a run's
+    checkpoints folder (replacing the newest checkpoint loses the training after the one
+    `--resume` falls back to), and an existing file needs --overwrite."""
+    candidates = [source]
+    if source.is_dir():
+        checkpoints = source / "checkpoints"
+        if is_within(output, checkpoints) or (output.suffix == ".pt"
+                                              and is_within(output, source)):
+            raise OutputError(f"{output}: is inside the run's checkpoints; an export never "
+                              "replaces a checkpoint (write it elsewhere, e.g. "
+                              f"{source / 'exported.safetensors'})")
+        candidates += sorted(checkpoints.glob("*.pt"))
+    check_target(output, InputSet(candidates), overwrite)
+
+
+def _readable(exc: Exception, source: Path) -> str:
+    """An export error; a pickle that is not an srgan checkpoint gets the safe way to convert
+    it instead of torch's page-long `weights_only` message."""
+    from srgan.weights import PICKLE_SUFFIXES, state_dict_recipe
+
+    text = str(exc)
+    foreign = "unreadable checkpoint" in text or "not an srgan training checkpoint" in text
+    if source.is_file() and source.suffix.lower() in PICKLE_SUFFIXES and foreign:
+        first = text.splitlines()[0]
+        why = first if len(first) <= 160 else first[:157] + "..."
+        return f"{why}\nIt is not an srgan training checkpoint. {state_dict_recipe(source)}"
+    return text

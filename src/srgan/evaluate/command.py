@@ -140,8 +140,10 @@ $SRGAN_DATA_ROOT, then ../shared/data/benchmark.
 @click.option("--device", default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True)
 @click.option("--tta", is_flag=True, help="x8 self-ensemble for the models.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace existing figures (never the input images themselves).")
 def compare(images, models, out, scale, box, box_size, panel_width, grid, lr_input, device,
-            precision, tta) -> None:
+            precision, tta, overwrite) -> None:
     """Figures: LR (nearest) | bicubic | each model | HR, a zoomed inset, scores under each.
 
     IMAGES are HR images (or folders of them): each is modcropped, downscaled x SCALE with
@@ -173,16 +175,17 @@ def compare(images, models, out, scale, box, box_size, panel_width, grid, lr_inp
         files += find_images([item], recursive=False) if item.is_dir() else [item]
     if not files:
         raise click.UsageError("no images found")
+    to_file = out is not None and out.suffix.lower() == ".png"
+    if to_file and not grid and len(files) > 1:
+        raise click.UsageError(f"{len(files)} images need a folder for --out, or --grid")
+    folder = (out if out is not None and not to_file else Path("compare_results"))
+    targets = figure_targets(files, out if to_file else None, folder, grid)
+    check_figure_targets(targets, files, overwrite)  # before any model runs
     names = list(models) or list(list_models())
     try:
         methods = load_methods(names, scale=scale, device=device, precision=precision, tta=tta)
     except (ModelFileError, ValueError) as exc:
         raise click.ClickException(display_text(exc)) from exc
-
-    to_file = out is not None and out.suffix.lower() == ".png"
-    if to_file and not grid and len(files) > 1:
-        raise click.UsageError(f"{len(files)} images need a folder for --out, or --grid")
-    folder = (out if out is not None and not to_file else Path("compare_results"))
     width = panel_width or (192 if grid else 256)
 
     comps, written = [], []
@@ -195,13 +198,40 @@ def compare(images, models, out, scale, box, box_size, panel_width, grid, lr_inp
         if grid:
             comps.append(comp)
             continue
-        target = out if to_file else folder / f"{f.stem}.png"
-        written.append(save_png(render_row(comp, width).image, target))
+        written.append(save_png(render_row(comp, width).image, targets[f], overwrite=overwrite))
     if grid and comps:
-        written.append(save_png(render_grid(comps, width).image,
-                                out if to_file else folder / "grid.png"))
+        written.append(save_png(render_grid(comps, width).image, targets[None],
+                                overwrite=overwrite))
     if not written:
         _err("no figure written")
         sys.exit(1)
     for p in written:
         click.echo(display_path(p))
+
+
+def figure_targets(files: list[Path], out_file: Path | None, folder: Path, grid: bool
+                   ) -> dict[Path | None, Path]:
+    """Where each image's figure goes (key None: the grid figure)."""
+    if grid:
+        return {None: out_file or folder / "grid.png"}
+    return {f: out_file or folder / f"{f.stem}.png" for f in files}
+
+
+def check_figure_targets(targets: dict[Path | None, Path], files: list[Path],
+                         overwrite: bool) -> None:
+    """Refuse, before computing, figures that would replace an input image (always), an
+    existing file (unless --overwrite), or each other."""
+    from srgan.imageio import display_text
+    from srgan.outputs import InputSet, OutputError, check_target
+
+    inputs, seen, problems = InputSet(files), {}, []
+    for src, target in targets.items():
+        try:
+            check_target(target, inputs, overwrite)
+        except OutputError as exc:
+            problems.append(str(exc))
+        if target in seen:
+            problems.append(f"{target}: figure of both {seen[target]} and {src}")
+        seen[target] = src
+    if problems:
+        raise click.ClickException(display_text("no figure written:\n  " + "\n  ".join(problems)))

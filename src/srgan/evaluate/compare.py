@@ -282,11 +282,13 @@ def render_grid(
     return Figure(fig, rects)
 
 
-def save_png(image: Image.Image, path: str | Path) -> Path:
-    """Write a PNG atomically (temp file + rename)."""
+def save_png(image: Image.Image, path: str | Path, overwrite: bool = False) -> Path:
+    """Write a PNG atomically (temp file + rename); an existing file is replaced only with
+    `overwrite` (else FileExistsError), so a figure never silently takes a photo's place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(path, lambda fh: image.save(fh, format="PNG", optimize=True))
+    return atomic_write(path, lambda fh: image.save(fh, format="PNG", optimize=True),
+                        overwrite=overwrite)
 
 
 def compare_images(

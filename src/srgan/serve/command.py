@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import click
 
-from srgan.serve.app import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB, DEFAULT_QUEUE
+try:  # the web extra's own defaults
+    from srgan.serve.app import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB, DEFAULT_QUEUE
+except ImportError:  # without it `srgan serve --help` still works (tests check these agree)
+    DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB, DEFAULT_QUEUE = 1_000_000, 20.0, 8
+WEB_EXTRA = "`srgan serve` needs the web extra: pip install 'srgan[web]'"
 
 EXAMPLES = """
 \b
@@ -64,10 +68,13 @@ def serve(host: str, port: int, models: tuple[str, ...], device: str, precision:
           header_timeout: float | None, allow_hosts: tuple[str, ...],
           allow_origins: tuple[str, ...], log_level: str) -> None:
     """Serve the page (/) and the API (/v1/upscale, /v1/models, /healthz, /docs)."""
-    import uvicorn
+    try:
+        import uvicorn
 
-    from srgan.serve.app import create_app
-    from srgan.serve.security import is_loopback
+        from srgan.serve.app import create_app
+        from srgan.serve.security import is_loopback
+    except ImportError as exc:
+        raise click.ClickException(f"{WEB_EXTRA} (missing: {exc.name or exc})") from None
     from srgan.weights import ModelFileError
 
     if "*" in allow_hosts or (not allow_hosts and not is_loopback(host)):
