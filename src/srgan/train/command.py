@@ -47,6 +47,7 @@ def _resolve(
 
 
 def _warn_differences(wanted: Config, stored: Config) -> None:
+    wanted.absolute_paths()  # the run folder stores its data paths absolute
     a, b = wanted.flat(), stored.flat()
     diff = [k for k in a if a[k] != b[k] and k != "run.name"]
     if diff:

@@ -230,6 +230,26 @@ class Config:
             need(self.get(key) >= 1, key, ">= 1")
         return self
 
+    def absolute_paths(self, base: Path | None = None) -> Config:
+        """In place: data folders, model.init and a VGG weights file made absolute (from `base`,
+        default the working directory), so the run folder's config.toml resumes from anywhere.
+        A model.init that names a shipped model, not a file, stays a name."""
+        base = Path.cwd() if base is None else Path(base)
+
+        def absolute(text: str) -> str:
+            return str(base / Path(text).expanduser()) if text else text
+
+        d = self.data
+        d.train = [absolute(x) for x in d.train]
+        d.train_lr = [absolute(x) for x in d.train_lr]
+        d.val = absolute(d.val)
+        init = self.model.init
+        if init and ("/" in init or (base / init).exists()):
+            self.model.init = absolute(init)
+        if self.loss.vgg_weights not in ("", "imagenet"):
+            self.loss.vgg_weights = absolute(self.loss.vgg_weights)
+        return self
+
     def uses_vgg(self) -> bool:
         return any(t not in PIXEL_LOSSES for t in self.loss.content)
 

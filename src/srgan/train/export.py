@@ -87,7 +87,7 @@ def resolve_checkpoint(source: Path, best: bool = False) -> tuple[Path, dict[str
         if best:
             path = folder / "best.pt"
             if not path.is_file():
-                raise ExportError(f"{source}: no best.pt (the run had no validation set?)")
+                raise ExportError(f"{source}: {_why_no_best(source, folder)}")
             return path, ckpt.load_checkpoint(path)
         try:
             return ckpt.load_latest(folder)
@@ -99,6 +99,26 @@ def resolve_checkpoint(source: Path, best: bool = False) -> tuple[Path, dict[str
         return source, ckpt.load_checkpoint(source)
     except ckpt.CheckpointError as exc:
         raise ExportError(str(exc)) from exc
+
+
+def _why_no_best(run_dir: Path, folder: Path) -> str:
+    """Why a run folder has no best.pt, from its config.toml: no validation set, or no
+    validation yet (a time-limited or interrupted run stopped before the first one)."""
+    try:
+        raw = tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
+        val, every = raw["data"]["val"], int(raw["log"]["val_every"])
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError,
+            ValueError):
+        return "no best.pt (no validated weights); export the newest checkpoint without --best"
+    if not val:
+        return ("no best.pt: the run has no validation set (data.val is empty), so no weights "
+                "were validated; export the newest checkpoint without --best")
+    newest = ckpt.list_checkpoints(folder)
+    match = ckpt.NAME_RE.fullmatch(newest[-1].name) if newest else None
+    at = f"; its newest checkpoint is step {int(match.group(1))}" if match else ""
+    return (f"no best.pt yet: the run validates on {val} every {every} steps and has not "
+            f"validated yet{at}. Export the newest checkpoint without --best, or train on "
+            f"(srgan train --resume {run_dir})")
 
 
 def export_generator(
@@ -136,6 +156,8 @@ def export_run_generator(trainer: Trainer, run_dir: Path) -> Path:
         save_generator(net, out, card=card)
         save_generator(last_net, run_dir / "generator_last.safetensors", card=last_card)
         return out
+    # a generator_last from an earlier segment of this run would now be stale
+    (run_dir / "generator_last.safetensors").unlink(missing_ok=True)
     if trainer.best_step == trainer.step and trainer.best_psnr is not None:
         last_card = model_card(cfg, trainer.step, use_ema, trainer.best_psnr,
                                trainer.dist.world_size)

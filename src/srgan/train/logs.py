@@ -8,6 +8,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,10 @@ def _jsonable(value: Any) -> Any:
 
 class RunLogger:
     """Writes `log.jsonl` (one JSON object per line, flushed), drives the progress bar and,
-    when available, a TensorBoard writer in `tb/`."""
+    when available, a TensorBoard writer in `tb/`.
+
+    The bar appears at the first step, after the start-up messages, and every human line
+    (`message`, through `say` when given) is written around it, never into it."""
 
     def __init__(
         self,
@@ -34,23 +38,21 @@ class RunLogger:
         progress: bool = True,
         tensorboard: bool = True,
         active: bool = True,
+        say: Callable[[str], None] | None = None,
     ) -> None:
         self.active = active and run_dir is not None
         self.run_dir = run_dir
         self._file = None
         self._bar = None
         self._tb = None
+        self._say = say
+        self._bar_args = None
         if not self.active:
             return
         assert run_dir is not None
         self._file = open(run_dir / "log.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         if progress:
-            from tqdm import tqdm
-
-            self._bar = tqdm(
-                total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
-                smoothing=0.05, file=sys.stderr,
-            )
+            self._bar_args = {"total": total_steps, "initial": start_step}
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -66,10 +68,19 @@ class RunLogger:
         """A human line on stderr that does not break the progress bar."""
         if not self.active:
             return
-        if self._bar is not None:
-            self._bar.write(text, file=sys.stderr)
-        else:
-            print(text, file=sys.stderr, flush=True)
+        if self._say is None:
+            if self._bar is not None:
+                self._bar.write(text, file=sys.stderr)
+            else:
+                print(text, file=sys.stderr, flush=True)
+            return
+        if self._bar is None:
+            self._say(text)
+            return
+        from tqdm import tqdm
+
+        with tqdm.external_write_mode(file=sys.stderr):
+            self._say(text)
 
     def event(self, kind: str, **fields: Any) -> None:
         self.record({"event": kind, **fields})
@@ -90,10 +101,18 @@ class RunLogger:
                 if isinstance(v, int | float) and math.isfinite(v):
                     self._tb.add_scalar(f"{prefix}/{k}", v, step)
 
-    def progress(self, steps: int, postfix: dict[str, str]) -> None:
+    def progress(self, step: int, postfix: dict[str, str] | None = None) -> None:
+        """The bar at `step` (called every step; tqdm itself limits redraws)."""
+        if self._bar is None and self._bar_args is not None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(unit="step", dynamic_ncols=True, smoothing=0.05, file=sys.stderr,
+                             **self._bar_args)
+            self._bar_args = None
         if self._bar is not None:
-            self._bar.update(steps)
-            self._bar.set_postfix(postfix, refresh=False)
+            if postfix is not None:
+                self._bar.set_postfix(postfix, refresh=False)
+            self._bar.update(step - self._bar.n)
 
     def image(self, tag: str, step: int, chw_uint8: torch.Tensor) -> None:
         if self._tb is not None:

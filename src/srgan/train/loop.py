@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from srgan.atomic import atomic_write
 from srgan.data import TrainingSet, ValImage, load_training_set, load_validation_set
 from srgan.losses import (
     ContentLoss,
@@ -45,14 +46,17 @@ from srgan.train.distributed import (
     init_distributed,
 )
 from srgan.train.ema import EMA
+from srgan.train.guard import DivergenceWatch, RunLock, check_batch_fits, eta_warning
 from srgan.train.logs import RunLogger
 from srgan.train.schedule import lr_at
 
 HOOKS_ENV = "SRGAN_TEST_HOOKS"
+ETA_CHECK_STEPS = 12  # warn about a very long run once this many steps show the rate
 
 
 class TrainingDiverged(RuntimeError):
-    """Too many non-finite losses in a row; the last good checkpoint is left as it was."""
+    """Too many non-finite losses (in a row, or most recent steps); the last good checkpoint
+    is left as it was."""
 
 
 @dataclass
@@ -559,6 +563,16 @@ class Trainer:
         self.patches += self.cfg.train.batch_size * self.dist.world_size
         return StepOutcome(names, host[2:], is_bad, host[1], lr_now)
 
+    def _diverged(self, why: str, logger: RunLogger) -> None:
+        last = ckpt.list_checkpoints(self.run_dir / "checkpoints")
+        where = f"the last good checkpoint is {last[-1]}" if last else (
+            "no checkpoint was written yet")
+        logger.event("diverged", step=self.step, reason=why, total=self.bad_total)
+        raise TrainingDiverged(
+            f"training diverged: {why} (step {self.step}); stopping, no weights exported. "
+            f"{where}. Try a lower train.lr, train.grad_clip > 0, or check the training images."
+        )
+
     def fit(self, logger: RunLogger, time_limit: float | None = None) -> TrainResult:
         assert self.data is not None
         t, lg = self.cfg.train, self.cfg.log
@@ -574,6 +588,8 @@ class Trainer:
         window_step0 = self.step
         smooth_loss: float | None = None
         t_start = time.monotonic()
+        watch = DivergenceWatch(t.max_bad_steps)
+        first_step, rate_t0 = self.step, 0.0
         try:
             while self.step < t.steps:
                 want_stop = 1.0 if stop.signum else 0.0
@@ -585,29 +601,42 @@ class Trainer:
                     window_bad += 1
                     logger.event("nonfinite", step=self.step, run=self.bad_run,
                                  total=self.bad_total)
-                    if self.bad_run >= t.max_bad_steps:
-                        last = ckpt.list_checkpoints(self.run_dir / "checkpoints")
-                        where = f"the last good checkpoint is {last[-1]}" if last else (
-                            "no checkpoint was written yet")
-                        raise TrainingDiverged(
-                            f"{self.bad_run} non-finite losses in a row (step {self.step}); "
-                            f"stopping. {where}. Try a lower train.lr, train.grad_clip > 0, "
-                            "or check the training images."
-                        )
-                else:
+                diverged = watch.add(out.bad, self.bad_run)
+                if diverged is None and (self.step >= t.steps or stop_code == 2.0):
+                    diverged = watch.at_end()  # a short run that was mostly skipped
+                if diverged is not None:
+                    self._diverged(diverged, logger)
+                if not out.bad:
                     for name, value in zip(out.names, out.values, strict=True):
                         window[name] = window.get(name, 0.0) + value
                     window_n += 1
                     smooth_loss = out.values[0] if smooth_loss is None else (
                         0.95 * smooth_loss + 0.05 * out.values[0])
 
-                if self.step % 10 == 0 or self.step == t.steps:
+                postfix = None
+                if self.step % 10 == 0 or self.step == t.steps or stop_code:
                     elapsed = time.monotonic() - window_t0
                     rate = (self.step - window_step0) * patches_per_step / max(elapsed, 1e-9)
-                    logger.progress(10 if self.step % 10 == 0 else self.step % 10, {
+                    postfix = {
                         "loss": f"{smooth_loss:.4g}" if smooth_loss is not None else "nan",
                         "lr": f"{lr_now:.2g}", "patches/s": f"{rate:.0f}",
-                    })
+                    }
+                logger.progress(self.step, postfix)  # every step: the bar never lags
+
+                # The ETA, once the rate is known (the first step, with its allocations and
+                # one-off setup, is left out of it).
+                done = self.step - first_step
+                if done == 1:
+                    rate_t0 = time.monotonic()
+                elif done == ETA_CHECK_STEPS and self.step < t.steps:
+                    per_step = (time.monotonic() - rate_t0) / (done - 1)
+                    left = None if time_limit is None else time_limit - (
+                        time.monotonic() - t_start)
+                    warning = eta_warning(self.run_dir, t.steps - self.step, per_step, left)
+                    if warning:
+                        logger.message(warning)
+                        logger.event("eta", step=self.step, seconds_per_step=per_step,
+                                     eta_s=per_step * (t.steps - self.step))
 
                 if hooks.kill_at and self.step == hooks.kill_at:
                     os.kill(os.getpid(), signal.SIGKILL)
@@ -705,9 +734,7 @@ def prepare_run_dir(cfg: Config, run_dir: Path, resuming: bool) -> None:
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     text = cfg.to_toml(header="srgan training config, resolved; resume with: "
                               f"srgan train --resume {run_dir}")
-    tmp = run_dir / ".config.toml.tmp"
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, run_dir / "config.toml")
+    atomic_write(run_dir / "config.toml", lambda fh: fh.write(text.encode("utf-8")))
 
 
 def run_training(
@@ -720,25 +747,42 @@ def run_training(
 ) -> TrainResult:
     """Train `cfg` into `run_dir` (resuming from its newest usable checkpoint if `resume`).
 
-    Works in a single process or under torchrun (WORLD_SIZE > 1: DDP, rank 0 writes).
+    Works in a single process or under torchrun (WORLD_SIZE > 1: DDP, rank 0 writes). Rank 0
+    holds a lock on the run folder from before its first write to the end.
     """
-    from srgan.train.export import export_run_generator
-
     hooks = hooks or DebugHooks.from_env()
     say = log or (lambda s: None)
     dist_info, device = init_distributed(cfg.run.device)
-    if not resume:  # pin the name and origin, so a resumed run reads the same
+    if not resume:  # pin the name, origin and data paths, so a resumed run reads the same
         cfg.run.name = cfg.run.name or run_dir.name
         cfg.run.based_on = cfg.run.based_on or cfg.source
+        cfg.absolute_paths()
     problem = None
+    lock = RunLock(run_dir)
     if dist_info.is_main:
         try:
+            cpu_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if device.type == "cpu" else 1
+            check_batch_fits(cfg, device, cpu_ranks)  # before minutes of image decoding
+            lock.acquire()
             prepare_run_dir(cfg, run_dir, resume)
         except (ConfigError, OSError) as exc:
+            lock.release()
             problem = str(exc)
     problem = broadcast_object(dist_info, problem)  # every rank stops, not only rank 0
     if problem is not None:
         raise ConfigError(problem)
+    try:
+        return _train(cfg, run_dir, dist_info, device, resume, time_limit, hooks, say, log)
+    finally:
+        lock.release()
+
+
+def _train(
+    cfg: Config, run_dir: Path, dist_info: DistInfo, device: torch.device, resume: bool,
+    time_limit: float | None, hooks: DebugHooks, say: Callable[[str], None],
+    log: Callable[[str], None] | None,
+) -> TrainResult:
+    from srgan.train.export import export_run_generator
 
     trainer = Trainer(cfg, run_dir, dist_info, device, hooks=hooks, log=say)
     trainer.load_data()
@@ -755,7 +799,10 @@ def run_training(
     logger = RunLogger(
         run_dir, total_steps=cfg.train.steps, start_step=trainer.step,
         progress=cfg.log.progress, tensorboard=cfg.log.tensorboard, active=dist_info.is_main,
+        say=log,
     )
+    if log is not None:
+        trainer._log = logger.message  # the same lines, written around the progress bar
     try:
         n_params = sum(p.numel() for p in trainer.g.parameters())
         logger.event(
@@ -775,11 +822,21 @@ def run_training(
             result = TrainResult(run_dir, trainer.step, finished=True, best_psnr=trainer.best_psnr)
         else:
             result = trainer.fit(logger, time_limit=time_limit)
-        if result.finished and dist_info.is_main:
+        # A time-limited run ends as planned: its weights so far are exported like a finished
+        # run's (best validated, else last), so `srgan upscale -m RUN/generator.safetensors`
+        # works between segments. A signal means "stop now": only the checkpoint.
+        export = result.finished or result.stopped == "time limit"
+        if export and dist_info.is_main:
             result.generator = export_run_generator(trainer, run_dir)
-            logger.event("finished", step=result.step, generator=str(result.generator),
-                         best_psnr=result.best_psnr)
-            trainer.log(f"done: {result.generator}")
+            if result.finished:
+                logger.event("finished", step=result.step, generator=str(result.generator),
+                             best_psnr=result.best_psnr)
+                trainer.log(f"done: {result.generator}")
+            else:
+                logger.event("exported", step=result.step, generator=str(result.generator),
+                             best_psnr=result.best_psnr)
+                trainer.log(f"weights so far (step {result.step}/{cfg.train.steps}): "
+                            f"{result.generator}")
     finally:
         logger.close()
     barrier(dist_info)
