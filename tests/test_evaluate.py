@@ -433,7 +433,8 @@ def test_set_names_resolve_from_data_root_env_then_shared(tmp_path, monkeypatch)
 
 def test_cli_benchmark_takes_set_names(niqe_dataset, dataset, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    args = ["benchmark", "-m", "bicubic", "--no-lpips", "--out", str(tmp_path / "o")]
+    args = ["benchmark", "-m", "bicubic", "--no-lpips", "--out", str(tmp_path / "o"),
+            "--overwrite"]
     r = CliRunner().invoke(main, [*args, "--data", "Tiny", "Big", "--data-root",
                                   str(dataset.parent)])
     assert r.exit_code != 0 and "dataset 'Big' not found" in r.output
@@ -474,3 +475,19 @@ def test_readme_set_names_resolve_from_a_checkout_and_niqe_orders_hr_before_bicu
     assert res.settings["dataset_paths"]["Set5"] == "../shared/data/benchmark/Set5"
     hr, bic = res.hr_mean("Set5")["niqe"], res.mean("Set5", "bicubic")["niqe"]
     assert 4 < hr < 6.5 and bic > hr + 2, (hr, bic)
+
+
+def test_cli_benchmark_keeps_earlier_results_unless_overwrite(dataset, tmp_path):
+    # issue 18: a second run replaced the first one's tables without a word
+    out = tmp_path / "res"
+    out.mkdir()
+    (out / "results.md").write_text("my notes")
+    args = ["benchmark", "-m", "bicubic", "--data", str(dataset), "--out", str(out),
+            "--no-lpips", "--device", "cpu"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 1 and "use --overwrite" in r.output and "scored" in r.output
+    assert (out / "results.md").read_text() == "my notes"
+    assert not (out / "scores.csv").exists()
+    r = CliRunner().invoke(main, [*args, "--overwrite"])
+    assert r.exit_code == 0, r.output
+    assert "| Tiny (3) |" in (out / "results.md").read_text()

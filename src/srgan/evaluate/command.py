@@ -62,9 +62,10 @@ def _err(line: str) -> None:
 @click.option("--niqe", is_flag=True,
               help="NIQE column (no reference, lower is better) for every method and for the "
                    "HR images themselves.")
+@click.option("--overwrite", is_flag=True, help="Replace the result files of an earlier run.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def benchmark(models, data, more_data, data_root, scale, crop_border, lr_dirs, out, device,
-              precision, tta, ssim, lpips, niqe, quiet) -> None:
+              precision, tta, ssim, lpips, niqe, overwrite, quiet) -> None:
     """PSNR / SSIM of models on folders of HR images, under the SR literature's protocol.
 
     Each HR image is modcropped to the scale and made 8-bit RGB (grey images replicated);
@@ -76,6 +77,7 @@ def benchmark(models, data, more_data, data_root, scale, crop_border, lr_dirs, o
     from srgan.imageio import display_path, display_text
     from srgan.weights import ModelFileError, list_models
 
+    check_result_files(out, overwrite)  # before any scoring
     datasets = [*data, *more_data]
     if not datasets:
         raise click.UsageError("give at least one folder of HR images with --data")
@@ -207,6 +209,22 @@ def compare(images, models, out, scale, box, box_size, panel_width, grid, lr_inp
         sys.exit(1)
     for p in written:
         click.echo(display_path(p))
+
+
+def check_result_files(out: Path, overwrite: bool) -> None:
+    """Refuse now, not after the scoring, to replace an earlier run's results (or any file
+    of those names) unless --overwrite."""
+    from srgan.imageio import display_text
+    from srgan.outputs import InputSet, OutputError, check_target
+
+    problems = []
+    for name in ("scores.csv", "results.md", "summary.json"):
+        try:
+            check_target(out / name, InputSet([]), overwrite)
+        except OutputError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise click.ClickException(display_text("nothing scored:\n  " + "\n  ".join(problems)))
 
 
 def figure_targets(files: list[Path], out_file: Path | None, folder: Path, grid: bool
