@@ -90,3 +90,26 @@ def test_stale_temporary_files_of_ours_are_removed_by_a_later_write(tmp_path):
     ancient = time.time() - atomic.ABANDONED_SECONDS - 60
     os.utime(alive, (ancient, ancient))
     assert atomic.remove_stale_temps(tmp_path) == [alive]
+
+
+def test_a_forked_child_killed_mid_write_leaves_the_parents_temp_alone(tmp_path):
+    # the signal handler and the set of files in flight are inherited by fork()
+    import signal
+
+    from srgan import atomic
+
+    if not atomic.install_signal_cleanup():
+        pytest.skip("not the main thread")
+    parent_tmp = tmp_path / f".srgan.{os.getpid()}.0000abcd.tmp"
+    parent_tmp.write_bytes(b"in flight")
+    atomic._live.add(str(parent_tmp))
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: dies of SIGTERM through our handler
+            os.kill(os.getpid(), signal.SIGTERM)
+            os._exit(3)  # not reached
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+        assert parent_tmp.exists()
+    finally:
+        atomic._live.discard(str(parent_tmp))

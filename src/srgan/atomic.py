@@ -63,10 +63,13 @@ def fsync_dir(folder: str | os.PathLike) -> None:
 
 
 def _on_signal(signum: int, frame: object) -> None:
-    """Remove the temporary files in flight, then die of the signal as without us."""
+    """Remove the temporary files in flight, then die of the signal as without us. A forked
+    child (a DataLoader worker) inherits the handler and the set: it removes only its own."""
+    own = f"{TEMP_PREFIX}{os.getpid()}."
     for tmp in list(_live):
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if os.path.basename(tmp).startswith(own):
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 
