@@ -128,3 +128,70 @@ def test_sigterm_saves_a_checkpoint_and_time_limit_stops(image_dirs, tmp_path):
     limited = run_training(tiny_config(image_dirs, "train.steps=50"), tmp_path / "term",
                            resume=True, time_limit=0.0)
     assert limited.stopped == "time limit" and limited.exit_code == 0 and limited.step == 5
+
+
+def test_time_limited_stop_exports_weights_and_export_best_says_why(image_dirs, tmp_path):
+    """A --time-limit stop is a planned end: the weights so far are exported (a signal only
+    checkpoints), and `srgan export --best` without a best.pt says why, truthfully."""
+    from click.testing import CliRunner
+
+    from srgan.commands.export import export
+    from srgan.weights import read_metadata
+
+    run_dir = tmp_path / "limited"
+    limited = run_training(tiny_config(image_dirs, "train.steps=50"), run_dir, time_limit=0.0)
+    assert limited.stopped == "time limit" and limited.exit_code == 0 and limited.step == 1
+    assert limited.generator == run_dir / "generator.safetensors"
+    assert read_metadata(limited.generator)[1].extra["steps"] == "1"
+    assert [r for r in read_log(run_dir) if r.get("event") == "exported"]
+    res = CliRunner().invoke(export, [str(run_dir), "--best", "-o",
+                                      str(tmp_path / "b.safetensors")])
+    assert res.exit_code == 1, res.output
+    assert "not validated yet" in res.output and "newest checkpoint is step 1" in res.output
+    assert "no validation set" not in res.output
+
+    train, _ = image_dirs
+    cfg = load_config("srresnet_x4", [*base.TINY, f"data.train=[{train}]", "train.steps=50"])
+    run_training(cfg, tmp_path / "noval", time_limit=0.0)
+    assert (tmp_path / "noval" / "generator.safetensors").is_file()
+    res = CliRunner().invoke(export, [str(tmp_path / "noval"), "--best", "-o",
+                                      str(tmp_path / "c.safetensors")])
+    assert res.exit_code == 1 and "data.val is empty" in res.output, res.output
+
+    # validated before the stop: the exported weights carry the validation score
+    run_training(tiny_config(image_dirs, "train.steps=50", "log.val_every=1"),
+                 tmp_path / "val", time_limit=0.0)
+    card = read_metadata(tmp_path / "val" / "generator.safetensors")[1]
+    assert float(card.extra["val_psnr_y"]) > 5
+    res = CliRunner().invoke(export, [str(tmp_path / "val"), "--best", "-o",
+                                      str(tmp_path / "d.safetensors")])
+    assert res.exit_code == 0, res.output
+
+
+def test_resume_works_from_another_directory(tmp_path, monkeypatch):
+    """Relative data paths are stored absolute when a run starts."""
+    from click.testing import CliRunner
+
+    from srgan.train.command import train
+
+    start, elsewhere = tmp_path / "start", tmp_path / "elsewhere"
+    base.make_images(start / "imgs", 3)
+    base.make_images(start / "val", 1, (32, 36), seed=9)
+    elsewhere.mkdir()
+    monkeypatch.chdir(start)
+    args = ["srresnet_x4", *[a for s in [*base.TINY, "data.train=[imgs]", "data.val=val",
+                                         "train.steps=2"] for a in ("--set", s)],
+            "--run-dir", str(tmp_path / "run")]
+    first = CliRunner().invoke(train, args)
+    assert first.exit_code == 0, first.output
+    stored = load_config(tmp_path / "run" / "config.toml")
+    assert stored.data.train == [str(start / "imgs")] and stored.data.val == str(start / "val")
+    # the same command from the same place: resumes without "differs" noise
+    again = CliRunner().invoke(train, [*args, "--auto-resume"])
+    assert again.exit_code == 0 and "differs" not in again.output, again.output
+
+    monkeypatch.chdir(elsewhere)
+    resumed = CliRunner().invoke(train, ["--resume", str(tmp_path / "run"),
+                                         "--set", "train.steps=4"])
+    assert resumed.exit_code == 0, resumed.output
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "step_000000004.pt")["step"] == 4

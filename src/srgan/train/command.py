@@ -28,7 +28,7 @@ def _resolve(
         folder = Path(resume)
         if not (folder / "config.toml").is_file():
             raise ConfigError(f"--resume {folder}: not a run folder (no config.toml)")
-        cfg = load_config(folder / "config.toml", overrides)
+        cfg = load_config(folder / "config.toml", overrides).absolute_paths()  # --set paths
         if config:
             _warn_differences(load_config(config, overrides), cfg)
         return cfg, folder, True
@@ -40,7 +40,7 @@ def _resolve(
         from srgan.train.checkpoint import list_checkpoints
 
         if list_checkpoints(folder / "checkpoints"):
-            stored = load_config(folder / "config.toml", overrides)
+            stored = load_config(folder / "config.toml", overrides).absolute_paths()
             _warn_differences(cfg, stored)
             return stored, folder, True
     return cfg, folder, False
@@ -49,7 +49,8 @@ def _resolve(
 def _warn_differences(wanted: Config, stored: Config) -> None:
     wanted.absolute_paths()  # the run folder stores its data paths absolute
     a, b = wanted.flat(), stored.flat()
-    diff = [k for k in a if a[k] != b[k] and k != "run.name"]
+    pinned = ("run.name", "run.based_on")  # set when the run started
+    diff = [k for k in a if a[k] != b[k] and k not in pinned]
     if diff:
         _echo(f"warning: resuming with the run folder's config, which differs from the given "
               f"config in {', '.join(diff)}; use --set to change those")
