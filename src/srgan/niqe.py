@@ -190,9 +190,14 @@ def _aggd_fit(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         gamma_hat = left_std / right_std
         r_hat = np.mean(np.abs(v), axis=1) ** 2 / np.mean(sq, axis=1)
         r_norm = r_hat * (gamma_hat**3 + 1) * (gamma_hat + 1) / (gamma_hat**2 + 1) ** 2
-    # MATLAB's min over the grid: first minimum; all-NaN (a flat block) gives the first entry
-    diff = (r_gam[None, :] - r_norm[:, None]) ** 2
-    idx = np.where(np.isnan(r_norm), 0, np.argmin(np.nan_to_num(diff, nan=np.inf), axis=1))
+    # MATLAB's [~, i] = min((r_gam - r_norm).^2): the first minimum. r_gam increases
+    # strictly, so only the grid points either side of r_norm can be it (no n x 9801
+    # matrix). A NaN or infinite ratio (a flat block) gives MATLAB's first entry.
+    finite = np.isfinite(r_norm)
+    r = np.where(finite, r_norm, 0.0)
+    hi = np.clip(np.searchsorted(r_gam, r), 1, len(r_gam) - 1)
+    nearer_hi = (r_gam[hi] - r) ** 2 < (r_gam[hi - 1] - r) ** 2
+    idx = np.where(finite, np.where(nearer_hi, hi, hi - 1), 0)
     alpha = gam[idx]
     ratio = np.sqrt(np.array([math.gamma(1 / a) / math.gamma(3 / a) for a in alpha]))
     return alpha, left_std * ratio, right_std * ratio
