@@ -1,0 +1,149 @@
+"""Ship a campaign segment's best weights into the package when they beat the shipped ones.
+
+    python scripts/campaign_ship.py srresnet_x4 [--run runs/campaign/srresnet_x4]
+        [--min-gain 0.05] [--data ../shared/data/benchmark/Set5] [--dry-run]
+
+Issue 13's rule: the best validated weights of a run replace the shipped model only when they
+score at least `--min-gain` dB more on Set5 under `srgan benchmark`'s protocol. Then:
+  - the weights go into src/srgan/weights/NAME.safetensors as fp16, with a model card that
+    carries the campaign's running totals (patches seen, wall-clock training hours, the CPU,
+    the precision) on top of the previous shipped model's;
+  - the segment's log.jsonl and config.toml are copied to docs/training/logs/NN-NAME/, which
+    scripts/training_curve.py draws.
+Nothing is written when the gain is too small (exit status 3), so a cron-like loop can call it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+
+import torch
+
+from srgan.cpu import capability, cpu_flags, native_bf16
+from srgan.train.export import export_generator
+from srgan.weights import ModelCard, load_generator, read_metadata, save_generator
+
+REPO = Path(__file__).resolve().parents[1]
+WEIGHTS = REPO / "src" / "srgan" / "weights"
+LOGS = REPO / "docs" / "training" / "logs"
+# The interim srresnet_x4 (before the campaign): 2,405 steps of batch 16, 110 minutes.
+INTERIM = {"patches_seen": 38_480, "train_hours": 110 / 60}
+
+
+def set5_psnr(models: list[str], data: Path) -> dict[str, float]:
+    """Y-PSNR of each model on `data` through `srgan benchmark` itself (the shipped protocol)."""
+    with tempfile.TemporaryDirectory() as out:
+        cmd = [sys.executable, "-m", "srgan", "benchmark", "--data", str(data), "-o", out,
+               "-q", "--precision", "fp32", "--device", "cpu"]
+        for m in models:
+            cmd += ["-m", m]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        summary = json.loads((Path(out) / "summary.json").read_text())
+    (scores,) = summary["datasets"].values()
+    return {m: scores["models"][m]["psnr_y"] for m in scores["models"]}
+
+
+def segment_totals(log: Path, batch: int, best_step: int) -> tuple[int, float]:
+    """(patches, wall-clock hours) from the segment's start to its best step, from log.jsonl."""
+    start = end = None
+    for line in log.read_text().splitlines():
+        row = json.loads(line)
+        if row.get("event") in ("start", "resume") and start is None:
+            start = row["time"]
+        if row.get("step") == best_step and "time" in row:
+            end = row["time"]
+    hours = (end - start) / 3600 if start is not None and end is not None else 0.0
+    return best_step * batch, hours
+
+
+def previous_totals(name: str) -> dict[str, float]:
+    path = WEIGHTS / f"{name}.safetensors"
+    if not path.is_file():
+        return {"patches_seen": 0, "train_hours": 0.0}
+    extra = read_metadata(path)[1].extra
+    if "campaign_patches_seen" in extra:
+        return {"patches_seen": int(extra["campaign_patches_seen"]),
+                "train_hours": float(extra["campaign_train_hours"])}
+    return dict(INTERIM) if name == "srresnet_x4" else {"patches_seen": 0, "train_hours": 0.0}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", help="shipped model name, e.g. srresnet_x4 or srgan_mse_x4")
+    parser.add_argument("--run", type=Path, help="run folder [runs/campaign/NAME]")
+    parser.add_argument("--min-gain", type=float, default=0.05, help="dB on --data")
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" /
+                        "benchmark" / "Set5")
+    parser.add_argument("--force", action="store_true",
+                        help="ship even without the gain (a stage-2 model judged by NIQE)")
+    parser.add_argument("--dry-run", action="store_true")
+    args = parser.parse_args()
+    run = args.run or REPO / "runs" / "campaign" / args.name
+    cfg = tomllib.loads((run / "config.toml").read_text())
+    batch = int(cfg["train"]["batch_size"])
+    ema = float(cfg["train"]["ema"]) > 0
+
+    with tempfile.TemporaryDirectory() as tmp:
+        candidate = Path(tmp) / "candidate.safetensors"
+        export_generator(run, candidate, ema=ema, best=True, dtype=torch.float16)
+        card = read_metadata(candidate)[1]
+        best_step = int(card.extra["steps"])
+        shipped = WEIGHTS / f"{args.name}.safetensors"
+        models = [str(candidate)] + ([args.name] if shipped.is_file() else [])
+        scores = set5_psnr(models, args.data)
+        new = scores[str(candidate)]
+        old = scores.get(args.name)
+        gain = new - old if old is not None else float("inf")
+        print(f"candidate (step {best_step}): {new:.3f} dB; shipped: "
+              f"{'none' if old is None else f'{old:.3f} dB'}; gain {gain:+.3f} dB")
+        if gain < args.min_gain and not args.force:
+            print(f"not shipped: below the {args.min_gain} dB rule")
+            return 3
+        if args.dry_run:
+            return 0
+
+        before = previous_totals(args.name)
+        patches, hours = segment_totals(run / "log.jsonl", batch, best_step)
+        native, why = native_bf16()
+        amp = cfg["train"]["amp"]
+        precision = "bf16" if amp == "bf16" or (amp == "auto" and native) else "fp32"
+        segments = sorted(p for p in LOGS.glob(f"*-{args.name}") if p.is_dir())
+        index = len(sorted(LOGS.glob("*-*"))) + 1 if LOGS.is_dir() else 1
+        extra = dict(card.extra)
+        extra.update({
+            "campaign_patches_seen": str(before["patches_seen"] + patches),
+            "campaign_train_hours": f"{before['train_hours'] + hours:.3f}",
+            "campaign_segments": str(len(segments) + 1),
+            "campaign_cpu": f"{capability()} ({why}), {torch.get_num_threads()} threads",
+            "campaign_precision": precision,
+            "set5_psnr_y": f"{new:.4f}",
+        })
+        net = load_generator(candidate)
+        save_generator(net, shipped, ModelCard(name=args.name, description=card.description,
+                                               training=card.training, extra=extra),
+                       dtype=torch.float16)
+        dest = LOGS / f"{index:02d}-{args.name}"
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(run / "log.jsonl", dest / "log.jsonl")
+        shutil.copy2(run / "config.toml", dest / "config.toml")
+        (dest / "segment.json").write_text(json.dumps({
+            "name": args.name, "best_step": best_step, "batch": batch,
+            "patches_before": before["patches_seen"], "hours_before": before["train_hours"],
+            "patches": patches, "hours": hours, "set5_psnr_y": new, "shipped_before": old,
+            "cpu_flags_bf16": sorted(f for f in cpu_flags() if "bf16" in f),
+            "precision": precision,
+        }, indent=1) + "\n")
+        print(f"shipped {shipped} ({extra['campaign_patches_seen']} patches, "
+              f"{extra['campaign_train_hours']} h in all); log in {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

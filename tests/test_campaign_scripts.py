@@ -1,0 +1,61 @@
+"""scripts/campaign_ship.py and scripts/training_curve.py on a run folder made here."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fake_run(folder: Path, stage: str = "srresnet", batch: int = 16) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "config.toml").write_text(f'[train]\nstage = "{stage}"\nbatch_size = {batch}\n')
+    rows = [{"time": 1000.0, "event": "start", "step": 0}]
+    for step, psnr in ((500, 29.0), (1000, 29.5), (1500, 29.4)):
+        rows.append({"time": 1000.0 + step * 0.6, "step": step, "train/loss": 0.01})
+        rows.append({"time": 1000.0 + step * 0.6, "step": step, "val/psnr_y": psnr})
+    (folder / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def test_segment_totals_count_up_to_the_best_step(tmp_path):
+    ship = _load("campaign_ship")
+    run = _fake_run(tmp_path / "run")
+    patches, hours = ship.segment_totals(run / "log.jsonl", batch=16, best_step=1000)
+    assert patches == 16_000
+    assert hours == pytest.approx(600 / 3600)
+
+
+def test_curve_shifts_each_segment_by_the_patches_before_it(tmp_path):
+    curve = _load("training_curve")
+    first = _fake_run(tmp_path / "01-srresnet_x4")
+    (first / "segment.json").write_text(json.dumps({"patches_before": 38_480,
+                                                    "shipped_before": 28.94}))
+    seg = curve.read_segment(first)
+    assert seg.points == [(38_480 + 8_000, 29.0), (38_480 + 16_000, 29.5),
+                          (38_480 + 24_000, 29.4)]
+    assert seg.start_psnr == 28.94 and seg.stage == "srresnet"
+    live = curve.read_segment(_fake_run(tmp_path / "run", "srgan", 8), patches_before=1000)
+    assert live.points[0] == (1000 + 4000, 29.0) and live.start_psnr is None
+
+
+def test_curve_draws_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    curve = _load("training_curve")
+    seg = curve.read_segment(_fake_run(tmp_path / "01-srresnet_x4"))
+    out = tmp_path / "curve.png"
+    curve.draw([seg], out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
