@@ -81,6 +81,22 @@ def test_window_is_matlab_fspecial_7_by_7_sigma_7_6():
     assert w[3, 6] / w[3, 5] == pytest.approx(np.exp(-(9 - 4) / (2 * (7 / 6) ** 2)))
 
 
+def test_mscn_is_imfilter_replicate_with_the_7x7_window():
+    from srgan.niqe import mscn
+
+    x = np.random.default_rng(2).integers(0, 256, (20, 23)).astype(np.float64)
+    w = gaussian_window()
+    pad = np.pad(x, 3, mode="edge")  # imfilter 'replicate', computed the direct way
+    mu = np.array([[np.sum(w * pad[i:i + 7, j:j + 7]) for j in range(23)] for i in range(20)])
+    var = np.array([[np.sum(w * pad[i:i + 7, j:j + 7] ** 2) for j in range(23)]
+                    for i in range(20)]) - mu**2
+    coeffs, sigma = mscn(x)
+    np.testing.assert_allclose(sigma, np.sqrt(np.abs(var)), atol=1e-9)
+    np.testing.assert_allclose(coeffs, (x - mu) / (np.sqrt(np.abs(var)) + 1), atol=1e-12)
+    flat, _ = mscn(np.full((16, 16), 77.0))
+    assert not flat.any()  # exactly 0, not rounding noise
+
+
 def test_aggd_fit_recovers_the_shape_of_known_distributions():
     rng = np.random.default_rng(1)
     n = 200_000

