@@ -57,6 +57,11 @@ def test_upscale_outputs_in_the_input_folder_are_not_upscaled_again(tmp_path, ti
         assert not [n for n in names if "_x4_x4" in n], names
     assert sorted(p.name for p in folder.rglob("*.png")) == ["a.png", "a_x4.png", "a_x4.png"]
     assert Image.open(folder / "up" / "a_x4.png").size == (48, 40)
+    # an earlier run's other scale is ours too: no a_x4_x2 / a_x2_x4
+    for _ in range(2):
+        res = cli("upscale", folder, "-o", folder, "-m", tiny_model_path, "-q", "--outscale", 2)
+        assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in folder.glob("*.png")) == ["a.png", "a_x2.png", "a_x4.png"]
 
 
 @pytest.mark.parametrize("suffix", ["/../..", "/x", "a/b"])

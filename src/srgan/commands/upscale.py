@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import sys
 import time
@@ -25,6 +26,7 @@ Examples:
 OUTPUT_EXTENSIONS = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
 # Input formats we also write back as they came; anything else (GIF, TIFF, ...) becomes PNG.
 KEEP_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+DEFAULT_SUFFIX = re.compile(r"_x\d+(\.\d+)?$")  # what default_suffix() makes
 
 
 def output_path(src: Path, root: Path | None, outdir: Path, suffix: str, ext: str) -> Path:
@@ -53,14 +55,15 @@ def _stat_error(item: Path, exc: OSError) -> str:
 def is_own_output(f: Path, root: Path, outdir: Path, suffix: str) -> bool:
     """Whether `f`, found in the input folder `root`, is (or may be) an output of ours: all of
     an output folder inside the input folder, or, when they are the same folder, names that
-    end in the suffix. Upscaling those again would grow x16, x64 ... on every rerun."""
+    end in the suffix or in a default one (_x4, _x2, _x1.5 from an earlier --outscale).
+    Upscaling those again would grow x16, x64 ... on every rerun."""
     from srgan.outputs import is_within
 
     if not is_within(f, outdir):
         return False
     if is_within(outdir, root) and not is_within(root, outdir):  # a sub-folder of the input
         return True
-    return bool(suffix) and f.stem.endswith(suffix)
+    return (bool(suffix) and f.stem.endswith(suffix)) or DEFAULT_SUFFIX.search(f.stem) is not None
 
 
 def collect_inputs(
