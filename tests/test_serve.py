@@ -448,11 +448,25 @@ def test_page_is_served_and_works_offline(client: TestClient):
     r = client.get("/")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert 'src="static/app.js"' in r.text and 'href="static/style.css"' in r.text
-    for name in ("index.html", "app.js", "style.css"):
+    for name in ("index.html", "app.js", "bicubic.js", "zip.js", "docs.js", "style.css"):
         assert client.get(f"/static/{name}").status_code == 200
         text = (STATIC_DIR / name).read_text()
         # nothing fetched from another origin: no CDN, fonts or scripts from elsewhere
         assert "http://" not in text and "https://" not in text and "//cdn" not in text
+
+
+def test_shipped_models_are_described_in_plain_words():
+    """The page lists whatever list_models() returns, each with a summary for non-experts
+    (the card's description is training jargon)."""
+    from srgan.weights import list_models
+
+    with TestClient(create_app(None, device="cpu"), base_url=LOCAL) as c:
+        body = c.get("/v1/models").json()
+    by_name = {m["name"]: m for m in body["models"]}
+    assert set(by_name) == {*list_models(), "bicubic"}
+    if "srresnet_x4" in by_name:
+        assert by_name["srresnet_x4"]["summary"].startswith("Faithful, smooth")
+    assert all(m["summary"] for m in body["models"])
 
 
 def test_bad_model_file_fails_at_start(tmp_path: Path):

@@ -1,8 +1,13 @@
 """End to end in a real browser: Debian's chromium driven by Playwright for Python, against
-`srgan serve`'s app on uvicorn (127.0.0.1, a free port). Skipped when either is missing;
-.ci/run installs chromium and runs `pytest -m browser`.
+`srgan serve`'s app on uvicorn (127.0.0.1, a free port), at a desktop size and at a phone size
+(390x844, touch). Skipped when either is missing; .ci/run installs chromium and runs
+`pytest -m browser`.
 
-Set SRGAN_DOCS_SCREENSHOT=docs/serve-screenshot.png to also write the screenshot for the docs.
+Every page load also checks that nothing was requested from another origin and that the
+Content-Security-Policy blocked nothing (so the policy and the page agree).
+
+Set SRGAN_DOCS_SCREENSHOT=docs/serve-screenshot.png to also retake the docs' screenshots
+(desktop, and the phone one next to it) with the shipped model on examples/ladybird_lr.png.
 """
 
 from __future__ import annotations
@@ -10,10 +15,13 @@ from __future__ import annotations
 import base64
 import io
 import os
+import re
 import shutil
 import threading
 import time
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -30,31 +38,53 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+DESKTOP = {"viewport": {"width": 1100, "height": 900}}
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3,
+         "is_mobile": True, "has_touch": True}
+SIZES = {"desktop": DESKTOP, "phone": PHONE}
 
 if not CHROMIUM.exists():
     pytest.skip("needs Debian's chromium at /usr/bin/chromium", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
 uvicorn = pytest.importorskip("uvicorn")
 
+from srgan.inference import Upscaler, resize_to  # noqa: E402
 from srgan.serve.app import create_app  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
 
-def photo(h: int = 48, w: int = 64) -> Image.Image:
+
+def photo(h: int = 48, w: int = 64, seed: int = 0) -> Image.Image:
     """A small picture with edges and gradients (something worth upscaling)."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    r = 0.5 + 0.5 * np.sin(xx / 5.0)
+    r = 0.5 + 0.5 * np.sin(xx / (5.0 + seed))
     g = (yy / h) * ((xx // 8) % 2)
     b = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2 < (h / 3) ** 2).astype(np.float32)
     arr = (np.stack([r, g, b], axis=2) * 255).round().astype(np.uint8)
     return Image.fromarray(arr, "RGB")
 
 
-@pytest.fixture(scope="module")
-def server_url(tiny_model_path: Path):
-    app = create_app([str(tiny_model_path)], device="cpu", max_pixels=100_000,
-                     max_upload_mb=1)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                            lifespan="on")
+def save(img: Image.Image, path: Path, **kw: Any) -> Path:
+    img.save(path, **kw)
+    return path
+
+
+class Gated:
+    """An upscaler that waits for `gate` before each job: lets a test act while one runs."""
+
+    gate = threading.Event()
+
+    def __init__(self, inner: Upscaler) -> None:
+        self.inner = inner
+        self.scale = inner.scale
+
+    def upscale_image(self, data, outscale=None, tta=False):
+        assert self.gate.wait(30)
+        return self.inner.upscale_image(data, outscale, tta)
+
+
+def start_server(app) -> tuple[Any, threading.Thread, str]:
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -64,7 +94,20 @@ def server_url(tiny_model_path: Path):
             pytest.fail("uvicorn did not start")
         time.sleep(0.05)
     port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}/"
+    return server, thread, f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture(scope="module")
+def server_url(tiny_model_path: Path, tmp_path_factory):
+    second = tmp_path_factory.mktemp("second") / "tiny_b_x4.safetensors"
+    second.write_bytes(tiny_model_path.read_bytes())
+    Gated.gate.set()
+    app = create_app([str(tiny_model_path), str(second)], device="cpu", max_pixels=100_000,
+                     max_upload_mb=1,
+                     loader=lambda path: Gated(Upscaler.from_pretrained(path, device="cpu")))
+    server, thread, url = start_server(app)
+    yield url
+    Gated.gate.set()
     server.should_exit = True
     thread.join(10)
 
@@ -77,60 +120,220 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(browser, server_url):
-    context = browser.new_context(accept_downloads=True, viewport={"width": 1100, "height": 900})
+def open_page(browser, url: str, **context_args: Any):
+    """A page on `url` that records foreign requests, CSP violations and POSTs."""
+    context = browser.new_context(accept_downloads=True, **context_args)
     pg = context.new_page()
-    # the page must work offline: every request it makes goes to our server
-    foreign: list[str] = []
-    local = (server_url, f"blob:{server_url}", "data:")
+    pg.foreign, pg.csp, pg.posts = [], [], []
+    local = (url, f"blob:{url}", "data:")
     pg.on("request", lambda req: None if req.url.startswith(local) else
-          foreign.append(req.url))
-    pg.goto(server_url)
-    pg.wait_for_function("document.querySelectorAll('#model option').length > 0")
+          pg.foreign.append(req.url))
+    pg.on("request", lambda req: req.method == "POST" and pg.posts.append(req.url))
+    pg.on("console", lambda msg: "Content Security Policy" in msg.text and
+          pg.csp.append(msg.text))
+    pg.goto(url)
+    return context, pg
+
+
+@pytest.fixture(params=["desktop", "phone"])
+def page(request, browser, server_url):
+    context, pg = open_page(browser, server_url, **SIZES[request.param])
+    pg.size_name = request.param
+    pg.wait_for_function("() => document.querySelectorAll('#model option').length > 0")
     yield pg
-    assert foreign == [], f"the page fetched from elsewhere: {foreign}"
+    assert pg.foreign == [], f"the page fetched from elsewhere: {pg.foreign}"
+    assert pg.csp == [], f"the CSP blocked something: {pg.csp}"
     context.close()
 
 
+@pytest.fixture
+def desktop(browser, server_url):
+    context, pg = open_page(browser, server_url, **DESKTOP)
+    pg.wait_for_function("() => document.querySelectorAll('#model option').length > 0")
+    yield pg
+    assert pg.foreign == [] and pg.csp == []
+    context.close()
+
+
+def image_of(page, selector: str) -> np.ndarray:
+    """The pixels of an <img> on the page, as float RGB in [0, 1] (through a canvas: the
+    CSP lets the page fetch nothing but its own server, blob: URLs included)."""
+    b64 = page.evaluate("""(sel) => {
+        const img = document.querySelector(sel);
+        const c = document.createElement('canvas');
+        c.width = img.naturalWidth; c.height = img.naturalHeight;
+        c.getContext('2d').drawImage(img, 0, 0);
+        return c.toDataURL('image/png').split(',')[1];
+    }""", selector)
+    img = Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB")
+    return np.asarray(img, dtype=np.float32) / 255
+
+
+def bicubic_of(img: Image.Image, scale: float = 4) -> np.ndarray:
+    src = np.asarray(img.convert("RGB"), dtype=np.float32) / 255
+    return resize_to(src, src.shape[0], src.shape[1], scale)
+
+
+def wait_result(page, timeout: float = 30_000) -> None:
+    page.wait_for_selector("#before", state="visible", timeout=timeout)
+
+
+# --------------------------------------------------------------------------- the main path
+
+
 def test_upload_upscale_compare_download(page, tmp_path: Path):
-    src = tmp_path / "photo.png"
-    photo().save(src)
+    src = save(photo(), tmp_path / "photo.png")
     assert page.locator("#model").input_value() == "tiny_x4"
     assert "megapixels" in page.inner_text("#limits")
     page.set_input_files("#file", str(src))
-    assert "photo.png" in page.inner_text("#drop-text")
+    # the preview shows the image and its pixel size before anything is sent
+    page.wait_for_function("() => document.querySelector('#preview .size').textContent"
+                           ".includes('64 × 48 px')")
+    assert page.locator("#preview img").is_visible() and page.posts == []
     page.click("#go")
-    page.wait_for_selector("#before", state="visible", timeout=30_000)  # bicubic arrived
+    wait_result(page)
     assert page.locator("#error").is_hidden()
     assert "64x48 → 256x192" in page.inner_text("#result-info")
-    assert page.inner_text("#tag-before").startswith("bicubic")
+    assert page.inner_text("#tag-before") == "bicubic"
     assert page.inner_text("#tag-after").startswith("tiny_x4")
-    # both sides have the same pixel size and are shown at the same size
+    # issue 15 bug 1: one upload per run (the bicubic side is made in the browser) ...
+    assert len(page.posts) == 1
+    # ... both sides have the same pixel size, are shown at the same size, and the left one
+    # is MATLAB bicubic of the very file uploaded
     sizes = page.evaluate("""() => [...document.querySelectorAll('#compare img')].map(
         i => [i.naturalWidth, i.naturalHeight, i.clientWidth, i.clientHeight])""")
     assert sizes[0] == sizes[1] and sizes[0][:2] == [256, 192]
+    assert np.abs(image_of(page, "#before") - bicubic_of(photo())).max() <= 1.5 / 255
+    # issue 15 bug 8: "fit" never enlarges a small result (256 image px -> <= 256 CSS px)
+    assert sizes[0][2] <= 256 and not page.evaluate(
+        "document.getElementById('compare').classList.contains('pixelated')")
     # the slider moves the divider
     page.fill("#slider", "25")
     page.dispatch_event("#slider", "input")
     assert page.evaluate("document.getElementById('divider').style.left") == "25%"
+    # issue 15 bug 3: the two labels never overlap, and a swipe on the image is ours
+    boxes = [page.locator(s).bounding_box() for s in ("#tag-before", "#tag-after")]
+    assert boxes[0]["x"] + boxes[0]["width"] <= boxes[1]["x"], boxes
+    assert page.evaluate("getComputedStyle(document.getElementById('compare')).touchAction"
+                         ) == "pan-y pinch-zoom"
 
     with page.expect_download() as info:
         page.click("#download")
     download = info.value
     assert download.suggested_filename == "photo_x4.png"
-    got = Image.open(download.path())
-    assert got.size == (64 * 4, 48 * 4)
+    assert Image.open(download.path()).size == (64 * 4, 48 * 4)
 
     shot = tmp_path / "serve.png"
     page.screenshot(path=str(shot), full_page=True)
-    assert Image.open(shot).size[0] > 500
-    docs = os.environ.get("SRGAN_DOCS_SCREENSHOT")
-    if docs:
-        shutil.copyfile(shot, docs)
+    assert Image.open(shot).size[0] >= 390
 
 
-def test_drop_and_error_message(page, tmp_path: Path):
+def test_the_comparison_stays_one_image_when_another_is_chosen_while_busy(desktop,
+                                                                           tmp_path: Path):
+    """Issue 15 bug 1: choosing another image while the first was processed made the left
+    side a bicubic of the second image."""
+    page = desktop
+    first = save(photo(48, 64), tmp_path / "first.png")
+    second = save(photo(30, 40, seed=3), tmp_path / "second.png")
+    Gated.gate.clear()
+    try:
+        page.set_input_files("#file", str(first))
+        page.click("#go")
+        page.wait_for_function("() => document.getElementById('status-text').textContent"
+                               ".includes('on the server')", timeout=30_000)
+        page.set_input_files("#file", str(second))  # ignored while busy
+    finally:
+        Gated.gate.set()
+    wait_result(page)
+    page.wait_for_function("() => document.getElementById('cancel').hidden")
+    assert len(page.posts) == 1
+    after, before = image_of(page, "#after"), image_of(page, "#before")
+    assert after.shape == before.shape == (192, 256, 3)
+    assert np.abs(before - bicubic_of(photo(48, 64))).max() <= 1.5 / 255
+
+
+def test_mouse_drag_moves_the_divider_and_stops_on_release(desktop, tmp_path: Path):
+    """Issue 15 bug 2: a mouse drag started a native image drag; afterwards the divider
+    followed the pointer with no button down."""
+    page = desktop
+    page.set_input_files("#file", str(save(photo(), tmp_path / "p.png")))
+    page.click("#go")
+    wait_result(page)
+    box = page.locator("#compare").bounding_box()
+    y = box["y"] + box["height"] / 2
+    at = lambda f: box["x"] + f * box["width"]  # noqa: E731
+    left = lambda: float(page.evaluate(  # noqa: E731
+        "document.getElementById('divider').style.left").rstrip("%"))
+    page.mouse.move(at(0.3), y)
+    page.mouse.down()
+    page.mouse.move(at(0.5), y, steps=5)
+    page.mouse.move(at(0.7), y, steps=5)
+    assert abs(left() - 70) < 2
+    page.mouse.up()
+    page.mouse.move(at(0.2), y, steps=5)  # no button down: the divider stays
+    assert abs(left() - 70) < 2
+
+
+def test_a_horizontal_swipe_moves_the_divider_and_keeps_the_page(browser, server_url,
+                                                                 tmp_path: Path):
+    """Issue 15 bug 3: in touch emulation a swipe went back in history and lost the result."""
+    context, page = open_page(browser, server_url, **PHONE)
+    page.wait_for_function("() => document.querySelectorAll('#model option').length > 0")
+    page.goto(server_url + "#second")  # a history entry a back-swipe would return to
+    page.set_input_files("#file", str(save(photo(), tmp_path / "p.png")))
+    page.click("#go")
+    wait_result(page)
+    box = page.locator("#compare").bounding_box()
+    y = box["y"] + box["height"] / 2
+    cdp = context.new_cdp_session(page)
+    xs = [box["x"] + f * box["width"] for f in (0.8, 0.6, 0.4, 0.2)]
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart",
+                                          "touchPoints": [{"x": xs[0], "y": y}]})
+    for x in xs[1:]:
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove",
+                                              "touchPoints": [{"x": x, "y": y}]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    page.wait_for_timeout(300)
+    assert page.url.endswith("#second") and page.locator("#result").is_visible()
+    assert float(page.evaluate("document.getElementById('divider').style.left")
+                 .rstrip("%")) < 35
+    context.close()
+
+
+# --------------------------------------------------------------------------- messages
+
+
+@pytest.mark.filterwarnings("ignore::srgan.imageio.ImageWarning")
+def test_server_warnings_stay_on_screen(desktop, tmp_path: Path):
+    """Issue 15 bug 4: the caption overwrote the server's warnings a moment after they came."""
+    page = desktop
+    frames = [photo(seed=s) for s in (0, 2)]
+    gif = tmp_path / "anim.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100)
+    page.set_input_files("#file", str(gif))
+    page.click("#go")
+    wait_result(page)
+    page.wait_for_function("() => document.getElementById('compare-note').textContent"
+                           ".startsWith('Left of the line')")
+    assert "first frame" in page.inner_text("#warnings")
+    assert page.locator("#warnings").is_visible()
+
+
+def test_the_busy_message_says_it_once(desktop, tmp_path: Path):
+    """Issue 15 bug 5: "... try again in 15 s Try again in 15 s"."""
+    page = desktop
+    page.route("**/v1/upscale", lambda route: route.fulfill(
+        status=503, headers={"Retry-After": "15", "Content-Type": "application/json"},
+        body='{"detail": "the server is busy (9 jobs running or waiting); try again in 15 s"}'))
+    page.set_input_files("#file", str(save(photo(), tmp_path / "p.png")))
+    page.click("#go")
+    page.wait_for_selector("#error", state="visible", timeout=30_000)
+    text = page.inner_text("#error")
+    assert text == "the server is busy (9 jobs running or waiting); try again in 15 s"
+    assert page.evaluate("document.activeElement.id") == "error"  # focus is not lost
+
+
+def test_drop_and_error_message(page):
     """A file dropped on the zone is taken; the API's error detail is shown to the person."""
     handle = page.evaluate_handle(
         """(b64) => {
@@ -145,21 +348,200 @@ def test_drop_and_error_message(page, tmp_path: Path):
     )
     page.dispatch_event("#drop", "drop", {"dataTransfer": handle})
     assert "notes.png" in page.inner_text("#drop-text")
+    page.wait_for_function("() => document.querySelector('#preview .size').textContent"
+                           ".includes('no preview')")
     page.click("#go")
     page.wait_for_selector("#error", state="visible", timeout=30_000)
     assert "notes.png: not an image" in page.inner_text("#error")
     assert page.locator("#result").is_hidden()
 
 
-def test_too_large_upload_is_explained_before_sending(page, tmp_path: Path):
+def test_too_large_upload_is_explained_before_sending(desktop, tmp_path: Path):
+    page = desktop
     big = tmp_path / "big.png"
-    buf = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (700, 700, 3), np.uint8)).save(
-        buf, "PNG")
-    big.write_bytes(buf.getvalue())  # ~1.4 MB > the 1 MB limit
+        big, "PNG")  # ~1.4 MB > the 1 MB limit
     page.set_input_files("#file", str(big))
     assert "accepts uploads up to 1.0 MB" in page.inner_text("#error")
     page.click("#go")  # the server says so too
     page.wait_for_function(
-        "document.getElementById('error').textContent.includes('upload too large')",
+        "() => document.getElementById('error').textContent.includes('upload too large')",
         timeout=30_000)
+
+
+# --------------------------------------------------------------------------- features
+
+
+def test_models_are_listed_in_plain_words_and_the_choice_is_used(desktop, tmp_path: Path):
+    page = desktop
+    options = page.eval_on_selector_all("#model option", "os => os.map(o => o.value)")
+    assert options == ["tiny_x4", "tiny_b_x4"]  # whatever the server offers, bicubic aside
+    assert page.inner_text("#model-card") == "tiny_x4 (×4): test."
+    page.select_option("#model", "tiny_b_x4")
+    page.set_input_files("#file", str(save(photo(), tmp_path / "p.png")))
+    page.click("#go")
+    wait_result(page)
+    assert page.inner_text("#tag-after").startswith("tiny_b_x4")
+
+
+def test_paste_an_image(page):
+    png = io.BytesIO()
+    photo(20, 30).save(png, "PNG")
+    page.evaluate("""(b64) => {
+        const bin = atob(b64);
+        const bytes = new Uint8Array(bin.length);
+        for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], 'image.png', {type: 'image/png'}));
+        document.dispatchEvent(new ClipboardEvent('paste', {clipboardData: dt}));
+    }""", base64.b64encode(png.getvalue()).decode())
+    page.wait_for_function("() => document.querySelector('#preview .size').textContent"
+                           ".includes('30 × 20 px')")
+    assert "pasted-1.png" in page.inner_text("#drop-text")
+    page.click("#go")
+    wait_result(page)
+    assert "30x20 → 120x80" in page.inner_text("#result-info")
+
+
+def test_several_files_one_after_another_and_a_zip(page, tmp_path: Path):
+    files = [save(photo(24 + 4 * i, 32, seed=i), tmp_path / f"p{i}.png") for i in range(3)]
+    page.set_input_files("#file", [str(f) for f in files])
+    page.wait_for_function("() => document.querySelectorAll('#preview li').length === 3")
+    assert page.inner_text("#drop-text") == "3 images chosen"
+    page.click("#go")
+    page.wait_for_selector("#download-all", state="visible", timeout=60_000)
+    assert len(page.posts) == 3
+    assert page.eval_on_selector_all("#batch li", "ls => ls.map(l => l.textContent)") == [
+        "p0_x4.png", "p1_x4.png", "p2_x4.png"]
+    page.click("#batch li:nth-child(2) button")  # view the second one
+    page.wait_for_function("() => document.getElementById('after').naturalHeight === 112")
+    with page.expect_download() as info:
+        page.click("#download-all")
+    with zipfile.ZipFile(info.value.path()) as z:
+        assert z.testzip() is None
+        assert z.namelist() == ["p0_x4.png", "p1_x4.png", "p2_x4.png"]
+        sizes = [Image.open(io.BytesIO(z.read(n))).size for n in z.namelist()]
+    assert sizes == [(128, 96), (128, 112), (128, 128)]
+
+
+def test_queue_position_and_cancel(desktop, server_url, tmp_path: Path):
+    """While another job holds the worker, the page says where its job stands; Cancel
+    withdraws it, and the page is ready for the next run."""
+    import httpx
+
+    page = desktop
+    Gated.gate.clear()
+    other = threading.Thread(target=lambda: httpx.post(
+        server_url + "v1/upscale", files={"image": ("o.png", _png(photo()), "image/png")},
+        timeout=60))
+    try:
+        other.start()
+        for _ in range(500):  # the other job holds the worker before ours is sent
+            if httpx.get(server_url + "healthz").json()["queue"]["running"] == 1:
+                break
+            time.sleep(0.02)
+        page.set_input_files("#file", str(save(photo(), tmp_path / "mine.png")))
+        page.click("#go")
+        page.wait_for_function("() => document.getElementById('status-text').textContent"
+                               ".includes('1 job ahead of yours')", timeout=30_000)
+        assert page.evaluate("document.activeElement.id") == "cancel"
+        page.click("#cancel")
+        page.wait_for_selector("#error", state="visible")
+        assert page.inner_text("#error").startswith("Cancelled.")
+        assert page.locator("#go").is_enabled() and page.locator("#cancel").is_hidden()
+    finally:
+        Gated.gate.set()
+        other.join(60)
+    health = httpx.get(server_url + "healthz").json()
+    assert health["queue"]["running"] == 0 and health["queue"]["waiting"] == 0
+
+
+def test_dark_mode_follows_the_system(browser, server_url):
+    colours = {}
+    for scheme in ("light", "dark"):
+        context, page = open_page(browser, server_url, color_scheme=scheme, **DESKTOP)
+        colours[scheme] = page.evaluate("""() => {
+            const c = getComputedStyle(document.documentElement).backgroundColor;
+            return c.match(/\\d+/g).slice(0, 3).map(Number);
+        }""")
+        context.close()
+    assert sum(colours["light"]) > 600 and sum(colours["dark"]) < 150, colours
+
+
+def test_keyboard_only(browser, server_url, tmp_path: Path):
+    """Every stop has a visible focus, the file input is not a stop of its own, a whole run
+    works from the keyboard, and focus lands on the result afterwards."""
+    context, page = open_page(browser, server_url, **DESKTOP)
+    page.wait_for_function("() => document.querySelectorAll('#model option').length > 0")
+
+    def tab(key: str = "Tab") -> list:
+        page.keyboard.press(key)
+        return page.evaluate("""() => {
+            const e = document.activeElement, s = getComputedStyle(e);
+            return [e.id || e.textContent.trim(), s.outlineStyle, parseFloat(s.outlineWidth)];
+        }""")
+
+    stops = [tab(), tab()]
+    assert [s[0] for s in stops] == ["API docs", "choose"]
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    chooser.value.set_files(str(save(photo(), tmp_path / "k.png")))
+    stops += [tab() for _ in range(4)]
+    ids = [s[0] for s in stops]
+    assert ids == ["API docs", "choose", "model", "outscale", "format", "go"], ids
+    assert all(style != "none" and width >= 2 for _, style, width in stops), stops
+    page.keyboard.press("Enter")
+    wait_result(page)
+    page.wait_for_function("() => document.activeElement.id === 'download'")
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
+    assert tab()[0] == "download-all" or page.locator("#download-all").is_hidden()
+    assert page.foreign == [] and page.csp == []
+    context.close()
+
+
+def test_api_docs_work_offline(desktop, server_url):
+    """Issue 15 bug 6: /docs loaded Swagger UI from a CDN and was blank offline."""
+    page = desktop
+    page.goto(server_url + "docs")
+    page.wait_for_selector(".opblock", timeout=30_000)
+    assert page.locator(".opblock").count() >= 5
+    assert "/v1/upscale" in page.inner_text("#swagger-ui")
+    assert page.foreign == [] and page.csp == []
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- docs screenshots
+
+
+@pytest.mark.skipif(not os.environ.get("SRGAN_DOCS_SCREENSHOT"),
+                    reason="set SRGAN_DOCS_SCREENSHOT=docs/serve-screenshot.png to retake")
+def test_docs_screenshots(browser, tmp_path: Path):
+    """The docs' screenshots: the shipped model(s) on examples/ladybird_lr.png."""
+    desktop_path = Path(os.environ["SRGAN_DOCS_SCREENSHOT"])
+    phone_path = desktop_path.with_name(desktop_path.stem + "-phone.png")
+    server, thread, url = start_server(create_app(None, device="cpu"))
+    try:
+        for path, size in ((desktop_path, DESKTOP), (phone_path, PHONE)):
+            context, page = open_page(browser, url, **size)
+            page.wait_for_function(
+                "() => document.querySelectorAll('#model option').length > 0")
+            page.set_input_files("#file", str(ROOT / "examples" / "ladybird_lr.png"))
+            page.click("#go")
+            wait_result(page, timeout=300_000)
+            page.fill("#slider", "50")
+            page.dispatch_event("#slider", "input")
+            page.evaluate("document.activeElement.blur()")
+            shot = tmp_path / path.name
+            page.screenshot(path=str(shot), full_page=True)
+            shutil.copyfile(shot, path)
+            assert page.foreign == [] and page.csp == []
+            context.close()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert re.search(r"\.png$", str(phone_path))

@@ -2,8 +2,10 @@
 
 FastAPI's own /docs and /redoc load Swagger UI, ReDoc and fonts from CDNs, so they are blank
 on a machine without internet, and their inline script would break the page's CSP. Here the
-Swagger UI files come from the `swagger-ui-bundle` package (a dependency of the `web` extra)
-and are started by a small script of our own; ReDoc is dropped (nothing on PyPI ships it).
+Swagger UI files (5.x, which reads FastAPI's OpenAPI 3.1) come from the `fastapi-offline`
+package (a dependency of the `web` extra; we use its files, not its app class) and are started
+by a small script of our own. ReDoc is dropped: it injects inline styles and starts blob:
+workers, which the page's CSP forbids, and Swagger UI covers the same ground.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ schema: <a href="openapi.json">openapi.json</a></p>
 NO_BUNDLE_HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>srgan API</title></head>
 <body><h1>srgan API</h1>
-<p>The interactive docs need the <code>swagger-ui-bundle</code> package
+<p>The interactive docs need the <code>fastapi-offline</code> package
 (<code>pip install 'srgan[web]'</code>). The schema is at <a href="openapi.json">openapi.json</a>
 and the API is described in docs/serve.md.</p></body></html>
 """
@@ -44,10 +46,10 @@ and the API is described in docs/serve.md.</p></body></html>
 
 def swagger_ui_dir() -> Path | None:
     try:
-        from swagger_ui_bundle import swagger_ui_path
+        import fastapi_offline
     except ImportError:
         return None
-    path = Path(swagger_ui_path)
+    path = Path(fastapi_offline.__file__).parent / "static"
     return path if (path / "swagger-ui-bundle.js").is_file() else None
 
 

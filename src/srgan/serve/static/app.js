@@ -1,4 +1,6 @@
-// The srgan page: pick an image, POST it to v1/upscale, show bicubic vs super-resolved.
+// The srgan page: choose images (button, drop or paste), POST each once to v1/upscale, show
+// the model's result against a bicubic enlargement of the same file (computed here, by
+// bicubic.js), download one result or all of them as a zip (zip.js).
 // Plain JavaScript, no build step, nothing fetched from outside this server.
 "use strict";
 
@@ -7,17 +9,21 @@ const $ = (id) => document.getElementById(id);
 const state = {
   models: [],
   limits: null,
-  file: null,
+  items: [], // chosen images: {file, url, width, height}
   busy: false,
-  urls: [], // object URLs to revoke when a new result replaces the old one
+  xhr: null, // the request in flight, for Cancel
+  ticket: null,
+  cancelled: false,
+  results: [], // {item, blob, url, name, model, outscale, info, warnings}
+  shown: null, // the result on screen
+  compareUrl: null,
   zoom: "fit",
 };
 
 class ApiError extends Error {
-  constructor(status, message, retryAfter) {
+  constructor(status, message) {
     super(message);
     this.status = status;
-    this.retryAfter = retryAfter;
   }
 }
 
@@ -37,15 +43,8 @@ function setStatus(text, percent) {
   $("status").hidden = false;
   $("status-text").textContent = text;
   const bar = $("progress");
-  if (percent === null || percent === undefined) {
-    bar.removeAttribute("value"); // indeterminate
-  } else {
-    bar.value = percent;
-  }
-}
-
-function hideStatus() {
-  $("status").hidden = true;
+  if (percent === null || percent === undefined) bar.removeAttribute("value");
+  else bar.value = percent;
 }
 
 function formatBytes(n) {
@@ -54,28 +53,18 @@ function formatBytes(n) {
   return n + " bytes";
 }
 
-// The API answers errors as JSON {"detail": ...}: a sentence, or FastAPI's list of
-// validation problems. Turn either into something a person can read.
+// The API answers errors as JSON {"detail": "a sentence"}; anything else gets a fallback.
 function detailText(status, body) {
-  let detail = null;
   try {
-    detail = JSON.parse(body).detail;
+    const detail = JSON.parse(body).detail;
+    if (typeof detail === "string" && detail) return detail;
   } catch (e) {
-    detail = null;
-  }
-  if (typeof detail === "string" && detail) return detail;
-  if (Array.isArray(detail)) {
-    return detail
-      .map((d) => {
-        const where = Array.isArray(d.loc) ? d.loc.filter((x) => x !== "body").join(".") : "";
-        return (where ? where + ": " : "") + (d.msg || JSON.stringify(d));
-      })
-      .join("\n");
+    // not JSON
   }
   return `The server answered ${status} without an explanation.`;
 }
 
-// ------------------------------------------------------------------ API
+// ------------------------------------------------------------------ models
 async function loadModels() {
   let res;
   try {
@@ -96,7 +85,8 @@ async function loadModels() {
   for (const m of state.models) {
     const opt = document.createElement("option");
     opt.value = m.name;
-    opt.textContent = `${m.name} (×${m.scale})`;
+    const words = (m.summary || "").split(":")[0].replace(/\.$/, "");
+    opt.textContent = words ? `${m.name} — ${words.toLowerCase()}` : m.name;
     if (m.name === info.default) opt.selected = true;
     select.appendChild(opt);
   }
@@ -104,34 +94,86 @@ async function loadModels() {
   const lim = info.limits;
   $("limits").textContent =
     `up to ${formatBytes(lim.max_upload_bytes)} and ` +
-    `${(lim.max_pixels / 1e6).toFixed(lim.max_pixels % 1e6 ? 2 : 0)} megapixels`;
+    `${(lim.max_pixels / 1e6).toFixed(lim.max_pixels % 1e6 ? 2 : 0)} megapixels each`;
   onModelChange();
-  updateButton();
-}
-
-function currentModel() {
-  return state.models.find((m) => m.name === $("model").value);
+  updateButtons();
 }
 
 function onModelChange() {
-  const m = currentModel();
+  const m = state.models.find((x) => x.name === $("model").value);
   if (!m) return;
-  const card = m.card || {};
-  $("model-card").textContent = [card.description, card.training].filter(Boolean).join(" ");
+  $("model-card").textContent = `${m.name} (×${m.scale}): ${m.summary || ""}`;
   $("outscale").value = String(m.scale);
   if ($("outscale").value !== String(m.scale)) $("outscale").value = "4";
 }
 
-// One POST to v1/upscale through XMLHttpRequest, which (unlike fetch) reports upload progress.
+// ------------------------------------------------------------------ choosing images
+function setFiles(files) {
+  if (state.busy) return; // the run in progress keeps the images it started with
+  const images = [...files].filter((f) => f && (f.type.startsWith("image/") || !f.type));
+  if (!images.length) return;
+  clearError();
+  for (const it of state.items) URL.revokeObjectURL(it.url);
+  state.items = images.map((file) => ({ file, url: URL.createObjectURL(file), width: 0,
+    height: 0 }));
+  renderPreview();
+  const big = state.items.filter((it) => state.limits && it.file.size > state.limits.max_upload_bytes);
+  if (big.length) {
+    showError(big.map((it) => `${it.file.name} is ${formatBytes(it.file.size)}; this server ` +
+      `accepts uploads up to ${formatBytes(state.limits.max_upload_bytes)}.`).join("\n"));
+  }
+  updateButtons();
+}
+
+function renderPreview() {
+  const list = $("preview");
+  list.textContent = "";
+  const n = state.items.length;
+  $("drop-text").textContent = n === 1 ? `${state.items[0].file.name} (${formatBytes(state.items[0].file.size)})`
+    : `${n} images chosen`;
+  for (const it of state.items) {
+    const li = document.createElement("li");
+    const img = document.createElement("img");
+    img.alt = `preview of ${it.file.name}`;
+    img.draggable = false;
+    const caption = document.createElement("span");
+    caption.className = "size";
+    caption.textContent = `${it.file.name}: ${formatBytes(it.file.size)}`;
+    img.onload = () => {
+      it.width = img.naturalWidth;
+      it.height = img.naturalHeight;
+      caption.textContent = `${it.file.name}: ${it.width} × ${it.height} px, ` +
+        formatBytes(it.file.size);
+    };
+    img.onerror = () => {
+      img.hidden = true;
+      caption.textContent = `${it.file.name}: ${formatBytes(it.file.size)} (no preview in ` +
+        "this browser; the server reads it)";
+    };
+    img.src = it.url;
+    li.append(img, caption);
+    list.appendChild(li);
+  }
+  list.classList.toggle("single", n === 1);
+  list.hidden = n === 0;
+}
+
+function updateButtons() {
+  $("go").disabled = state.busy || !state.items.length || !state.models.length;
+  $("choose").disabled = state.busy;
+  $("cancel").hidden = !state.busy;
+}
+
+// ------------------------------------------------------------------ the API
+// One POST through XMLHttpRequest, which (unlike fetch) reports upload progress and aborts.
 function postUpscale(form, onProgress, onUploaded) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
+    state.xhr = xhr;
     xhr.open("POST", "v1/upscale");
     xhr.responseType = "blob";
-    xhr.upload.onprogress = (e) => {
-      if (e.lengthComputable && onProgress) onProgress((100 * e.loaded) / e.total);
-    };
-    xhr.upload.onload = () => onUploaded && onUploaded();
+    xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(100 * e.loaded / e.total);
+    xhr.upload.onload = onUploaded;
     xhr.onload = async () => {
       if (xhr.status === 200) {
         resolve(xhr);
@@ -143,57 +185,55 @@ function postUpscale(form, onProgress, onUploaded) {
       } catch (e) {
         body = "";
       }
-      const retry = xhr.getResponseHeader("Retry-After");
-      let message = detailText(xhr.status, body);
-      if (xhr.status === 503 && retry) message += ` Try again in ${retry} s.`;
-      reject(new ApiError(xhr.status, message, retry));
+      // the server's sentence already says when to try again: nothing is added to it
+      reject(new ApiError(xhr.status, detailText(xhr.status, body)));
     };
+    xhr.onabort = () => reject(new ApiError(-1, "Cancelled."));
     xhr.onerror = () =>
       reject(new ApiError(0, "The connection to the server failed (is `srgan serve` running?)."));
     xhr.send(form);
   });
 }
 
-function makeForm(model, outscale, format) {
-  const form = new FormData();
-  form.append("image", state.file, state.file.name);
-  form.append("model", model);
-  form.append("outscale", outscale);
-  form.append("format", format);
-  return form;
+// While a job waits or runs, ask the server where it stands.
+function watchQueue(ticket, prefix) {
+  let stopped = false;
+  const tick = async () => {
+    if (stopped) return;
+    try {
+      const q = await (await fetch(`v1/queue/${ticket}`)).json();
+      if (stopped) return;
+      const eta = q.eta_s ? `, about ${q.eta_s} s` : "";
+      if (q.state === "waiting") {
+        const jobs = q.ahead === 1 ? "1 job" : `${q.ahead} jobs`;
+        setStatus(`${prefix}Waiting in the queue: ${jobs} ahead of yours${eta}…`, null);
+      } else if (q.state === "running") {
+        setStatus(`${prefix}Processing on the server${eta}…`, null);
+      }
+    } catch (e) {
+      // a missed update is harmless
+    }
+    if (!stopped) setTimeout(tick, 500);
+  };
+  setTimeout(tick, 200);
+  return () => (stopped = true);
 }
 
 function filenameOf(xhr, fallback) {
   const cd = xhr.getResponseHeader("Content-Disposition") || "";
+  const star = /filename\*=UTF-8''([^;]+)/i.exec(cd);
+  if (star) {
+    try {
+      return decodeURIComponent(star[1]);
+    } catch (e) {
+      // fall through to the ASCII name
+    }
+  }
   const m = /filename="([^"]+)"/.exec(cd);
   return m ? m[1] : fallback;
 }
 
-// ------------------------------------------------------------------ input
-function setFile(file) {
-  clearError();
-  if (!file) return;
-  state.file = file;
-  $("drop-text").textContent = `${file.name} (${formatBytes(file.size)})`;
-  if (state.limits && file.size > state.limits.max_upload_bytes) {
-    showError(
-      `${file.name} is ${formatBytes(file.size)}; this server accepts uploads up to ` +
-        `${formatBytes(state.limits.max_upload_bytes)}.`
-    );
-  }
-  updateButton();
-}
-
-function updateButton() {
-  $("go").disabled = state.busy || !state.file || !state.models.length;
-}
-
-// ------------------------------------------------------------------ result view
-function revokeUrls() {
-  for (const u of state.urls) URL.revokeObjectURL(u);
-  state.urls = [];
-}
-
+// ------------------------------------------------------------------ the result view
 function setDivider(percent) {
   const p = Math.max(0, Math.min(100, percent));
   $("before").style.clipPath = `inset(0 ${100 - p}% 0 0)`;
@@ -203,116 +243,231 @@ function setDivider(percent) {
 
 function applyZoom() {
   const after = $("after");
-  const before = $("before");
   const w = after.naturalWidth;
   const h = after.naturalHeight;
   if (!w || !h) return;
-  let factor;
+  const dpr = window.devicePixelRatio || 1;
+  let factor; // CSS pixels per image pixel
   if (state.zoom === "fit") {
-    const vp = $("viewport");
-    const maxW = vp.clientWidth || w;
+    // shrink to fit, never enlarge: a small result is shown at its own size, not blown up
+    const maxW = $("viewport").clientWidth || w;
     const maxH = Math.max(200, window.innerHeight * 0.72);
-    factor = Math.min(maxW / w, maxH / h);
+    factor = Math.min(1 / dpr, maxW / w, maxH / h);
   } else {
-    factor = Number(state.zoom) / (window.devicePixelRatio || 1);
+    factor = Number(state.zoom) / dpr;
   }
-  for (const img of [after, before]) {
+  for (const img of [after, $("before")]) {
     img.style.width = `${Math.round(w * factor)}px`;
     img.style.height = `${Math.round(h * factor)}px`;
   }
-  // enlarged pixels stay sharp squares, so neither side gets extra smoothing from the browser
-  $("compare").classList.toggle("pixelated", factor > 1);
+  // zoomed past 100%, pixels stay sharp squares, so neither side gets extra smoothing
+  $("compare").classList.toggle("pixelated", factor * dpr > 1.001);
 }
 
-function showResult(xhr, modelName, outscale, format) {
-  revokeUrls();
-  const url = URL.createObjectURL(xhr.response);
-  state.urls.push(url);
-  const stem = state.file.name.replace(/\.[^.]*$/, "") || "image";
-  const name = filenameOf(xhr, `${stem}_x${outscale}.${format}`);
+function showResult(r) {
+  state.shown = r;
   const dl = $("download");
-  dl.href = url;
-  dl.download = name;
-  const inSize = xhr.getResponseHeader("X-Srgan-Input-Size") || "?";
-  const outSize = xhr.getResponseHeader("X-Srgan-Output-Size") || "?";
-  const secs = Number(xhr.getResponseHeader("X-Srgan-Seconds") || "0");
-  $("result-info").textContent =
-    `${modelName} ×${outscale}: ${inSize} → ${outSize} pixels in ${secs.toFixed(2)} s`;
-  $("tag-after").textContent = `${modelName} (super-resolved)`;
-  $("before").hidden = true;
-  $("tag-before").hidden = true;
-  $("divider").hidden = true;
-  $("slider").hidden = true;
+  dl.href = r.url;
+  dl.download = r.name;
+  $("result-info").textContent = r.info;
+  $("tag-after").textContent = `${r.model} (model)`;
+  for (const id of ["before", "tag-before", "divider", "slider"]) $(id).hidden = true;
   $("compare-note").textContent = "";
+  const warn = $("warnings");
+  warn.textContent = r.warnings ? `Note: ${r.warnings}` : "";
+  warn.hidden = !r.warnings;
   $("after").onload = applyZoom;
-  $("after").src = url;
+  $("after").src = r.url;
   $("result").hidden = false;
-  const warn = xhr.getResponseHeader("X-Srgan-Warnings");
-  if (warn) $("compare-note").textContent = "Note: " + warn;
+  for (const li of $("batch").children) li.classList.toggle("current", li.dataset.url === r.url);
+  showComparison(r);
 }
 
-function showComparison(xhr, modelName, outSize) {
-  const url = URL.createObjectURL(xhr.response);
-  state.urls.push(url);
+// The left side: bicubic enlargement of the same File object the result was made from.
+async function showComparison(r) {
+  const [w, h] = r.outSize;
+  const note = $("compare-note");
+  if (!w || !h) return;
+  note.textContent = "Making the bicubic comparison…";
+  const blob = await Bicubic.enlargeFile(r.item.file, w, h);
+  if (state.shown !== r) return; // another result was chosen meanwhile
+  if (!blob) {
+    note.textContent = "No comparison: this browser cannot decode this image format.";
+    return;
+  }
+  if (state.compareUrl) URL.revokeObjectURL(state.compareUrl);
+  state.compareUrl = URL.createObjectURL(blob);
   const before = $("before");
   before.onload = () => {
+    if (state.shown !== r) return;
     applyZoom();
-    before.hidden = false;
-    $("tag-before").hidden = false;
-    $("divider").hidden = false;
-    $("slider").hidden = false;
+    for (const id of ["before", "tag-before", "divider", "slider"]) $(id).hidden = false;
     setDivider(Number($("slider").value));
   };
-  before.src = url;
-  $("tag-before").textContent = "bicubic (interpolation)";
-  $("compare-note").textContent =
-    `Left of the line: your image enlarged by bicubic interpolation (MATLAB-style imresize, ` +
-    `on the server). Right: ${modelName}. Both are ${outSize} pixels, shown at the same ` +
-    `size; drag the slider or the image to compare. Download saves the ${modelName} result.`;
+  before.src = state.compareUrl;
+  $("tag-before").textContent = "bicubic";
+  note.textContent =
+    `Left of the line: ${r.item.file.name} enlarged by bicubic interpolation (MATLAB-style ` +
+    `imresize, computed in this browser). Right: ${r.model}. Both are ${w}×${h} pixels, ` +
+    `shown at the same size; drag the line or the slider to compare. Download saves the ` +
+    `${r.model} result.`;
 }
 
-// ------------------------------------------------------------------ run
-async function run() {
-  if (!state.file || state.busy) return;
-  const model = $("model").value;
-  const outscale = $("outscale").value;
-  const format = $("format").value;
-  state.busy = true;
-  updateButton();
-  clearError();
-  setStatus("Uploading… 0%", 0);
+function addBatchEntry(r) {
+  const list = $("batch");
+  const li = document.createElement("li");
+  li.dataset.url = r.url;
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = "link";
+  b.textContent = r.name;
+  b.addEventListener("click", () => showResult(r));
+  li.appendChild(b);
+  list.appendChild(li);
+}
+
+function addBatchFailure(item, message) {
+  const li = document.createElement("li");
+  li.className = "failed";
+  li.textContent = `${item.file.name}: ${message}`;
+  $("batch").appendChild(li);
+}
+
+async function downloadAll() {
+  const blob = await Zip.build(state.results.map((r) => ({ name: r.name, blob: r.blob })));
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = "srgan-results.zip";
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
+}
+
+// ------------------------------------------------------------------ a run
+async function upscaleOne(item, opts, prefix) {
+  const ticket = Math.random().toString(36).slice(2) + Date.now().toString(36);
+  state.ticket = ticket;
+  const form = new FormData();
+  form.append("image", item.file, item.file.name);
+  form.append("model", opts.model);
+  form.append("outscale", opts.outscale);
+  form.append("format", opts.format);
+  form.append("ticket", ticket);
+  let stop = () => {};
+  setStatus(`${prefix}Uploading… 0%`, 0);
   try {
-    const sr = await postUpscale(
-      makeForm(model, outscale, format),
-      (p) => setStatus(`Uploading… ${Math.round(p)}%`, p),
-      () => setStatus("Processing on the server…", null)
-    );
-    showResult(sr, model, outscale, format);
-    setStatus("Making the bicubic comparison…", null);
-    try {
-      const bic = await postUpscale(makeForm("bicubic", outscale, "png"), null, null);
-      showComparison(bic, model, sr.getResponseHeader("X-Srgan-Output-Size") || "");
-    } catch (e) {
-      $("compare-note").textContent = `No bicubic comparison: ${e.message}`;
-    }
-  } catch (e) {
-    showError(e.message);
+    const xhr = await postUpscale(form, (p) => setStatus(`${prefix}Uploading… ${Math.round(p)}%`, p),
+      () => {
+        setStatus(`${prefix}Processing on the server…`, null);
+        stop = watchQueue(ticket, prefix);
+      });
+    const outSize = (xhr.getResponseHeader("X-Srgan-Output-Size") || "0x0").split("x").map(Number);
+    const inSize = xhr.getResponseHeader("X-Srgan-Input-Size") || "?";
+    const secs = Number(xhr.getResponseHeader("X-Srgan-Seconds") || "0");
+    const stem = item.file.name.replace(/\.[^.]*$/, "") || "image";
+    return {
+      item,
+      blob: xhr.response,
+      url: URL.createObjectURL(xhr.response),
+      name: filenameOf(xhr, `${stem}_x${opts.outscale}.${opts.format}`),
+      model: opts.model,
+      outSize,
+      info: `${opts.model} ×${opts.outscale}: ${inSize} → ${outSize.join("x")} pixels in ` +
+        `${secs.toFixed(2)} s`,
+      warnings: xhr.getResponseHeader("X-Srgan-Warnings") || "",
+    };
   } finally {
-    state.busy = false;
-    hideStatus();
-    updateButton();
+    stop();
+    state.xhr = null;
   }
 }
 
+async function run() {
+  if (!state.items.length || state.busy) return;
+  const items = [...state.items]; // this run's images, whatever is chosen meanwhile
+  const opts = { model: $("model").value, outscale: $("outscale").value,
+    format: $("format").value };
+  state.busy = true;
+  state.cancelled = false;
+  updateButtons();
+  $("cancel").focus();
+  clearError();
+  for (const r of state.results) URL.revokeObjectURL(r.url);
+  state.results = [];
+  $("batch").textContent = "";
+  $("batch").hidden = items.length < 2;
+  $("download-all").hidden = true;
+  const errors = [];
+  for (let i = 0; i < items.length && !state.cancelled; i++) {
+    const prefix = items.length > 1 ? `${i + 1} of ${items.length}: ${items[i].file.name}. ` : "";
+    try {
+      const r = await upscaleOne(items[i], opts, prefix);
+      state.results.push(r);
+      if (items.length > 1) addBatchEntry(r);
+      if (state.results.length === 1 || items.length === 1) showResult(r);
+    } catch (e) {
+      if (e.status === -1 || state.cancelled) break;
+      errors.push(items.length > 1 ? `${items[i].file.name}: ${e.message}` : e.message);
+      if (items.length > 1) addBatchFailure(items[i], e.message);
+    }
+  }
+  state.busy = false;
+  updateButtons();
+  $("status").hidden = true;
+  if (state.cancelled) {
+    showError(`Cancelled. ${state.results.length} of ${items.length} done.`);
+  } else if (errors.length) {
+    showError(errors.join("\n"));
+  }
+  $("download-all").hidden = state.results.length < 2;
+  // keep the keyboard user's place: on the result, or on the message that explains why not
+  if (state.results.length && !state.cancelled && !errors.length) $("download").focus();
+  else if (!$("error").hidden) $("error").focus();
+  else $("go").focus();
+}
+
+function cancel() {
+  if (!state.busy) return;
+  state.cancelled = true;
+  if (state.ticket) fetch(`v1/queue/${state.ticket}`, { method: "DELETE" }).catch(() => {});
+  if (state.xhr) state.xhr.abort();
+}
+
 // ------------------------------------------------------------------ wiring
+function wireDivider() {
+  const compare = $("compare");
+  let dragging = null; // the pointer that holds the divider
+  const follow = (e) => {
+    const r = compare.getBoundingClientRect();
+    if (r.width) setDivider((100 * (e.clientX - r.left)) / r.width);
+  };
+  const release = () => (dragging = null);
+  // no native image drag: it would cancel the pointer and leave the divider stuck to it
+  compare.addEventListener("dragstart", (e) => e.preventDefault());
+  compare.addEventListener("pointerdown", (e) => {
+    if ($("before").hidden || (e.pointerType === "mouse" && e.button !== 0)) return;
+    e.preventDefault();
+    dragging = e.pointerId;
+    compare.setPointerCapture(e.pointerId);
+    follow(e);
+  });
+  compare.addEventListener("pointermove", (e) => {
+    if (dragging !== e.pointerId) return;
+    if (e.pointerType === "mouse" && !(e.buttons & 1)) return release(); // button let go outside
+    follow(e);
+  });
+  for (const type of ["pointerup", "pointercancel", "lostpointercapture"]) {
+    compare.addEventListener(type, release);
+  }
+}
+
 function init() {
   const drop = $("drop");
-  $("file").addEventListener("change", (e) => setFile(e.target.files[0]));
-  drop.addEventListener("keydown", (e) => {
-    if (e.key === "Enter" || e.key === " ") {
-      e.preventDefault();
-      $("file").click();
-    }
+  $("choose").addEventListener("click", () => $("file").click());
+  $("file").addEventListener("change", (e) => {
+    setFiles(e.target.files);
+    e.target.value = ""; // choosing the same file again still fires change
   });
   for (const type of ["dragenter", "dragover"]) {
     drop.addEventListener(type, (e) => {
@@ -326,36 +481,30 @@ function init() {
   drop.addEventListener("drop", (e) => {
     e.preventDefault();
     const files = e.dataTransfer && e.dataTransfer.files;
-    if (files && files.length) setFile(files[0]);
+    if (files && files.length) setFiles(files);
   });
   // a file dropped next to the zone must not make the browser navigate away from the page
   window.addEventListener("dragover", (e) => e.preventDefault());
   window.addEventListener("drop", (e) => e.preventDefault());
+  document.addEventListener("paste", (e) => {
+    const files = e.clipboardData ? [...e.clipboardData.files] : [];
+    if (!files.length) return;
+    e.preventDefault();
+    setFiles(files.map((f, i) => (f.name && f.name !== "image.png" ? f
+      : new File([f], `pasted-${i + 1}.${(f.type.split("/")[1] || "png")}`, { type: f.type }))));
+  });
 
   $("model").addEventListener("change", onModelChange);
   $("go").addEventListener("click", run);
+  $("cancel").addEventListener("click", cancel);
+  $("download-all").addEventListener("click", downloadAll);
   $("slider").addEventListener("input", (e) => setDivider(Number(e.target.value)));
   $("zoom").addEventListener("change", (e) => {
     state.zoom = e.target.value;
     applyZoom();
   });
   window.addEventListener("resize", () => state.zoom === "fit" && applyZoom());
-
-  const compare = $("compare");
-  let dragging = false;
-  const follow = (e) => {
-    const r = compare.getBoundingClientRect();
-    if (r.width) setDivider((100 * (e.clientX - r.left)) / r.width);
-  };
-  compare.addEventListener("pointerdown", (e) => {
-    if ($("before").hidden) return;
-    dragging = true;
-    compare.setPointerCapture(e.pointerId);
-    follow(e);
-  });
-  compare.addEventListener("pointermove", (e) => dragging && follow(e));
-  compare.addEventListener("pointerup", () => (dragging = false));
-
+  wireDivider();
   loadModels();
 }
 
