@@ -162,6 +162,10 @@ def test_flat_areas_do_not_depend_on_rounding_noise():
     img = luminance(_texture(192, 192, seed=6))
     img[:96, :] = 80.0  # half the image flat, like a studio background
     s = niqe(img)
+    f = niqe_features(img)
+    flat_rows = np.isnan(f).any(axis=1)
+    assert flat_rows.sum() == 2 and np.isfinite(s)  # the flat blocks: no AGGD scales (NaN)
+    assert f[flat_rows, 0].tolist() == [0.2, 0.2]  # MATLAB's min over NaN: the grid's first
     noise = np.random.default_rng(0).uniform(-1e-9, 1e-9, img.shape)
     assert niqe(img + noise) == pytest.approx(s, abs=1e-9)
 

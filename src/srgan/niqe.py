@@ -277,15 +277,14 @@ def niqe(img, crop_border: int = 0, model: NiqeModel | None = None, block: int =
         raise ValueError("niqe: the image has non-finite values")
     m = default_model() if model is None else model
     feats = niqe_features(y, block)
-    mu = np.nanmean(feats, axis=0) if not np.isnan(feats).all(axis=0).any() else \
-        np.full(feats.shape[1], np.nan)
-    complete = feats[~np.isnan(feats).any(axis=1)]
-    if len(complete) >= 2:
-        cov = np.cov(complete, rowvar=False)
-    else:  # MATLAB's nancov of one observation is zero (it normalises by N when N == 1)
-        cov = np.zeros((feats.shape[1], feats.shape[1]))
-    if not np.isfinite(mu).all():
+    if np.isnan(feats).all(axis=0).any():  # a flat block has no AGGD scales: NaN
         raise ValueError("niqe: no block has usable statistics (a flat image?)")
+    mu = np.nanmean(feats, axis=0)  # MATLAB nanmean: per feature, over blocks that have it
+    complete = feats[~np.isnan(feats).any(axis=1)]
+    if len(complete) >= 2:  # MATLAB nancov: the rows without NaN
+        cov = np.cov(complete, rowvar=False)
+    else:  # nancov of one observation is zero (it normalises by N when N == 1)
+        cov = np.zeros((feats.shape[1], feats.shape[1]))
     d = m.mu - mu
     q = float(d @ np.linalg.pinv((m.cov + cov) / 2) @ d)
     return math.sqrt(max(q, 0.0))
