@@ -15,7 +15,8 @@ from click.testing import CliRunner
 
 from srgan.imageio import from_array, write_image
 from srgan.train.config import load_config
-from srgan.train.loop import DebugHooks, run_training
+from srgan.train.loop import DebugHooks
+from srgan.train.run import run_training
 from srgan.weights import load_generator, read_metadata
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

@@ -19,7 +19,8 @@ from srgan.train.checkpoint import list_checkpoints
 from srgan.train.command import train
 from srgan.train.config import ConfigError, load_config
 from srgan.train.guard import RunLock, check_batch_fits, step_bytes_per_sample
-from srgan.train.loop import DebugHooks, TrainingDiverged, run_training
+from srgan.train.loop import DebugHooks, TrainingDiverged
+from srgan.train.run import run_training
 
 image_dirs = base.image_dirs  # the shared fixtures: tiny images, one thread
 one_thread = base.one_thread
@@ -83,9 +84,9 @@ def test_batch_check_suggests_the_batch_that_fits(monkeypatch):
     monkeypatch.setattr(guard, "available_memory", lambda device: 40 * per + 7)
     check_batch_fits(cfg, "cpu")  # batch 16 fits
     cfg.train.batch_size = 41
-    with pytest.raises(ConfigError, match=r"batch_size <= 40 "):
+    with pytest.raises(ConfigError, match=r"at most 40 "):
         check_batch_fits(cfg, "cpu")
-    with pytest.raises(ConfigError, match=r"batch_size <= 20 "):
+    with pytest.raises(ConfigError, match=r"at most 20 "):
         check_batch_fits(cfg, "cpu", processes=2)  # two CPU ranks share the memory
     monkeypatch.setattr(guard, "available_memory", lambda device: None)
     check_batch_fits(cfg, "cpu")  # unknown memory: no refusal

@@ -12,7 +12,8 @@ from test_train import read_log, run_cli, tiny_config
 
 from srgan.train.checkpoint import list_checkpoints, load_checkpoint
 from srgan.train.config import load_config
-from srgan.train.loop import DebugHooks, TrainingDiverged, run_training
+from srgan.train.loop import DebugHooks, TrainingDiverged
+from srgan.train.run import run_training
 
 image_dirs = base.image_dirs  # the shared fixtures: tiny images, one thread
 one_thread = base.one_thread
@@ -195,3 +196,22 @@ def test_resume_works_from_another_directory(tmp_path, monkeypatch):
                                          "--set", "train.steps=4"])
     assert resumed.exit_code == 0, resumed.output
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "step_000000004.pt")["step"] == 4
+
+
+def test_val_set_by_name_as_the_readme_writes_it(image_dirs, tmp_path, monkeypatch):
+    """`--set data.val=Set5` finds the standard set like srgan benchmark does; a name found
+    nowhere is a DataError listing where it looked."""
+    from srgan.data import DataError
+
+    root = tmp_path / "sets"
+    base.make_images(root / "MySet", 1, (32, 36), seed=3)
+    monkeypatch.setenv("SRGAN_DATA_ROOT", str(root))
+    train, _ = image_dirs
+    cfg = load_config("srresnet_x4", [*base.TINY, f"data.train=[{train}]", "data.val=MySet",
+                                      "train.steps=2"])
+    result = run_training(cfg, tmp_path / "named")
+    assert result.best_psnr is not None
+    assert load_config(tmp_path / "named" / "config.toml").data.val == str(root / "MySet")
+    cfg = load_config("srresnet_x4", [*base.TINY, f"data.train=[{train}]", "data.val=NoSet"])
+    with pytest.raises(DataError, match=r"NoSet.*not found.*looked in"):
+        run_training(cfg, tmp_path / "unnamed")

@@ -13,7 +13,8 @@ from test_train import read_log, tiny_config
 from srgan.nets import VGGFeatures
 from srgan.train.config import ConfigError
 from srgan.train.distributed import DistInfo
-from srgan.train.loop import Trainer, run_training
+from srgan.train.loop import Trainer
+from srgan.train.run import run_training
 from srgan.weights import load_generator
 
 image_dirs = base.image_dirs  # the shared fixtures: tiny images, one thread

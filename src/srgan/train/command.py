@@ -88,7 +88,8 @@ def train(
     from srgan.data import DataError
     from srgan.nets import VGGWeightsMissing
     from srgan.train.checkpoint import CheckpointError
-    from srgan.train.loop import TrainingDiverged, run_training
+    from srgan.train.loop import TrainingDiverged
+    from srgan.train.run import run_training
     from srgan.weights import ModelFileError
 
     if list_configs:

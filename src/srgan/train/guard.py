@@ -138,7 +138,8 @@ def check_batch_fits(cfg: Config, device: torch.device, processes: int = 1) -> N
         f"train.batch_size={cfg.train.batch_size} cannot fit: one step needs at least "
         f"{_size(need)} for {cfg.data.crop}px crops on a {cfg.model.num_blocks}-block, "
         f"{cfg.model.channels}-channel generator, and {device} has {_size(free)} available. "
-        + (f"Use train.batch_size <= {fits} (or a smaller data.crop)." if fits else
+        + (f"Use a smaller train.batch_size: at most {fits} by this lower-bound estimate, in "
+           "practice several times fewer (or a smaller data.crop)." if fits else
            "Even a batch of 1 does not fit: use a smaller data.crop or model.")
     )
 

@@ -27,7 +27,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from srgan.atomic import atomic_write
 from srgan.data import TrainingSet, ValImage, load_training_set, load_validation_set
 from srgan.losses import (
     ContentLoss,
@@ -41,12 +40,9 @@ from srgan.train.distributed import (
     DistInfo,
     all_gather_object,
     all_reduce_max_,
-    barrier,
-    broadcast_object,
-    init_distributed,
 )
 from srgan.train.ema import EMA
-from srgan.train.guard import DivergenceWatch, RunLock, check_batch_fits, eta_warning
+from srgan.train.guard import DivergenceWatch, eta_warning
 from srgan.train.logs import RunLogger
 from srgan.train.schedule import lr_at
 
@@ -717,127 +713,3 @@ def _write_png(chw: torch.Tensor, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_image(from_array(chw.permute(1, 2, 0).contiguous().numpy()), path, overwrite=True)
-
-
-# ------------------------------------------------------------------------------ entry point
-
-
-def prepare_run_dir(cfg: Config, run_dir: Path, resuming: bool) -> None:
-    """Create the run folder and write the resolved config (rank 0)."""
-    if not resuming:
-        taken = (run_dir / "log.jsonl").exists() or ckpt.list_checkpoints(run_dir / "checkpoints")
-        if taken:
-            raise ConfigError(
-                f"run folder {run_dir} already holds a run; continue it with "
-                f"`srgan train --resume {run_dir}`, or choose another --set run.name=..."
-            )
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    text = cfg.to_toml(header="srgan training config, resolved; resume with: "
-                              f"srgan train --resume {run_dir}")
-    atomic_write(run_dir / "config.toml", lambda fh: fh.write(text.encode("utf-8")))
-
-
-def run_training(
-    cfg: Config,
-    run_dir: Path,
-    resume: bool = False,
-    time_limit: float | None = None,
-    hooks: DebugHooks | None = None,
-    log: Callable[[str], None] | None = None,
-) -> TrainResult:
-    """Train `cfg` into `run_dir` (resuming from its newest usable checkpoint if `resume`).
-
-    Works in a single process or under torchrun (WORLD_SIZE > 1: DDP, rank 0 writes). Rank 0
-    holds a lock on the run folder from before its first write to the end.
-    """
-    hooks = hooks or DebugHooks.from_env()
-    say = log or (lambda s: None)
-    dist_info, device = init_distributed(cfg.run.device)
-    if not resume:  # pin the name, origin and data paths, so a resumed run reads the same
-        cfg.run.name = cfg.run.name or run_dir.name
-        cfg.run.based_on = cfg.run.based_on or cfg.source
-        cfg.absolute_paths()
-    problem = None
-    lock = RunLock(run_dir)
-    if dist_info.is_main:
-        try:
-            cpu_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if device.type == "cpu" else 1
-            check_batch_fits(cfg, device, cpu_ranks)  # before minutes of image decoding
-            lock.acquire()
-            prepare_run_dir(cfg, run_dir, resume)
-        except (ConfigError, OSError) as exc:
-            lock.release()
-            problem = str(exc)
-    problem = broadcast_object(dist_info, problem)  # every rank stops, not only rank 0
-    if problem is not None:
-        raise ConfigError(problem)
-    try:
-        return _train(cfg, run_dir, dist_info, device, resume, time_limit, hooks, say, log)
-    finally:
-        lock.release()
-
-
-def _train(
-    cfg: Config, run_dir: Path, dist_info: DistInfo, device: torch.device, resume: bool,
-    time_limit: float | None, hooks: DebugHooks, say: Callable[[str], None],
-    log: Callable[[str], None] | None,
-) -> TrainResult:
-    from srgan.train.export import export_run_generator
-
-    trainer = Trainer(cfg, run_dir, dist_info, device, hooks=hooks, log=say)
-    trainer.load_data()
-    resumed_from = None
-    if resume:
-        path, state = ckpt.load_latest(
-            run_dir / "checkpoints", map_location=device, log=trainer.log
-        )
-        trainer.load_state_dict(state)
-        resumed_from = path
-        del state
-    trainer.wrap()
-
-    logger = RunLogger(
-        run_dir, total_steps=cfg.train.steps, start_step=trainer.step,
-        progress=cfg.log.progress, tensorboard=cfg.log.tensorboard, active=dist_info.is_main,
-        say=log,
-    )
-    if log is not None:
-        trainer._log = logger.message  # the same lines, written around the progress bar
-    try:
-        n_params = sum(p.numel() for p in trainer.g.parameters())
-        logger.event(
-            "resume" if resume else "start", step=trainer.step, device=str(device),
-            world_size=dist_info.world_size, checkpoint=str(resumed_from) if resumed_from else None,
-            generator_params=n_params, images=len(trainer.data or []),
-        )
-        trainer.log(
-            f"{'resuming' if resume else 'training'} {cfg.name} ({cfg.train.stage}) on {device}"
-            f"{f' x{dist_info.world_size} processes' if dist_info.enabled else ''}: "
-            f"step {trainer.step}/{cfg.train.steps}, batch {cfg.train.batch_size}, "
-            f"crop {cfg.data.crop}, generator {n_params / 1e6:.2f}M parameters"
-            + (", bf16 autocast" if trainer.amp else ", fp32") + f" ({trainer.amp_reason})"
-            + (f" (from {resumed_from.name})" if resumed_from else "")
-        )
-        if trainer.step >= cfg.train.steps:
-            result = TrainResult(run_dir, trainer.step, finished=True, best_psnr=trainer.best_psnr)
-        else:
-            result = trainer.fit(logger, time_limit=time_limit)
-        # A time-limited run ends as planned: its weights so far are exported like a finished
-        # run's (best validated, else last), so `srgan upscale -m RUN/generator.safetensors`
-        # works between segments. A signal means "stop now": only the checkpoint.
-        export = result.finished or result.stopped == "time limit"
-        if export and dist_info.is_main:
-            result.generator = export_run_generator(trainer, run_dir)
-            if result.finished:
-                logger.event("finished", step=result.step, generator=str(result.generator),
-                             best_psnr=result.best_psnr)
-                trainer.log(f"done: {result.generator}")
-            else:
-                logger.event("exported", step=result.step, generator=str(result.generator),
-                             best_psnr=result.best_psnr)
-                trainer.log(f"weights so far (step {result.step}/{cfg.train.steps}): "
-                            f"{result.generator}")
-    finally:
-        logger.close()
-    barrier(dist_info)
-    return result

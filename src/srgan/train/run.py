@@ -1,0 +1,157 @@
+"""`run_training`: one run from start (or resume) to exported weights, around the Trainer.
+
+Before anything is decoded: the batch is checked against memory, the run folder is locked
+(rank 0, until the end) and its resolved config written with absolute data paths.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from srgan.atomic import atomic_write
+from srgan.train import checkpoint as ckpt
+from srgan.train.config import Config, ConfigError
+from srgan.train.distributed import DistInfo, barrier, broadcast_object, init_distributed
+from srgan.train.guard import RunLock, check_batch_fits
+from srgan.train.logs import RunLogger
+from srgan.train.loop import DebugHooks, Trainer, TrainResult
+
+
+def prepare_run_dir(cfg: Config, run_dir: Path, resuming: bool) -> None:
+    """Create the run folder and write the resolved config (rank 0)."""
+    if not resuming:
+        taken = (run_dir / "log.jsonl").exists() or ckpt.list_checkpoints(run_dir / "checkpoints")
+        if taken:
+            raise ConfigError(
+                f"run folder {run_dir} already holds a run; continue it with "
+                f"`srgan train --resume {run_dir}`, or choose another --set run.name=..."
+            )
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    text = cfg.to_toml(header="srgan training config, resolved; resume with: "
+                              f"srgan train --resume {run_dir}")
+    atomic_write(run_dir / "config.toml", lambda fh: fh.write(text.encode("utf-8")))
+
+
+def _resolve_val_set(cfg: Config) -> None:
+    """data.val may name a standard set (`Set5`), found like `srgan benchmark` finds it:
+    $SRGAN_DATA_ROOT, then ../shared/data/benchmark. A folder that exists is kept as given."""
+    if not cfg.data.val or Path(cfg.data.val).is_dir():
+        return
+    from srgan.data import DataError
+    from srgan.evaluate.methods import resolve_dataset
+
+    try:
+        cfg.data.val = str(resolve_dataset(cfg.data.val, what="data.val"))
+    except FileNotFoundError as exc:
+        raise DataError(str(exc)) from None
+
+
+def run_training(
+    cfg: Config,
+    run_dir: Path,
+    resume: bool = False,
+    time_limit: float | None = None,
+    hooks: DebugHooks | None = None,
+    log: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train `cfg` into `run_dir` (resuming from its newest usable checkpoint if `resume`).
+
+    Works in a single process or under torchrun (WORLD_SIZE > 1: DDP, rank 0 writes). Rank 0
+    holds a lock on the run folder from before its first write to the end.
+    """
+    hooks = hooks or DebugHooks.from_env()
+    say = log or (lambda s: None)
+    dist_info, device = init_distributed(cfg.run.device)
+    if not resume:  # pin the name, origin and data paths, so a resumed run reads the same
+        cfg.run.name = cfg.run.name or run_dir.name
+        cfg.run.based_on = cfg.run.based_on or cfg.source
+        _resolve_val_set(cfg)
+        cfg.absolute_paths()
+    problem = None
+    lock = RunLock(run_dir)
+    if dist_info.is_main:
+        try:
+            cpu_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if device.type == "cpu" else 1
+            check_batch_fits(cfg, device, cpu_ranks)  # before minutes of image decoding
+            lock.acquire()
+            prepare_run_dir(cfg, run_dir, resume)
+        except (ConfigError, OSError) as exc:
+            lock.release()
+            problem = str(exc)
+    problem = broadcast_object(dist_info, problem)  # every rank stops, not only rank 0
+    if problem is not None:
+        raise ConfigError(problem)
+    try:
+        return _train(cfg, run_dir, dist_info, device, resume, time_limit, hooks, say, log)
+    finally:
+        lock.release()
+
+
+def _train(
+    cfg: Config, run_dir: Path, dist_info: DistInfo, device: torch.device, resume: bool,
+    time_limit: float | None, hooks: DebugHooks, say: Callable[[str], None],
+    log: Callable[[str], None] | None,
+) -> TrainResult:
+    from srgan.train.export import export_run_generator
+
+    trainer = Trainer(cfg, run_dir, dist_info, device, hooks=hooks, log=say)
+    trainer.load_data()
+    resumed_from = None
+    if resume:
+        path, state = ckpt.load_latest(
+            run_dir / "checkpoints", map_location=device, log=trainer.log
+        )
+        trainer.load_state_dict(state)
+        resumed_from = path
+        del state
+    trainer.wrap()
+
+    logger = RunLogger(
+        run_dir, total_steps=cfg.train.steps, start_step=trainer.step,
+        progress=cfg.log.progress, tensorboard=cfg.log.tensorboard, active=dist_info.is_main,
+        say=log,
+    )
+    if log is not None:
+        trainer._log = logger.message  # the same lines, written around the progress bar
+    try:
+        n_params = sum(p.numel() for p in trainer.g.parameters())
+        logger.event(
+            "resume" if resume else "start", step=trainer.step, device=str(device),
+            world_size=dist_info.world_size, checkpoint=str(resumed_from) if resumed_from else None,
+            generator_params=n_params, images=len(trainer.data or []),
+        )
+        trainer.log(
+            f"{'resuming' if resume else 'training'} {cfg.name} ({cfg.train.stage}) on {device}"
+            f"{f' x{dist_info.world_size} processes' if dist_info.enabled else ''}: "
+            f"step {trainer.step}/{cfg.train.steps}, batch {cfg.train.batch_size}, "
+            f"crop {cfg.data.crop}, generator {n_params / 1e6:.2f}M parameters"
+            + (", bf16 autocast" if trainer.amp else ", fp32") + f" ({trainer.amp_reason})"
+            + (f" (from {resumed_from.name})" if resumed_from else "")
+        )
+        if trainer.step >= cfg.train.steps:
+            result = TrainResult(run_dir, trainer.step, finished=True, best_psnr=trainer.best_psnr)
+        else:
+            result = trainer.fit(logger, time_limit=time_limit)
+        # A time-limited run ends as planned: its weights so far are exported like a finished
+        # run's (best validated, else last), so `srgan upscale -m RUN/generator.safetensors`
+        # works between segments. A signal means "stop now": only the checkpoint.
+        export = result.finished or result.stopped == "time limit"
+        if export and dist_info.is_main:
+            result.generator = export_run_generator(trainer, run_dir)
+            if result.finished:
+                logger.event("finished", step=result.step, generator=str(result.generator),
+                             best_psnr=result.best_psnr)
+                trainer.log(f"done: {result.generator}")
+            else:
+                logger.event("exported", step=result.step, generator=str(result.generator),
+                             best_psnr=result.best_psnr)
+                trainer.log(f"weights so far (step {result.step}/{cfg.train.steps}): "
+                            f"{result.generator}")
+    finally:
+        logger.close()
+    barrier(dist_info)
+    return result
