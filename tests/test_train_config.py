@@ -157,3 +157,19 @@ def test_deep_config_through_the_cli(tmp_path):
     result = CliRunner().invoke(train, [str(path)])
     assert result.exit_code == 1 and "nested too deeply" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_absolute_paths_pins_every_data_path(tmp_path):
+    (tmp_path / "init.safetensors").write_bytes(b"")
+    cfg = load_config("srgan_x4", ["data.train=[a,/abs/b]", "data.train_lr=[la,lb]",
+                                   "data.val=v", "model.init=init.safetensors",
+                                   "loss.vgg_weights=vgg.pth"])
+    cfg.absolute_paths(tmp_path)
+    assert cfg.data.train == [str(tmp_path / "a"), "/abs/b"]
+    assert cfg.data.train_lr == [str(tmp_path / "la"), str(tmp_path / "lb")]
+    assert cfg.data.val == str(tmp_path / "v")
+    assert cfg.model.init == str(tmp_path / "init.safetensors")
+    assert cfg.loss.vgg_weights == str(tmp_path / "vgg.pth")
+    named = load_config("srgan_x4", ["model.init=srresnet_x4"]).absolute_paths(tmp_path)
+    assert named.model.init == "srresnet_x4" and named.loss.vgg_weights == "imagenet"
+    assert named.data.val == ""  # no validation stays no validation
