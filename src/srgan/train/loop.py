@@ -561,8 +561,8 @@ class Trainer:
 
     def _diverged(self, why: str, logger: RunLogger) -> None:
         last = ckpt.list_checkpoints(self.run_dir / "checkpoints")
-        where = f"the last good checkpoint is {last[-1]}" if last else (
-            "no checkpoint was written yet")
+        where = f"The last good checkpoint is {last[-1]}" if last else (
+            "No checkpoint was written yet")
         logger.event("diverged", step=self.step, reason=why, total=self.bad_total)
         raise TrainingDiverged(
             f"training diverged: {why} (step {self.step}); stopping, no weights exported. "
