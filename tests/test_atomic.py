@@ -102,7 +102,7 @@ def test_a_forked_child_killed_mid_write_leaves_the_parents_temp_alone(tmp_path)
         pytest.skip("not the main thread")
     parent_tmp = tmp_path / f".srgan.{os.getpid()}.0000abcd.tmp"
     parent_tmp.write_bytes(b"in flight")
-    atomic._live.add(str(parent_tmp))
+    atomic._live[str(parent_tmp)] = str(tmp_path / "a.bin")
     try:
         pid = os.fork()
         if pid == 0:  # the child: dies of SIGTERM through our handler
@@ -112,4 +112,4 @@ def test_a_forked_child_killed_mid_write_leaves_the_parents_temp_alone(tmp_path)
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
         assert parent_tmp.exists()
     finally:
-        atomic._live.discard(str(parent_tmp))
+        atomic._live.pop(str(parent_tmp), None)

@@ -33,7 +33,7 @@ from click.testing import CliRunner
 from image_corpus import make_corpus
 from safetensors.torch import save_file
 
-from srgan import imageio
+from srgan import atomic, imageio
 from srgan.cli import main
 from srgan.commands.upscale import output_path
 from srgan.data import DataError, load_training_set, load_validation_set
@@ -312,7 +312,8 @@ def test_disk_full_midway_keeps_earlier_outputs_and_leaves_no_partial_file(
     writes_to_2: list[int] = []
 
     def enospc_midway_through_2(fh, data) -> None:
-        if "/.2_x4.png." in os.readlink(f"/proc/self/fd/{fh.fileno()}"):  # its temp file
+        target = atomic._live.get(os.readlink(f"/proc/self/fd/{fh.fileno()}"), "")
+        if target.endswith("/2_x4.png"):  # its temp file
             writes_to_2.append(len(data))
             if len(writes_to_2) == 2:  # the signature is on disk, then half of the next write
                 real(fh, data[: len(data) // 2])

@@ -42,7 +42,7 @@ STALE_SECONDS = 15 * 60  # a temporary file untouched this long, of a dead proce
 ABANDONED_SECONDS = 24 * 3600  # ... and one this old is litter whatever its pid says
 CLEANUP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
 
-_live: set[str] = set()  # temporary files being written by this process
+_live: dict[str, str] = {}  # temporary files being written by this process -> their target
 _live_lock = threading.Lock()
 _swept: set[str] = set()  # folders already cleaned of stale temporary files
 _installed = False
@@ -134,8 +134,9 @@ def _sweep_once(folder: Path) -> None:
         remove_stale_temps(folder)
 
 
-def _create_temp(folder: Path) -> tuple[int, str]:
-    """A new temporary file of our naming in `folder`, registered for signal cleanup."""
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new temporary file of our naming beside `path`, registered for signal cleanup."""
+    folder = path.parent
     for _ in range(100):
         tmp = os.path.join(folder, f"{TEMP_PREFIX}{os.getpid()}.{secrets.token_hex(4)}.tmp")
         try:
@@ -144,7 +145,7 @@ def _create_temp(folder: Path) -> tuple[int, str]:
         except FileExistsError:
             continue
         with _live_lock:
-            _live.add(tmp)
+            _live[tmp] = str(path)
         return fd, tmp
     raise FileExistsError(errno.EEXIST, "no free temporary name", str(folder))
 
@@ -160,7 +161,7 @@ def atomic_write(
     path = Path(path)
     install_signal_cleanup()
     _sweep_once(path.parent)
-    fd, tmp = _create_temp(path.parent)
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             emit(fh)
@@ -182,6 +183,6 @@ def atomic_write(
         with contextlib.suppress(OSError):
             os.unlink(tmp)  # gone already after os.replace; removed after link or failure
         with _live_lock:
-            _live.discard(tmp)
+            _live.pop(tmp, None)
     fsync_dir(path.parent)
     return path

@@ -97,5 +97,5 @@ def prepare_folder(folder: Path) -> Path:
         raise OutputError(f"{folder}: cannot create the output folder "
                           f"({exc.strerror or exc})") from None
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"{folder}: output folder is not writable")
+        raise OutputError(f"{folder}: output folder is not writable (permission denied)")
     return folder

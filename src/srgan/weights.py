@@ -265,7 +265,7 @@ def pickle_advice(path: str | Path) -> str:
     name = Path(path)
     out = name.with_suffix(".safetensors").name
     return (
-        f"{name}: pickle-based files are not loaded (unpickling can run code). An srgan "
+        f"{name}: pickle-based checkpoints are not loaded (unpickling can run code). An srgan "
         f"training checkpoint converts safely with `srgan export {name} -o {out}`. "
         + state_dict_recipe(name)
     )
