@@ -84,9 +84,9 @@ def test_batch_check_suggests_the_batch_that_fits(monkeypatch):
     monkeypatch.setattr(guard, "available_memory", lambda device: 40 * per + 7)
     check_batch_fits(cfg, "cpu")  # batch 16 fits
     cfg.train.batch_size = 41
-    with pytest.raises(ConfigError, match=r"at most 40 "):
+    with pytest.raises(ConfigError, match=r"below 40, "):
         check_batch_fits(cfg, "cpu")
-    with pytest.raises(ConfigError, match=r"at most 20 "):
+    with pytest.raises(ConfigError, match=r"below 20, "):
         check_batch_fits(cfg, "cpu", processes=2)  # two CPU ranks share the memory
     monkeypatch.setattr(guard, "available_memory", lambda device: None)
     check_batch_fits(cfg, "cpu")  # unknown memory: no refusal
