@@ -1,7 +1,7 @@
 """The web page and HTTP API: a thin layer over `Upscaler` and `srgan.imageio`.
 
     from srgan.serve.app import create_app
-    app = create_app("srgan_x4")        # then: uvicorn.run(app)
+    app = create_app("srresnet_x4")     # then: uvicorn.run(app)
 
 Why it is built the way it is:
 

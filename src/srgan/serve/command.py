@@ -13,9 +13,9 @@ WEB_EXTRA = "`srgan serve` needs the web extra: pip install 'srgan[web]'"
 EXAMPLES = """
 \b
 Examples:
-  srgan serve                                   # http://127.0.0.1:8000, shipped models
-  srgan serve --model srgan_x4 --device cuda    # one model, on the GPU
-  srgan serve -m mine.safetensors -m srgan_x4   # your file (the default) and a shipped one
+  srgan serve                                     # http://127.0.0.1:8000, shipped models
+  srgan serve --model srresnet_x4 --device cuda   # one model, on the GPU
+  srgan serve -m mine.safetensors -m srresnet_x4  # your file (the default) and a shipped one
   srgan serve --host 0.0.0.0 --port 8080 --max-pixels 4000000 --max-upload-mb 50
   curl -F image=@photo.jpg -F outscale=4 http://127.0.0.1:8000/v1/upscale -o photo_x4.png
 """
