@@ -711,3 +711,13 @@ def test_find_images(tmp_path: Path) -> None:
     str(err.value).encode("utf-8")
     good = write_image(from_array(rand(3, 3, 3)), os.fsencode(root) + b"/\xe9.png")
     assert read_image(os.fsencode(good)).size == (3, 3)  # bytes paths work too
+
+
+def test_find_images_passes_an_overlong_name_through_to_a_clear_read_error(tmp_path):
+    # issue 18 item 11: a name over 255 bytes raised OSError out of find_images
+    from srgan.imageio import ImageReadError, find_images, read_image
+
+    long = tmp_path / ("n" * 300 + ".png")
+    assert find_images([long]) == [long]
+    with pytest.raises(ImageReadError, match="too long"):
+        read_image(long)

@@ -1161,7 +1161,7 @@ def find_images(inputs: Iterable[str | bytes | os.PathLike], recursive: bool = T
 
     for item in inputs:
         p = Path(os.fsdecode(item))
-        if p.is_dir():
+        if os.path.isdir(p):  # False, not OSError, for a name too long: read_image says why
             found: list[Path] = []
             _walk(p, recursive, set(), found)
             for f in sorted(found):
