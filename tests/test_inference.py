@@ -4,8 +4,19 @@ import torch
 from conftest import smooth_image, tiny_generator
 from PIL import Image
 
+from srgan import cpu
 from srgan.imageio import ImageData
 from srgan.inference import Upscaler, fill_transparent, pick_dtype, plan_tiles
+
+AVX2_ONLY = frozenset({"sse4_2", "avx", "avx2", "fma"})
+AVX512_NO_BF16 = AVX2_ONLY | {"avx512f", "avx512bw", "avx512vl", "avx512_vnni"}
+AVX512_BF16 = AVX512_NO_BF16 | {"avx512_bf16"}
+AMX = AVX2_ONLY | {"amx_tile", "amx_bf16"}
+
+
+def cpu_with(monkeypatch, flags):
+    """Make srgan see a CPU with these feature flags (what `auto` precision rests on)."""
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset(flags))
 
 
 def whole(net, x):
@@ -53,7 +64,7 @@ def test_too_little_context_shows_seams():
 def test_tta_averages_eight_transforms():
     net = tiny_generator()
     x = torch.from_numpy(smooth_image(12, 17)).permute(2, 0, 1)[None]
-    up = Upscaler(net, device="cpu")
+    up = Upscaler(net, device="cpu", precision="fp32")
     y = up.upscale_tensor(x, tta=True)
     manual = torch.zeros_like(y)
     for rot in range(4):
@@ -66,7 +77,8 @@ def test_tta_averages_eight_transforms():
     assert torch.allclose(y, manual.clamp(0, 1), atol=1e-5)
 
 
-def test_half_precision_on_cpu_falls_back_to_fp32():
+def test_half_precision_on_cpu_falls_back_to_fp32(monkeypatch):
+    cpu_with(monkeypatch, AVX2_ONLY)
     with pytest.warns(UserWarning, match="fp32"):
         assert pick_dtype("fp16", torch.device("cpu")) == torch.float32
     assert pick_dtype("auto", torch.device("cpu")) == torch.float32
@@ -143,7 +155,8 @@ def test_rgba_alpha_is_upscaled_by_the_model_and_aligned():
     np.testing.assert_allclose(a[24:40, 24:40], alone[24:40, 24:40], atol=1e-5)
 
 
-def test_cpu_defaults():
+def test_cpu_defaults(monkeypatch):
+    cpu_with(monkeypatch, AVX2_ONLY)
     up = Upscaler(tiny_generator(), device="cpu")
     assert up.device.type == "cpu" and up.dtype == torch.float32 and up.tile >= 64
 
@@ -250,3 +263,53 @@ def test_cuda_on_a_cpu_only_torch_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match="--device cpu"):
         Upscaler(tiny_generator(), device="cuda")
+
+
+# ------------------------------------------------------------------ precision on the CPU
+@pytest.mark.parametrize("flags", [AVX2_ONLY, AVX512_NO_BF16, frozenset()],
+                         ids=["avx2", "avx512-no-bf16", "unknown"])
+def test_auto_never_picks_bf16_on_a_cpu_without_native_bf16(monkeypatch, flags):
+    cpu_with(monkeypatch, flags)
+    assert pick_dtype("auto", torch.device("cpu")) == torch.float32
+    up = Upscaler(tiny_generator(), device="cpu", precision="auto")
+    assert up.dtype == torch.float32 and up._fn_half is None
+    with pytest.warns(UserWarning, match="using fp32"):  # asked for, but emulated: refused
+        assert pick_dtype("bf16", torch.device("cpu")) == torch.float32
+
+
+@pytest.mark.parametrize("flags", [AVX512_BF16, AMX], ids=["avx512_bf16", "amx"])
+def test_auto_picks_the_bf16_mix_where_the_cpu_has_native_bf16(monkeypatch, flags):
+    from srgan.fuse import CpuBf16SRResNet
+
+    cpu_with(monkeypatch, flags)
+    assert pick_dtype("auto", torch.device("cpu")) == torch.bfloat16
+    assert pick_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+    net = tiny_generator(blocks=2, channels=16)
+    up = Upscaler(net, device="cpu", precision="auto", tile=16)
+    assert up.dtype == torch.bfloat16 and isinstance(up._fn_half.net, CpuBf16SRResNet)
+    exact = Upscaler(net, device="cpu", precision="fp32", tile=16)  # forces the exact path
+    assert exact.dtype == torch.float32 and exact._fn_half is None
+    x = torch.from_numpy(smooth_image(30, 41)).permute(2, 0, 1)[None]
+    ref = whole(net, x)
+    assert (exact.upscale_tensor(x) - ref).abs().max() < 1e-5
+    err = (up.upscale_tensor(x) - ref).abs().max().item()
+    assert 0 < err < 2 / 255  # bf16 arithmetic really ran, and stayed close
+
+
+def test_benchmark_and_compare_run_fp32_unless_told(monkeypatch, tiny_model_path):
+    """Tables stay exact on CPUs where `auto` would pick bf16."""
+    from srgan.evaluate import command
+    from srgan.evaluate.benchmark import run_benchmark
+    from srgan.evaluate.methods import load_methods
+
+    cpu_with(monkeypatch, AVX512_BF16)
+    for name in ("benchmark", "compare"):
+        option = next(p for p in getattr(command, name).params if p.name == "precision")
+        assert option.default == "fp32"
+    import inspect
+
+    assert inspect.signature(run_benchmark).parameters["precision"].default == "fp32"
+    _, net = load_methods([tiny_model_path], device="cpu")
+    assert net.upscaler.dtype == torch.float32 and net.upscaler._fn_half is None
+    _, net = load_methods([tiny_model_path], device="cpu", precision="auto")
+    assert net.upscaler.dtype == torch.bfloat16  # told otherwise

@@ -1,6 +1,7 @@
 """Inference-only rewrites of a generator: BatchNorm folded into convolutions, the output
 range folded into the last convolution, half precision with an fp32 last layer where it
-matters, and the memory-hungry upsampling stages run in row chunks.
+matters (and, for CPUs with native bf16, the mix measured in docs/performance.md), and the
+memory-hungry upsampling stages run in row chunks.
 
 Everything here works on a copy: the caller's network (which may be training) is never
 touched. The rewrites are exact up to float rounding in eval mode, which is what
@@ -125,6 +126,24 @@ def _keep_last_conv_fp32(model: nn.Module) -> None:
     _set_submodule(model, convs[-1], _Float32Tail(model.get_submodule(convs[-1])))
 
 
+def _input_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype `model`'s first convolution computes in (float32 for CpuBf16SRResNet)."""
+    if isinstance(model, CpuBf16SRResNet):
+        return torch.float32
+    return next(m for m in model.modules() if isinstance(m, nn.Conv2d)).weight.dtype
+
+
+class _CastInput(nn.Module):
+    """Casts the input to the dtype the next module computes in (callers pass float32)."""
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.dtype = dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.dtype)
+
+
 class _InplacePReLU(nn.Module):
     """A one-parameter PReLU applied in place (as leaky ReLU with its slope): the same values,
     without allocating, and so page-faulting, a fresh activation per layer. Only where the
@@ -151,6 +170,95 @@ def _inplace_activations(net: SRResNet) -> None:
             setattr(parent, name, _InplacePReLU(act))
 
 
+class CpuBf16SRResNet(nn.Module):
+    """A folded SRResNet whose bulk runs in bf16 on CPUs that multiply bf16 natively.
+
+    Measured on the shipped srresnet_x4 and Set5/Set14 (docs/performance.md): bf16 throughout
+    (with an fp32 last conv) is off by up to 2/255. What brings the 8-bit output within 1/255
+    is keeping in float32 the input and first conv (pixel values k/255 are not bf16
+    numbers), the residual stream (16 skip additions in bf16 add up their rounding), the
+    first x2 stage and the last conv; the 33 trunk convolutions and the x4 stage, 82% of
+    the arithmetic, run in bf16. Takes and returns float32; same `features`/`reconstruct`
+    split as SRResNet, so `FastSRResNet` can chunk it.
+    """
+
+    def __init__(self, net: SRResNet, dtype: torch.dtype = torch.bfloat16) -> None:
+        super().__init__()
+        self.scale, self.dtype = net.scale, dtype
+        self.head = net.head.float()
+        self.body = net.body.to(dtype)
+        self.body_tail = net.body_tail.to(dtype)
+        self.up_first = net.upsample[0].float()
+        self.up_rest = net.upsample[1:].to(dtype)
+        self.tail = net.tail.float()
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        head = self.head(x.float())
+        stream = head
+        for b in self.body:  # ResidualBlock with its skip added in float32
+            y = b.bn2(b.conv2(b.act(b.bn1(b.conv1(stream.to(self.dtype))))))
+            stream = head + y if stream is head else stream.add_(y)
+        return head + self.body_tail(stream.to(self.dtype))
+
+    def reconstruct(self, features: torch.Tensor) -> torch.Tensor:
+        y = self.up_first(features.float())
+        if len(self.up_rest):
+            y = self.up_rest(y.to(self.dtype))
+        return self.tail(y.float())
+
+
+class _ShuffledTail(nn.Module):
+    """The last convolution run before the last pixel shuffle instead of after it."""
+
+    def __init__(self, conv: nn.Conv2d, factor: int) -> None:
+        super().__init__()
+        self.conv = conv
+        self.shuffle = nn.PixelShuffle(factor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shuffle(self.conv(x))
+
+
+def _tail_before_shuffle(net: SRResNet) -> None:
+    """Rewrite SRResNet's last stage, shuffle(64*4 ch) -> PReLU -> 9x9 conv to 3 ch at full
+    resolution, as PReLU -> 5x5 conv from 256 to 12 ch at half resolution -> shuffle(12 ch).
+
+    Exact (same sums, zero padding maps to zero padding; a one-slope PReLU commutes with the
+    shuffle), 1.23x the multiply-adds, but oneDNN runs a conv with 3 output channels at a
+    fifth of its speed (measured: the 9x9 tail took 39% of the fp32 conv time), and the
+    full-resolution 64-channel shuffle disappears. Weights built in float64.
+    """
+    last, tail = net.upsample[-1], net.tail
+    act, shuffle = getattr(last, "act", None), getattr(last, "shuffle", None)
+    scalar_act = isinstance(act, _InplacePReLU) or (
+        isinstance(act, nn.PReLU) and act.weight.numel() == 1)
+    k = tail.kernel_size[0]
+    if not (scalar_act and isinstance(shuffle, nn.PixelShuffle) and shuffle.upscale_factor == 2
+            and isinstance(tail, nn.Conv2d) and tail.kernel_size == (k, k) and k % 2
+            and tail.stride == (1, 1) and tail.dilation == (1, 1) and tail.groups == 1
+            and tail.padding == (k // 2, k // 2) and tail.padding_mode == "zeros"
+            and tail.bias is not None):
+        return
+    r = k // 2
+    big = (r + 1) // 2  # reach of the new kernel, in half-resolution pixels
+    w = tail.weight.detach().double()
+    cout, cin = w.shape[:2]
+    w2 = torch.zeros(cout, 4, cin, 4, 2 * big + 1, 2 * big + 1, dtype=torch.float64)
+    for ao in range(2):
+        for bo in range(2):
+            for dy in range(-r, r + 1):
+                for dx in range(-r, r + 1):
+                    a, b = (ao + dy) % 2, (bo + dx) % 2
+                    m, n = (ao + dy - a) // 2, (bo + dx - b) // 2
+                    w2[:, ao * 2 + bo, :, a * 2 + b, m + big, n + big] = w[:, :, dy + r, dx + r]
+    conv = nn.Conv2d(cin * 4, cout * 4, 2 * big + 1, padding=big)
+    with torch.no_grad():
+        conv.weight.copy_(w2.reshape(cout * 4, cin * 4, 2 * big + 1, 2 * big + 1))
+        conv.bias.copy_(tail.bias.detach().double().repeat_interleave(4))
+    last.shuffle = nn.Identity()
+    net.tail = _ShuffledTail(conv.to(tail.weight.dtype), 2)
+
+
 class FastSRResNet(nn.Module):
     """A folded SRResNet whose upsampling stages run in row chunks.
 
@@ -168,7 +276,8 @@ class FastSRResNet(nn.Module):
         self.chunk_px = chunk_px
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.net.features(x)
+        dtype = _input_dtype(self.net)
+        f = self.net.features(x if x.dtype == dtype else x.to(dtype))
         b, _, h, w = f.shape
         c, s = RECONSTRUCT_CONTEXT, self.scale
         rows = h if self.chunk_px is None else max(8, self.chunk_px // max(1, b * w) - 2 * c)
@@ -192,6 +301,7 @@ def inference_model(
     channels_last: bool = True,
     fp32_tail: bool | None = None,
     chunk_px: int | None = None,
+    cpu_mix: bool = False,
 ) -> nn.Module:
     """The fast form of `net` for inference: input RGB in [0, 1] -> output in [0, 1]
     (unclamped), BatchNorm folded, weights in `dtype`, channels_last memory format, and for
@@ -199,9 +309,19 @@ def inference_model(
 
     `fp32_tail` (default: on for bfloat16) keeps the last convolution in float32: bf16 has
     8 significant bits, too few for outputs within 1/255, while fp16 (11 bits) is enough.
+    `cpu_mix` (bf16 SRResNet only): `CpuBf16SRResNet`'s mix, within 1/255 on photographs,
+    for CPUs with native bf16. Every form takes float32 input and casts it as it needs.
     """
     lo, hi = net.output_range
     model = fold_output_range(fold_batchnorm(net), lo, hi)
+    if isinstance(model, SRResNet):
+        _tail_before_shuffle(model)
+    if cpu_mix and dtype == torch.bfloat16 and isinstance(model, SRResNet):
+        _inplace_activations(model)
+        model = FastSRResNet(CpuBf16SRResNet(model, dtype), chunk_px)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model.eval().requires_grad_(False)
     if fp32_tail is None:
         fp32_tail = dtype == torch.bfloat16
     model = model.to(dtype)
@@ -210,6 +330,8 @@ def inference_model(
     if isinstance(model, SRResNet):
         _inplace_activations(model)
         model = FastSRResNet(model, chunk_px)
+    elif dtype != torch.float32:
+        model = nn.Sequential(_CastInput(_input_dtype(model)), model)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model.eval().requires_grad_(False)

@@ -7,7 +7,8 @@ here so that every front end (CLI, web, benchmark) behaves the same.
 The fast path (benchmarks/infer_throughput.py measures it against a naive baseline):
 
 * the network runs as `srgan.fuse.inference_model`: BatchNorm folded into the convolutions,
-  the output range folded into the last one, channels_last; fp16 on GPUs, fp32 on CPUs;
+  the output range folded into the last one, channels_last; fp16 on GPUs, a bf16 mix on
+  CPUs with native bf16 (`srgan.precision`), fp32 on other CPUs;
 * all tiles of an image read windows of one size (shifted inwards at the borders, so they
   read real pixels, never padding), so several tiles go through the network in one batch;
 * on CUDA, batches travel through pinned memory with asynchronous copies, and one batch's
@@ -47,9 +48,9 @@ from srgan.imageio import (
     to_pil,
 )
 from srgan.nets import SRResNet
+from srgan.precision import PRECISIONS, pick_dtype  # noqa: F401 (re-exported)
 from srgan.weights import load_generator
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 BACKENDS = ("torch", "onnxruntime")
 DEFAULT_TILE_PAD = 24  # LR pixels of context around each tile; see tests/test_inference.py
 # Peak bytes per LR pixel of a forward pass in float32 (measured on the CPU for 64 channels:
@@ -103,25 +104,6 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
                                     and torch.backends.mps.is_available()):
         raise ValueError(f"--device {device}: MPS is not available here; use --device cpu")
     return dev
-
-
-def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """The compute dtype a device supports; half precision asked of a CPU falls back to fp32
-    (no AVX-512 bf16 / AMX here: measured slower, see benchmarks/infer_throughput.py)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "fp32":
-        return torch.float32
-    if device.type == "cpu":
-        if precision in ("fp16", "bf16"):
-            warnings.warn(
-                f"{precision} on the CPU is slower and less exact than fp32 here; using fp32",
-                stacklevel=3,
-            )
-        return torch.float32
-    if precision == "bf16":
-        return torch.bfloat16
-    return torch.float16  # auto and fp16 on CUDA / MPS
 
 
 @dataclass(frozen=True)
@@ -296,7 +278,9 @@ class Upscaler:
         else:
             self._fn32 = inference_model(net, torch.float32, chunk_px=chunk_px).to(self.device)
             if self.dtype != torch.float32:
-                self._fn_half = inference_model(net, self.dtype, chunk_px=chunk_px * 2
+                cpu = self.device.type == "cpu"  # bf16 there: fuse.CpuBf16SRResNet's mix
+                self._fn_half = inference_model(net, self.dtype, cpu_mix=cpu,
+                                                chunk_px=chunk_px * (1 if cpu else 2)
                                                 ).to(self.device)
             if self.compile:
                 self._fn32 = torch.compile(self._fn32)
@@ -340,7 +324,8 @@ class Upscaler:
             return (_TRUNK_BYTES_PER_LR_PIXEL_PER_CHANNEL
                     + _RECONSTRUCT_BYTES_PER_LR_PIXEL_PER_CHANNEL) * ch
         trunk = _TRUNK_BYTES_PER_LR_PIXEL_PER_CHANNEL * ch
-        return (trunk // 2 if self.dtype != torch.float32 else trunk) + _OUTPUT_BYTES_PER_LR_PIXEL
+        half = self.dtype != torch.float32 and self.device.type != "cpu"  # CPU mix: fp32 stream
+        return (trunk // 2 if half else trunk) + _OUTPUT_BYTES_PER_LR_PIXEL
 
     def _auto_tile(self) -> int:
         """Largest square LR tile (plus its context) that one forward pass can hold."""
@@ -355,7 +340,7 @@ class Upscaler:
     def _net(self, x: torch.Tensor, half: bool) -> torch.Tensor:
         """Network on one device batch in [0,1] -> float32 in [0,1] (unclamped)."""
         if half:
-            return self._fn_half(x.to(self.dtype)).float()
+            return self._fn_half(x).float()  # casts its input itself
         return self._fn32(x).float()
 
     def _run(self, x: torch.Tensor, tta: bool, half: bool) -> torch.Tensor:
