@@ -162,6 +162,7 @@ def test_eta_warning_text():
     assert "(158 h)" in text and "--time-limit" in text and "--resume runs/x" in text
     text = guard.eta_warning("runs/x", 99_990, 5.7, 3600.0)
     assert "after about 631 more steps" in text
+    assert guard.eta_warning("runs/x", 99_990, 5.7, 600_000.0) is None  # planned to finish
 
 
 # ------------------------------------------------------------------------------ progress

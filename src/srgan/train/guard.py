@@ -196,8 +196,8 @@ def eta_warning(
     """A warning when the rest of the run would take more than `limit` seconds at the measured
     rate; it suggests --time-limit (or says where the given one stops the run)."""
     eta = remaining_steps * seconds_per_step
-    if eta <= limit:
-        return None
+    if eta <= limit or (time_limit is not None and time_limit >= eta):
+        return None  # short, or the time limit already lets it finish: as planned
     head = (f"warning: at the current rate ({seconds_per_step:.3g} s/step) the remaining "
             f"{remaining_steps:,} steps take about {_duration(eta)}.")
     if time_limit is not None:
