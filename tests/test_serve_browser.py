@@ -383,6 +383,27 @@ def test_models_are_listed_in_plain_words_and_the_choice_is_used(desktop, tmp_pa
     assert page.inner_text("#tag-after").startswith("tiny_b_x4")
 
 
+def test_one_model_against_another_on_the_slider(desktop, server_url, tmp_path: Path):
+    """With two models, the left side can be the other model's result for the same file."""
+    import httpx
+
+    page = desktop
+    assert page.eval_on_selector_all("#compare-with option", "os => os.map(o => o.value)") == [
+        "bicubic", "tiny_x4", "tiny_b_x4"]
+    src = save(photo(), tmp_path / "ab.png")
+    page.set_input_files("#file", str(src))
+    page.select_option("#compare-with", "tiny_b_x4")
+    page.click("#go")
+    wait_result(page)
+    assert len(page.posts) == 2  # one per model; the same file both times
+    assert page.inner_text("#tag-before") == "tiny_b_x4 (model)"
+    assert page.inner_text("#tag-after").startswith("tiny_x4")
+    want = httpx.post(server_url + "v1/upscale", data={"model": "tiny_b_x4"},
+                      files={"image": ("ab.png", src.read_bytes(), "image/png")}).content
+    want = np.asarray(Image.open(io.BytesIO(want)).convert("RGB"), dtype=np.float32) / 255
+    assert np.array_equal(image_of(page, "#before"), want)
+
+
 def test_paste_an_image(page):
     png = io.BytesIO()
     photo(20, 30).save(png, "PNG")
@@ -485,9 +506,9 @@ def test_keyboard_only(browser, server_url, tmp_path: Path):
     with page.expect_file_chooser() as chooser:
         page.keyboard.press("Enter")
     chooser.value.set_files(str(save(photo(), tmp_path / "k.png")))
-    stops += [tab() for _ in range(4)]
+    stops += [tab() for _ in range(5)]
     ids = [s[0] for s in stops]
-    assert ids == ["API docs", "choose", "model", "outscale", "format", "go"], ids
+    assert ids == ["API docs", "choose", "model", "compare-with", "outscale", "format", "go"], ids
     assert all(style != "none" and width >= 2 for _, style, width in stops), stops
     page.keyboard.press("Enter")
     wait_result(page)

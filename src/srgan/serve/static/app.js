@@ -90,6 +90,14 @@ async function loadModels() {
     if (m.name === info.default) opt.selected = true;
     select.appendChild(opt);
   }
+  const other = $("compare-with");
+  for (const m of state.models) {
+    const opt = document.createElement("option");
+    opt.value = m.name;
+    opt.textContent = m.name;
+    other.appendChild(opt);
+  }
+  $("compare-with-label").hidden = state.models.length < 2;
   if (!state.models.length) showError("This server has no super-resolution model loaded.");
   const lim = info.limits;
   $("limits").textContent =
@@ -283,13 +291,18 @@ function showResult(r) {
   showComparison(r);
 }
 
-// The left side: bicubic enlargement of the same File object the result was made from.
+// The left side: bicubic enlargement of the same File object the result was made from, or
+// (when chosen) another model's result for that same file.
 async function showComparison(r) {
   const [w, h] = r.outSize;
   const note = $("compare-note");
   if (!w || !h) return;
-  note.textContent = "Making the bicubic comparison…";
-  const blob = await Bicubic.enlargeFile(r.item.file, w, h);
+  let blob = r.other ? r.other.blob : null;
+  if (!r.other) {
+    note.textContent = r.otherError || "Making the bicubic comparison…";
+    if (r.otherError) return;
+    blob = await Bicubic.enlargeFile(r.item.file, w, h);
+  }
   if (state.shown !== r) return; // another result was chosen meanwhile
   if (!blob) {
     note.textContent = "No comparison: this browser cannot decode this image format.";
@@ -305,6 +318,14 @@ async function showComparison(r) {
     setDivider(Number($("slider").value));
   };
   before.src = state.compareUrl;
+  if (r.other) {
+    $("tag-before").textContent = `${r.other.model} (model)`;
+    note.textContent =
+      `Left of the line: ${r.other.model}. Right: ${r.model}. Both upscaled ` +
+      `${r.item.file.name} to ${w}×${h} pixels and are shown at the same size; drag the line ` +
+      `or the slider to compare. Download saves the ${r.model} result.`;
+    return;
+  }
   $("tag-before").textContent = "bicubic";
   note.textContent =
     `Left of the line: ${r.item.file.name} enlarged by bicubic interpolation (MATLAB-style ` +
@@ -345,12 +366,12 @@ async function downloadAll() {
 }
 
 // ------------------------------------------------------------------ a run
-async function upscaleOne(item, opts, prefix) {
+async function upscaleOne(item, opts, prefix, model) {
   const ticket = Math.random().toString(36).slice(2) + Date.now().toString(36);
   state.ticket = ticket;
   const form = new FormData();
   form.append("image", item.file, item.file.name);
-  form.append("model", opts.model);
+  form.append("model", model);
   form.append("outscale", opts.outscale);
   form.append("format", opts.format);
   form.append("ticket", ticket);
@@ -371,9 +392,9 @@ async function upscaleOne(item, opts, prefix) {
       blob: xhr.response,
       url: URL.createObjectURL(xhr.response),
       name: filenameOf(xhr, `${stem}_x${opts.outscale}.${opts.format}`),
-      model: opts.model,
+      model,
       outSize,
-      info: `${opts.model} ×${opts.outscale}: ${inSize} → ${outSize.join("x")} pixels in ` +
+      info: `${model} ×${opts.outscale}: ${inSize} → ${outSize.join("x")} pixels in ` +
         `${secs.toFixed(2)} s`,
       warnings: xhr.getResponseHeader("X-Srgan-Warnings") || "",
     };
@@ -387,13 +408,17 @@ async function run() {
   if (!state.items.length || state.busy) return;
   const items = [...state.items]; // this run's images, whatever is chosen meanwhile
   const opts = { model: $("model").value, outscale: $("outscale").value,
-    format: $("format").value };
+    format: $("format").value, other: $("compare-with").value };
+  if (opts.other === opts.model) opts.other = "bicubic";
   state.busy = true;
   state.cancelled = false;
   updateButtons();
   $("cancel").focus();
   clearError();
-  for (const r of state.results) URL.revokeObjectURL(r.url);
+  for (const r of state.results) {
+    URL.revokeObjectURL(r.url);
+    if (r.other) URL.revokeObjectURL(r.other.url);
+  }
   state.results = [];
   $("batch").textContent = "";
   $("batch").hidden = items.length < 2;
@@ -402,7 +427,16 @@ async function run() {
   for (let i = 0; i < items.length && !state.cancelled; i++) {
     const prefix = items.length > 1 ? `${i + 1} of ${items.length}: ${items[i].file.name}. ` : "";
     try {
-      const r = await upscaleOne(items[i], opts, prefix);
+      const r = await upscaleOne(items[i], opts, prefix, opts.model);
+      if (opts.other !== "bicubic") {
+        // the same file, uploaded once more for the other model (bicubic needs no upload)
+        try {
+          r.other = await upscaleOne(items[i], opts, `${prefix}${opts.other}: `, opts.other);
+        } catch (e) {
+          if (e.status === -1 || state.cancelled) throw e;
+          r.otherError = `No comparison with ${opts.other}: ${e.message}`;
+        }
+      }
       state.results.push(r);
       if (items.length > 1) addBatchEntry(r);
       if (state.results.length === 1 || items.length === 1) showResult(r);
