@@ -335,3 +335,17 @@ def test_serve_fallback_defaults_match_the_app():
 
     assert out == [str(app.DEFAULT_MAX_PIXELS), str(app.DEFAULT_MAX_UPLOAD_MB),
                    str(app.DEFAULT_QUEUE)]
+
+
+def test_upscale_flags_a_model_whose_output_is_all_non_finite(tmp_path):
+    # item 8: such a model gave black (or white) images with exit status 0
+    from srgan.weights import save_generator
+
+    net = tiny_generator()
+    with torch.no_grad():
+        net.tail.weight.fill_(1e38)  # finite weights, output overflows to inf / NaN
+    model = save_generator(net, tmp_path / "overflow.safetensors")
+    good = write(tmp_path / "a.png")
+    res = cli("upscale", good, "-o", tmp_path / "o", "-m", model, "-q")
+    assert res.exit_code == 1 and "NaN or infinite" in res.output
+    assert f"{good}: " in res.output and not (tmp_path / "o" / "a_x4.png").exists()
