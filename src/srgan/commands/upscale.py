@@ -16,6 +16,7 @@ EXAMPLES = """
 \b
 Examples:
   srgan upscale photo.jpg -o out/                 # out/photo_x4.jpg
+  srgan upscale photo.jpg -o big.png              # one file: that name
   srgan upscale holiday/ -o big/ --ext png        # every image in the folder, as PNG
   srgan upscale scan.png -o out/ --outscale 2     # x4 model, then bicubic to x2
   srgan upscale in.png -o out/ -m my.safetensors --device cuda --precision fp16
@@ -156,8 +157,10 @@ def upscale(
     """Upscale images (files or folders) with a super-resolution model.
 
     Each output is written to a temporary file and renamed, so an interrupted run never
-    leaves a half-written image. A file that cannot be read or written is reported and
-    skipped; the exit status is 1 if any file failed.
+    leaves a half-written image. Existing outputs are kept unless --overwrite, an input is
+    never replaced, and earlier outputs found in an input folder are not upscaled again.
+    A file that cannot be read or written is reported and skipped; the exit status is 1 if
+    any file failed.
     """
     from srgan.heap import keep_freed_memory
     from srgan.imageio import (
