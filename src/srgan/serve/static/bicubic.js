@@ -36,53 +36,48 @@ const Bicubic = (() => {
     return { index, weight, taps };
   }
 
-  // RGBA bytes (w x h) -> Float32 RGBA (outW x outH), rows first when the scales tie
-  // (MATLAB resizes the axis with the smaller scale first).
-  function resizeRGBA(src, w, h, outW, outH) {
-    const rowsFirst = outH / h <= outW / w;
-    let data = Float32Array.from(src);
-    let cw = w;
-    let ch = h;
-    const passes = rowsFirst ? ["y", "x"] : ["x", "y"];
-    for (const axis of passes) {
-      if (axis === "x") {
-        const c = contributions(cw, outW);
-        const out = new Float32Array(outW * ch * 4);
-        for (let y = 0; y < ch; y++) {
-          const row = y * cw * 4;
-          for (let x = 0; x < outW; x++) {
-            let r = 0, g = 0, b = 0, a = 0;
-            for (let t = 0; t < c.taps; t++) {
-              const k = c.weight[x * c.taps + t];
-              const i = row + c.index[x * c.taps + t] * 4;
-              r += k * data[i]; g += k * data[i + 1]; b += k * data[i + 2]; a += k * data[i + 3];
-            }
-            const o = (y * outW + x) * 4;
-            out[o] = r; out[o + 1] = g; out[o + 2] = b; out[o + 3] = a;
-          }
+  // One axis of the resize: `data` (w x h RGBA, any array type) -> `out` (the new size).
+  // Writing into a Uint8ClampedArray rounds and clips, so the last pass needs no float copy.
+  function pass(data, w, h, axis, outLen, out) {
+    const c = contributions(axis === "x" ? w : h, outLen);
+    const ow = axis === "x" ? outLen : w;
+    const oh = axis === "x" ? h : outLen;
+    const rounding = out instanceof Uint8ClampedArray;
+    for (let y = 0; y < oh; y++) {
+      for (let x = 0; x < ow; x++) {
+        let r = 0, g = 0, b = 0, a = 0;
+        const at = axis === "x" ? x : y;
+        for (let t = 0; t < c.taps; t++) {
+          const k = c.weight[at * c.taps + t];
+          const j = c.index[at * c.taps + t];
+          const i = axis === "x" ? (y * w + j) * 4 : (j * w + x) * 4;
+          r += k * data[i]; g += k * data[i + 1]; b += k * data[i + 2]; a += k * data[i + 3];
         }
-        data = out;
-        cw = outW;
-      } else {
-        const c = contributions(ch, outH);
-        const out = new Float32Array(cw * outH * 4);
-        for (let y = 0; y < outH; y++) {
-          for (let x = 0; x < cw; x++) {
-            let r = 0, g = 0, b = 0, a = 0;
-            for (let t = 0; t < c.taps; t++) {
-              const k = c.weight[y * c.taps + t];
-              const i = (c.index[y * c.taps + t] * cw + x) * 4;
-              r += k * data[i]; g += k * data[i + 1]; b += k * data[i + 2]; a += k * data[i + 3];
-            }
-            const o = (y * cw + x) * 4;
-            out[o] = r; out[o + 1] = g; out[o + 2] = b; out[o + 3] = a;
-          }
+        const o = (y * ow + x) * 4;
+        if (rounding) {
+          out[o] = Math.round(r); out[o + 1] = Math.round(g);
+          out[o + 2] = Math.round(b); out[o + 3] = Math.round(a);
+        } else {
+          out[o] = r; out[o + 1] = g; out[o + 2] = b; out[o + 3] = a;
         }
-        data = out;
-        ch = outH;
       }
     }
-    return data;
+  }
+
+  // RGBA bytes (w x h) -> RGBA bytes (outW x outH) in `out`; the axis with the smaller scale
+  // first, rows when they tie (as MATLAB does). Only the middle image is kept as floats.
+  function resizeRGBA(src, w, h, outW, outH, out) {
+    const rowsFirst = outH / h <= outW / w;
+    if (rowsFirst) {
+      const mid = new Float32Array(w * outH * 4);
+      pass(src, w, h, "y", outH, mid);
+      pass(mid, w, outH, "x", outW, out);
+    } else {
+      const mid = new Float32Array(outW * h * 4);
+      pass(src, w, h, "x", outW, mid);
+      pass(mid, outW, h, "y", outH, out);
+    }
+    return out;
   }
 
   // Decode `file`, enlarge it to outW x outH, and return a PNG blob (null if the browser
@@ -103,9 +98,8 @@ const Bicubic = (() => {
     ctx.drawImage(bitmap, 0, 0);
     bitmap.close();
     const src = ctx.getImageData(0, 0, w, h).data;
-    const out = resizeRGBA(src, w, h, outW, outH);
     const img = new ImageData(outW, outH);
-    for (let i = 0; i < out.length; i++) img.data[i] = Math.round(out[i]); // Uint8Clamped clips
+    resizeRGBA(src, w, h, outW, outH, img.data);
     canvas.width = outW;
     canvas.height = outH;
     ctx.putImageData(img, 0, 0);
