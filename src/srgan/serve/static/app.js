@@ -20,13 +20,6 @@ const state = {
   zoom: "fit",
 };
 
-class ApiError extends Error {
-  constructor(status, message) {
-    super(message);
-    this.status = status;
-  }
-}
-
 // ------------------------------------------------------------------ messages
 function showError(message) {
   const box = $("error");
@@ -53,17 +46,6 @@ function formatBytes(n) {
   return n + " bytes";
 }
 
-// The API answers errors as JSON {"detail": "a sentence"}; anything else gets a fallback.
-function detailText(status, body) {
-  try {
-    const detail = JSON.parse(body).detail;
-    if (typeof detail === "string" && detail) return detail;
-  } catch (e) {
-    // not JSON
-  }
-  return `The server answered ${status} without an explanation.`;
-}
-
 // ------------------------------------------------------------------ models
 async function loadModels() {
   let res;
@@ -74,7 +56,7 @@ async function loadModels() {
     return;
   }
   if (!res.ok) {
-    showError("Listing the models failed: " + detailText(res.status, await res.text()));
+    showError("Listing the models failed: " + Api.detailText(res.status, await res.text()));
     return;
   }
   const info = await res.json();
@@ -170,75 +152,6 @@ function updateButtons() {
   $("go").disabled = state.busy || !state.items.length || !state.models.length;
   $("choose").disabled = state.busy;
   $("cancel").hidden = !state.busy;
-}
-
-// ------------------------------------------------------------------ the API
-// One POST through XMLHttpRequest, which (unlike fetch) reports upload progress and aborts.
-function postUpscale(form, onProgress, onUploaded) {
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    state.xhr = xhr;
-    xhr.open("POST", "v1/upscale");
-    xhr.responseType = "blob";
-    xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(100 * e.loaded / e.total);
-    xhr.upload.onload = onUploaded;
-    xhr.onload = async () => {
-      if (xhr.status === 200) {
-        resolve(xhr);
-        return;
-      }
-      let body = "";
-      try {
-        body = await xhr.response.text();
-      } catch (e) {
-        body = "";
-      }
-      // the server's sentence already says when to try again: nothing is added to it
-      reject(new ApiError(xhr.status, detailText(xhr.status, body)));
-    };
-    xhr.onabort = () => reject(new ApiError(-1, "Cancelled."));
-    xhr.onerror = () =>
-      reject(new ApiError(0, "The connection to the server failed (is `srgan serve` running?)."));
-    xhr.send(form);
-  });
-}
-
-// While a job waits or runs, ask the server where it stands.
-function watchQueue(ticket, prefix) {
-  let stopped = false;
-  const tick = async () => {
-    if (stopped) return;
-    try {
-      const q = await (await fetch(`v1/queue/${ticket}`)).json();
-      if (stopped) return;
-      const eta = q.eta_s ? `, about ${q.eta_s} s` : "";
-      if (q.state === "waiting") {
-        const jobs = q.ahead === 1 ? "1 job" : `${q.ahead} jobs`;
-        setStatus(`${prefix}Waiting in the queue: ${jobs} ahead of yours${eta}…`, null);
-      } else if (q.state === "running") {
-        setStatus(`${prefix}Processing on the server${eta}…`, null);
-      }
-    } catch (e) {
-      // a missed update is harmless
-    }
-    if (!stopped) setTimeout(tick, 500);
-  };
-  setTimeout(tick, 200);
-  return () => (stopped = true);
-}
-
-function filenameOf(xhr, fallback) {
-  const cd = xhr.getResponseHeader("Content-Disposition") || "";
-  const star = /filename\*=UTF-8''([^;]+)/i.exec(cd);
-  if (star) {
-    try {
-      return decodeURIComponent(star[1]);
-    } catch (e) {
-      // fall through to the ASCII name
-    }
-  }
-  const m = /filename="([^"]+)"/.exec(cd);
-  return m ? m[1] : fallback;
 }
 
 // ------------------------------------------------------------------ the result view
@@ -378,10 +291,11 @@ async function upscaleOne(item, opts, prefix, model) {
   let stop = () => {};
   setStatus(`${prefix}Uploading… 0%`, 0);
   try {
-    const xhr = await postUpscale(form, (p) => setStatus(`${prefix}Uploading… ${Math.round(p)}%`, p),
+    const xhr = await Api.postUpscale(form, (x) => (state.xhr = x),
+      (p) => setStatus(`${prefix}Uploading… ${Math.round(p)}%`, p),
       () => {
         setStatus(`${prefix}Processing on the server…`, null);
-        stop = watchQueue(ticket, prefix);
+        stop = Api.watchQueue(ticket, (text) => setStatus(prefix + text, null));
       });
     const outSize = (xhr.getResponseHeader("X-Srgan-Output-Size") || "0x0").split("x").map(Number);
     const inSize = xhr.getResponseHeader("X-Srgan-Input-Size") || "?";
@@ -391,7 +305,7 @@ async function upscaleOne(item, opts, prefix, model) {
       item,
       blob: xhr.response,
       url: URL.createObjectURL(xhr.response),
-      name: filenameOf(xhr, `${stem}_x${opts.outscale}.${opts.format}`),
+      name: Api.filenameOf(xhr, `${stem}_x${opts.outscale}.${opts.format}`),
       model,
       outSize,
       info: `${model} ×${opts.outscale}: ${inSize} → ${outSize.join("x")} pixels in ` +
