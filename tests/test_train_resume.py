@@ -87,13 +87,21 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(image_dirs, tmp_pat
 
 def test_nonfinite_steps_are_skipped_then_stop_the_run(image_dirs, tmp_path):
     cfg = tiny_config(image_dirs, "train.steps=6", "log.every=2")
-    result = run_training(cfg, tmp_path / "one", hooks=DebugHooks(nan_steps=[3]))
+    messages: list[str] = []
+    result = run_training(cfg, tmp_path / "one", hooks=DebugHooks(nan_steps=[3, 5]),
+                          log=messages.append)
     assert result.finished
-    events = [r for r in read_log(tmp_path / "one") if r.get("event") == "nonfinite"]
+    # said once on the console (not only in log.jsonl), and counted at the end
+    assert len([m for m in messages if "non-finite" in m and "skipped" in m]) == 2, messages
+    assert any(m.startswith("warning: step 3: non-finite") for m in messages)
+    assert "(2 of 6 steps skipped as non-finite)" in messages[-1]
+    result = run_training(tiny_config(image_dirs, "train.steps=6", "log.every=2"),
+                          tmp_path / "two", hooks=DebugHooks(nan_steps=[3]))
+    events = [r for r in read_log(tmp_path / "two") if r.get("event") == "nonfinite"]
     assert [(e["step"], e["run"], e["total"]) for e in events] == [(3, 1, 1)]
-    skipped = [r["train/skipped"] for r in read_log(tmp_path / "one") if "train/skipped" in r]
+    skipped = [r["train/skipped"] for r in read_log(tmp_path / "two") if "train/skipped" in r]
     assert skipped == [0, 1, 0]
-    state = load_checkpoint(tmp_path / "one" / "checkpoints" / "step_000000006.pt")
+    state = load_checkpoint(tmp_path / "two" / "checkpoints" / "step_000000006.pt")
     for name, t in state["generator"].items():  # BatchNorm statistics of the NaN pass undone
         assert torch.isfinite(t.float()).all(), name
 

@@ -586,6 +586,7 @@ class Trainer:
         t_start = time.monotonic()
         watch = DivergenceWatch(t.max_bad_steps)
         first_step, rate_t0 = self.step, 0.0
+        warned_bad = False
         try:
             while self.step < t.steps:
                 want_stop = 1.0 if stop.signum else 0.0
@@ -597,6 +598,11 @@ class Trainer:
                     window_bad += 1
                     logger.event("nonfinite", step=self.step, run=self.bad_run,
                                  total=self.bad_total)
+                    if not warned_bad:  # once: later ones are counted in log.jsonl
+                        warned_bad = True
+                        logger.message(f"warning: step {self.step}: non-finite loss or "
+                                       "gradient, step skipped (log.jsonl counts them; many "
+                                       "in a row, or most steps, stop the run)")
                 diverged = watch.add(out.bad, self.bad_run)
                 if diverged is None and (self.step >= t.steps or stop_code == 2.0):
                     diverged = watch.at_end()  # a short run that was mostly skipped

@@ -145,7 +145,9 @@ def _train(
             if result.finished:
                 logger.event("finished", step=result.step, generator=str(result.generator),
                              best_psnr=result.best_psnr)
-                trainer.log(f"done: {result.generator}")
+                skipped = (f" ({trainer.bad_total} of {result.step} steps skipped as non-finite)"
+                           if trainer.bad_total else "")
+                trainer.log(f"done: {result.generator}{skipped}")
             else:
                 logger.event("exported", step=result.step, generator=str(result.generator),
                              best_psnr=result.best_psnr)
