@@ -67,8 +67,9 @@ def _warn_differences(wanted: Config, stored: Config) -> None:
               help="Resume the run folder if it already has a checkpoint, else start it.")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="Run folder (default: run.dir/run.name, i.e. runs/CONFIG).")
-@click.option("--time-limit", type=float, default=None, metavar="MINUTES",
-              help="Stop cleanly with a checkpoint after this many minutes of training.")
+@click.option("--time-limit", type=click.FloatRange(min=0), default=None, metavar="MINUTES",
+              help="Stop cleanly after this many minutes of training, with a checkpoint and the "
+                   "weights so far in generator.safetensors; --resume continues.")
 @click.option("--list-configs", is_flag=True, help="List the packaged configs and exit.")
 def train(
     config: str | None, overrides: tuple[str, ...], resume: str | None, auto_resume: bool,
@@ -77,7 +78,9 @@ def train(
     """Train SRResNet (stage 1) or SRGAN (stage 2) from a CONFIG.
 
     CONFIG is a packaged config (srresnet_x4, srgan_x4, srgan_mse_x4) or a TOML file. The run
-    folder gets config.toml, log.jsonl, checkpoints/, val/ and, at the end, generator.safetensors.
+    folder gets config.toml, log.jsonl, checkpoints/, val/ and, at the end or a --time-limit
+    stop, generator.safetensors. One run at a time per folder (it is locked); a run that
+    diverges (non-finite losses) stops with an error.
 
     \b
       srgan train srresnet_x4 --set data.train=[photos] --set data.val=Set5
