@@ -444,12 +444,11 @@ def test_several_files_one_after_another_and_a_zip(page, tmp_path: Path):
     assert sizes == [(128, 96), (128, 112), (128, 128)]
 
 
-def test_queue_position_and_cancel(desktop, server_url, tmp_path: Path):
+def test_queue_position_and_cancel(page, server_url, tmp_path: Path):
     """While another job holds the worker, the page says where its job stands; Cancel
     withdraws it, and the page is ready for the next run."""
     import httpx
 
-    page = desktop
     Gated.gate.clear()
     other = threading.Thread(target=lambda: httpx.post(
         server_url + "v1/upscale", files={"image": ("o.png", _png(photo()), "image/png")},
@@ -476,16 +475,19 @@ def test_queue_position_and_cancel(desktop, server_url, tmp_path: Path):
     assert health["queue"]["running"] == 0 and health["queue"]["waiting"] == 0
 
 
-def test_dark_mode_follows_the_system(browser, server_url):
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_dark_mode_follows_the_system(browser, server_url, size: str):
     colours = {}
     for scheme in ("light", "dark"):
-        context, page = open_page(browser, server_url, color_scheme=scheme, **DESKTOP)
-        colours[scheme] = page.evaluate("""() => {
-            const c = getComputedStyle(document.documentElement).backgroundColor;
-            return c.match(/\\d+/g).slice(0, 3).map(Number);
-        }""")
+        context, page = open_page(browser, server_url, color_scheme=scheme, **SIZES[size])
+        colours[scheme] = page.evaluate("""() => [document.documentElement,
+                document.querySelector('.panel'), document.querySelector('h1')].map(
+            e => getComputedStyle(e)[e.tagName === 'H1' ? 'color' : 'backgroundColor']
+                 .match(/\\d+/g).slice(0, 3).reduce((a, b) => a + Number(b), 0))""")
         context.close()
-    assert sum(colours["light"]) > 600 and sum(colours["dark"]) < 150, colours
+    # page and panels dark, text light; and the other way round in light mode
+    assert all(v > 600 for v in colours["light"][:2]) and colours["light"][2] < 150, colours
+    assert all(v < 150 for v in colours["dark"][:2]) and colours["dark"][2] > 600, colours
 
 
 def test_keyboard_only(browser, server_url, tmp_path: Path):

@@ -94,6 +94,9 @@ def serve(host: str, port: int, models: tuple[str, ...], device: str, precision:
         raise click.ClickException(str(exc)) from exc
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     click.echo(f"srgan: open http://{shown}:{port}/ (API docs at /docs); Ctrl+C stops")
+    if allowed_hosts is None:
+        click.echo("srgan: any Host name is accepted; --allow-host NAME limits it to NAME "
+                   "(and loopback names)")
     head = min(10.0, upload_timeout) if header_timeout is None else header_timeout
     uvicorn.run(app, host=host, port=port, log_level=log_level,
                 http=head_deadline_protocol(head),
