@@ -72,18 +72,19 @@ def check_target(path: Path, inputs: InputSet, overwrite: bool) -> None:
     """Refuse to write `path` over an input (always) or over an existing file (unless
     `overwrite`), or where a folder or a file-as-folder is in the way."""
     if path in inputs:
-        raise OutputError(f"{path}: is one of the inputs; an output never replaces its "
-                          "input, even with --overwrite (choose another -o or name)")
+        raise OutputError(f"output {path} is one of the inputs; an output never replaces "
+                          "its input, even with --overwrite (choose another -o or name)")
     if path.is_dir():
-        raise OutputError(f"{path}: is a folder")
+        raise OutputError(f"output {path} is a folder")
     if not overwrite and (path.exists() or path.is_symlink()):
-        raise OutputError(f"{path}: exists (use --overwrite to replace it)")
+        raise OutputError(f"output {path} exists (use --overwrite to replace it)")
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
-                raise OutputError(f"{path}: {parent} is a file, not a folder")
+                raise OutputError(f"output {path}: {parent} is a file, not a folder")
             if not os.access(parent, os.W_OK | os.X_OK):
-                raise OutputError(f"{path}: cannot write into {parent} (permission denied)")
+                raise OutputError(f"output {path}: cannot write into {parent} "
+                                  "(permission denied)")
             break
 
 

@@ -71,7 +71,7 @@ def check_export_target(source: Path, output: Path, overwrite: bool) -> None:
         checkpoints = source / "checkpoints"
         if is_within(output, checkpoints) or (output.suffix == ".pt"
                                               and is_within(output, source)):
-            raise OutputError(f"{output}: is inside the run's checkpoints; an export never "
+            raise OutputError(f"output {output} is inside the run's checkpoints; an export never "
                               "replaces a checkpoint (write it elsewhere, e.g. "
                               f"{source / 'exported.safetensors'})")
         candidates += sorted(checkpoints.glob("*.pt"))

@@ -168,6 +168,7 @@ def upscale(
         ImageReadError,
         check_writable_size,
         display_path,
+        display_text,
         read_quantized,
         write_image,
     )
@@ -241,7 +242,7 @@ def upscale(
             try:
                 check_target(dst, inputs_seen, overwrite=True)
             except OutputError as exc:
-                problem = f"{display_path(src)}: not written: {exc}"
+                problem = f"{display_path(src)}: {display_text(exc)}"
         if problem is not None:
             failures.append(problem)
             tqdm.write(f"error: {problem}", file=sys.stderr)
