@@ -11,6 +11,11 @@ antialiased bicubic), float32 NCHW model, default Adam, `loss.item()` every step
 the offline SRGAN-MSE losses (pixel MSE + adversarial) in both, unless --vgg.
 
 Prints one row per (stage, batch): patches/s of both and their ratio. No assertions.
+
+`--cpu-variants` measures the CPU choices instead (issue 13), all in one process so the ratios
+hold on a noisy shared machine: fp32, bf16 autocast, bf16 + channels_last, bf16 +
+torch.compile, each against the fp32 row; the header says which CPU capability torch uses and
+whether bf16 is native there (what `train.amp = "auto"` decides on).
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from srgan.train.config import load_config
 from srgan.train.distributed import DistInfo
 from srgan.train.loop import Trainer
 
-DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "train" / "BSDS500-train"
+# Every training folder under ../shared/data/train (found by listing: folders get renamed).
+DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "train"
 
 
 def load_images(folder: Path | None, limit: int) -> list[np.ndarray]:
@@ -58,15 +64,25 @@ def sync(device: torch.device) -> None:
 # ------------------------------------------------------------------------------ ours
 
 
-def ours(args, stage: int, batch: int, images: list[np.ndarray], device: torch.device) -> float:
+def ours(args, stage: int, batch: int, images: list[np.ndarray], device: torch.device,
+         amp: str = "auto", channels_last: bool | None = None, compile: bool | None = None,
+         ) -> float:
     config = "srresnet_x4" if stage == 1 else ("srgan_x4" if args.vgg else "srgan_mse_x4")
+    compile = args.compile if compile is None else compile
     cfg = load_config(config, [
         f"run.device={device}", f"train.batch_size={batch}", f"data.crop={args.crop}",
         f"model.num_blocks={args.blocks}", f"model.channels={args.channels}",
-        f"train.compile={'true' if args.compile else 'false'}", "log.progress=false",
+        f"train.compile={'true' if compile else 'false'}", "log.progress=false",
+        f"train.amp={amp}",
     ])
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, Path(tmp), DistInfo(), device)
+        if channels_last is not None:  # the trainer picks by device; force it to measure
+            fmt = torch.channels_last if channels_last else torch.contiguous_format
+            trainer.memory_format = fmt
+            for net in (trainer.g, trainer.d):
+                if net is not None:
+                    net.to(memory_format=fmt)
         bank = ImageBank.pack(images, [str(i) for i in range(len(images))], device)
         trainer.data = TrainingSet(bank, args.crop, 4, seed=0)
         trainer.wrap()
@@ -161,10 +177,15 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile ours")
     parser.add_argument("--vgg", action="store_true", help="stage 2 with the VGG54 loss")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain loop")
+    parser.add_argument("--cpu-variants", action="store_true",
+                        help="fp32 / bf16 / channels_last / compile rows for the CPU trainer")
     args = parser.parse_args()
 
     device = torch.device(args.device)
     images = load_images(args.images, args.max_images)
+    if args.cpu_variants:
+        cpu_variants(args, images)
+        return
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device {name}, torch {torch.__version__}, {len(images)} images, crop {args.crop}, "
           f"SRResNet {args.blocks} blocks x {args.channels} ch, {args.workers} loader workers"
@@ -180,6 +201,33 @@ def main() -> None:
                 torch.cuda.empty_cache()
                 continue
             print(f"{stage:>5} {batch:>6} {a:>10.0f} {b:>10.0f} {a / b:>6.2f}", flush=True)
+
+
+def cpu_variants(args, images: list[np.ndarray]) -> None:
+    from srgan.cpu import capability, native_bf16
+    from srgan.train.loop import choose_amp
+
+    device = torch.device("cpu")
+    native, why = native_bf16()
+    auto, _ = choose_amp("auto", device)
+    print(f"CPU capability {capability()}, {why}; train.amp=auto -> {'bf16' if auto else 'fp32'}; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"SRResNet {args.blocks}x{args.channels}, crop {args.crop}")
+    variants = [("fp32", "none", False, False), ("bf16", "bf16", False, False),
+                ("bf16 + channels_last", "bf16", True, False),
+                ("fp32 + channels_last", "none", True, False)]
+    if args.compile:
+        variants.append(("bf16 + compile", "bf16", False, True))
+    print(f"{'stage':>5} {'batch':>5}  {'variant':<22} {'patches/s':>9} {'vs fp32':>7}")
+    for stage in (int(s) for s in args.stages.split(",")):
+        for batch in (int(b) for b in args.batch_sizes.split(",")):
+            base = None
+            for label, amp, cl, comp in variants:
+                rate = ours(args, stage, batch, images, device, amp=amp, channels_last=cl,
+                            compile=comp)
+                base = base or rate
+                print(f"{stage:>5} {batch:>5}  {label:<22} {rate:>9.1f} {rate / base:>7.2f}",
+                      flush=True)
 
 
 if __name__ == "__main__":
