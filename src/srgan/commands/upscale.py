@@ -12,6 +12,8 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from srgan.video_cli import video_options
+
 EXAMPLES = """
 \b
 Examples:
@@ -137,6 +139,7 @@ def distributed_rank() -> tuple[int, int, int]:
 @click.option("--overwrite", is_flag=True,
               help="Replace existing output files (never the inputs themselves).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@video_options
 def upscale(
     inputs: tuple[Path, ...],
     outdir: Path,
@@ -153,6 +156,7 @@ def upscale(
     suffix: str | None,
     overwrite: bool,
     quiet: bool,
+    **video,
 ) -> None:
     """Upscale images (files or folders) with a super-resolution model.
 
@@ -212,6 +216,10 @@ def upscale(
         raise click.ClickException(str(exc)) from exc
     if suffix is None:
         suffix = default_suffix(upscaler.scale, outscale)
+    from srgan.video_cli import find_videos, upscale_videos
+    if videos := find_videos(inputs):  # video files and folders of videos: srgan.video
+        return upscale_videos(inputs, videos, out_file or outdir, upscaler, suffix,
+                              outscale=outscale, tta=tta, overwrite=overwrite, quiet=quiet, **video)
 
     jobs, errors = collect_inputs(inputs, outdir, suffix)
     if not jobs and not errors:
