@@ -448,7 +448,8 @@ def test_page_is_served_and_works_offline(client: TestClient):
     r = client.get("/")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert 'src="static/app.js"' in r.text and 'href="static/style.css"' in r.text
-    for name in ("index.html", "app.js", "api.js", "bicubic.js", "zip.js", "docs.js", "style.css"):
+    for name in ("index.html", "app.js", "api.js", "bicubic.js", "zip.js", "docs.js", "style.css",
+                 "docs.css"):
         assert client.get(f"/static/{name}").status_code == 200
         text = (STATIC_DIR / name).read_text()
         # nothing fetched from another origin: no CDN, fonts or scripts from elsewhere

@@ -24,11 +24,12 @@ DOCS_HTML = """<!doctype html>
 <title>srgan API</title>
 <link rel="icon" href="favicon.ico">
 <link rel="stylesheet" href="swagger-ui/swagger-ui.css">
+<link rel="stylesheet" href="static/docs.css">
 <script src="swagger-ui/swagger-ui-bundle.js" defer></script>
 <script src="static/docs.js" defer></script>
 </head>
 <body>
-<p><a href="./">&larr; back to the page</a> &middot;
+<p class="srgan-back"><a href="./">&larr; back to the page</a> &middot;
 schema: <a href="openapi.json">openapi.json</a></p>
 <div id="swagger-ui"></div>
 </body>
