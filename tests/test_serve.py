@@ -326,6 +326,12 @@ def test_job_queue_counts_and_releases():
         assert q.stats()["done"] == 2 and q.admitted == 0
         q.shutdown()
 
+        # the time estimate starts from the first job's own time, not from a guess
+        q = JobQueue(workers=1, waiting=1)
+        await q.run(time.sleep, 0.3)
+        assert 0.3 <= q.mean_seconds < 0.6
+        q.shutdown()
+
     asyncio.run(main())
 
 

@@ -89,7 +89,9 @@ class JobQueue:
                     self.running -= 1
                     self.done += 1
                     took = time.perf_counter() - start
-                    self.mean_seconds = 0.8 * self.mean_seconds + 0.2 * took
+                    # the first job sets the estimate; later ones move it gradually
+                    self.mean_seconds = took if self.done == 1 else (
+                        0.8 * self.mean_seconds + 0.2 * took)
         finally:
             self.admitted -= 1
             del self._jobs[seq]
