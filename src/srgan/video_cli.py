@@ -18,6 +18,10 @@ import click
 
 from srgan.video import CONTAINERS, VIDEO_EXTENSIONS, EncodeOptions, VideoError, Window
 
+# FFmpeg demuxers that make a file of unknown extension a video (not tty, image2, gif ...)
+PROBED_CONTAINERS = frozenset({"mov", "mp4", "matroska", "webm", "avi", "mpegts", "mpeg", "flv",
+                               "asf", "ogg", "yuv4mpegpipe", "h264", "hevc"})
+
 VIDEO_HELP = """
 \b
 Videos (pip install 'srgan[video]'):
@@ -56,15 +60,14 @@ def is_video(path: Path) -> bool:
     ext = path.suffix.lower()
     if ext in VIDEO_EXTENSIONS:
         return True
-    if ext in IMAGE_EXTENSIONS or not path.is_file():
+    if ext in IMAGE_EXTENSIONS or not os.path.isfile(path):  # False for a name too long
         return False
     try:
         import av
 
         with av.open(str(path)) as c:
-            fmt = c.format.name
-            return bool(c.streams.video) and "pipe" not in fmt and "image" not in fmt \
-                and fmt not in ("gif", "apng", "webp", "tiff")
+            names = set(c.format.name.split(","))
+            return bool(c.streams.video) and bool(names & PROBED_CONTAINERS)
     except Exception:
         return False
 
@@ -73,7 +76,7 @@ def find_videos(inputs: tuple[Path, ...]) -> list[tuple[Path, Path | None]]:
     """(video, folder it was found in or None) for video files given or inside folders."""
     found: list[tuple[Path, Path | None]] = []
     for item in inputs:
-        if item.is_dir():
+        if os.path.isdir(item):
             for dirpath, dirs, files in os.walk(item):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 found += [(Path(dirpath) / n, item) for n in sorted(files)
@@ -120,7 +123,7 @@ def upscale_videos(
     opts = EncodeOptions(codec=codec, crf=crf, lossless=lossless)
     window = Window(start, duration)
     failures = [f"{display_path(i)}: an image; upscale images and videos in separate runs"
-                for i in inputs if not i.is_dir() and all(i != v for v, _ in videos)]
+                for i in inputs if not os.path.isdir(i) and all(i != v for v, _ in videos)]
     out_file = output if output.suffix.lower() in VIDEO_EXTENSIONS else None
     if out_file is not None and (len(inputs) != 1 or len(videos) != 1):
         raise click.UsageError(f"-o {display_path(output)} names a file, but the inputs may be "
