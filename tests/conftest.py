@@ -1,25 +1,18 @@
-"""Shared fixtures: tiny random generators and small generated images (no ../shared needed)."""
+"""Shared fixtures: tiny random generators and small generated images (no ../shared needed).
+Plain helpers are in helpers.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from helpers import make_images, tiny_generator
 
-from srgan.nets import SRResNet
 from srgan.weights import ModelCard, save_generator
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 # one thread: tests use tiny networks, and subprocess tests run several processes at once
 torch.set_num_threads(1)
-
-
-def tiny_generator(scale: int = 4, blocks: int = 1, channels: int = 8, seed: int = 0) -> SRResNet:
-    torch.manual_seed(seed)
-    return SRResNet(scale=scale, num_blocks=blocks, channels=channels).eval()
 
 
 @pytest.fixture(scope="session")
@@ -29,12 +22,18 @@ def tiny_model_path(tmp_path_factory) -> Path:
     return save_generator(tiny_generator(), path, ModelCard(name="tiny_x4", description="test"))
 
 
-def smooth_image(h: int, w: int, channels: int = 3, seed: int = 0) -> np.ndarray:
-    """A float32 HxWxC image in [0, 1] with structure at several scales (not just noise)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    planes = []
-    for c in range(channels):
-        f1, f2 = rng.uniform(0.02, 0.2, 2)
-        planes.append(0.5 + 0.25 * np.sin(f1 * xx + c) * np.cos(f2 * yy) + 0.1 * rng.random((h, w)))
-    return np.clip(np.stack(planes, axis=2), 0, 1).astype(np.float32)
+@pytest.fixture(scope="module")
+def image_dirs(tmp_path_factory) -> tuple[Path, Path]:
+    """(train, val): four 40x48 and two 32x36 smooth PNGs for tiny training runs."""
+    root = tmp_path_factory.mktemp("images")
+    return make_images(root / "train", 4), make_images(root / "val", 2, (32, 36), seed=100)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny networks gain nothing from threads, and on a busy 2-core machine OpenMP's spinning
+    threads make each step ~100x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -1,6 +1,6 @@
 import numpy as np
 from click.testing import CliRunner
-from conftest import smooth_image
+from helpers import smooth_image
 from PIL import Image
 
 from srgan.cli import main

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from srgan import cpu
-from srgan.train.loop import choose_amp
+from srgan.train.build import choose_amp
 
 AVX2_ONLY = frozenset({"sse4_2", "avx", "avx2", "fma"})
 AVX512_NO_BF16 = AVX2_ONLY | {"avx512f", "avx512bw", "avx512vl", "avx512_vnni"}

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import smooth_image, tiny_generator
+from helpers import smooth_image, tiny_generator
 from PIL import Image
 
 from srgan.cli import main

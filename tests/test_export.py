@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import smooth_image
+from helpers import smooth_image, with_bn_statistics
 from PIL import Image
-from test_fast_path import with_bn_statistics
 
 from srgan.cli import main
 from srgan.export import ExportError, load_source, read_onnx_config
@@ -85,29 +84,47 @@ def test_export_errors_are_clear(bn_model, tmp_path):
     assert res.exit_code == 2
 
 
-def test_run_folders_go_through_the_training_export(bn_model, tmp_path, monkeypatch):
-    from srgan.train import export as train_export
+def test_run_folders_and_checkpoints_load_without_a_temporary_file(bn_model, tmp_path,
+                                                                    monkeypatch):
+    """load_source reads a run's generator (or its EMA, or best.pt) straight from the
+    checkpoint, with the model card a .safetensors export would carry."""
+    import tempfile
 
-    net, model_file = bn_model
-    calls = []
+    from srgan.train import checkpoint as ckpt
+    from srgan.train.config import load_config
 
-    def fake_export_generator(source, out, ema=False, best=False, **kw):
-        calls.append((source, ema, best))
-        out.write_bytes(model_file.read_bytes())
-        return out
+    net, _ = bn_model
+    ema = with_bn_statistics(SRResNet(num_blocks=2, channels=16), seed=6)
+    cfg = load_config("srresnet_x4", ["model.num_blocks=2", "model.channels=16"])
+    state = {"step": 7, "config": cfg.to_toml(), "generator": net.state_dict(),
+             "ema": ema.state_dict(), "counters": {}}
+    ckpt.save_checkpoint(state, tmp_path / "run" / "checkpoints", 7, keep=2)
+    monkeypatch.setattr(tempfile, "mkstemp", None)  # no temporary file on the way
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", None)
 
-    monkeypatch.setattr(train_export, "export_generator", fake_export_generator)
-    (tmp_path / "run").mkdir()
-    got = load_source(tmp_path / "run", ema=True, best=True)
-    assert calls == [(tmp_path / "run", True, True)]
-    assert all(torch.equal(v, net.state_dict()[k]) for k, v in got.state_dict().items())
-
-    def failing(*a, **k):
-        raise train_export.ExportError("run: no checkpoint")
-
-    monkeypatch.setattr(train_export, "export_generator", failing)
+    for source, want in [(tmp_path / "run", net), (tmp_path / "run" / "checkpoints" /
+                                                   "step_000000007.pt", net)]:
+        got = load_source(source)
+        assert all(torch.equal(v, want.state_dict()[k]) for k, v in got.state_dict().items())
+        assert got.card.extra["steps"] == "7" and got.card.extra["weights"] == "raw"
+    got = load_source(tmp_path / "run", ema=True)
+    assert all(torch.equal(v, ema.state_dict()[k]) for k, v in got.state_dict().items())
+    assert got.card.extra["weights"] == "ema"
+    with pytest.raises(ExportError, match="no best.pt"):
+        load_source(tmp_path / "run", best=True)
+    (tmp_path / "empty_run").mkdir()
     with pytest.raises(ExportError, match="no checkpoint"):
-        load_source(tmp_path / "run")
+        load_source(tmp_path / "empty_run")
+
+
+def test_one_export_error_for_every_export_path():
+    import srgan.export.formats as formats
+    import srgan.export.generator as generator
+    import srgan.train.export as old_train_export
+
+    assert ExportError is formats.ExportError is generator.ExportError
+    assert old_train_export.ExportError is ExportError
+    assert old_train_export.export_generator is generator.export_generator
 
 
 def test_upscale_with_the_onnxruntime_backend(bn_model, tmp_path):

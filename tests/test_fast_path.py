@@ -7,7 +7,7 @@ import tracemalloc
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED, smooth_image, tiny_generator
+from helpers import SHARED, smooth_image, tiny_generator, with_bn_statistics
 from PIL import Image, ImageCms
 
 from srgan import imageio
@@ -21,21 +21,6 @@ from srgan.fuse import (
 from srgan.imageio import ImageData, QuantizedImage, read_image, to_array, write_image
 from srgan.inference import Upscaler, output_buffer, overlapped, plan_tiles, quantize
 from srgan.nets import SRResNet
-
-
-def with_bn_statistics(net, seed=0):
-    """Give every BatchNorm non-trivial statistics and affine terms (fresh ones are the
-    identity, which would make folding trivially right)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                c = m.num_features
-                m.running_mean.copy_(torch.rand(c, generator=g) * 0.2 - 0.1)
-                m.running_var.copy_(torch.rand(c, generator=g) * 1.5 + 0.5)
-                m.weight.copy_(torch.rand(c, generator=g) + 0.5)
-                m.bias.copy_(torch.rand(c, generator=g) * 0.2 - 0.1)
-    return net.eval()
 
 
 def reference(net, x):
@@ -357,9 +342,9 @@ def test_quantize_rounds_like_imageio():
     y = torch.tensor([-0.5, 0.0, 0.5 / 255, 0.499, 1.0, 7.0, float("nan"), float("inf")])
     y = y.view(1, 1, 1, -1)
     ours = quantize(y, 8)[0, 0, :, 0].numpy()
-    theirs = imageio._quantize(y[0, 0, 0].numpy(), 8)
+    theirs = imageio.quantize(y[0, 0, 0].numpy(), 8)
     assert np.array_equal(ours, theirs)
-    assert np.array_equal(quantize(y, 16)[0, 0, :, 0].numpy(), imageio._quantize(
+    assert np.array_equal(quantize(y, 16)[0, 0, :, 0].numpy(), imageio.quantize(
         y[0, 0, 0].numpy(), 16))
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import smooth_image, tiny_generator
+from helpers import smooth_image, tiny_generator
 from PIL import Image
 
 from srgan import cpu

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,73 +9,14 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import SHARED, TINY, read_log, tiny_config
 
-from srgan.imageio import from_array, write_image
+from srgan.train.callbacks import TrainCallback
 from srgan.train.config import load_config
-from srgan.train.loop import DebugHooks
 from srgan.train.run import run_training
 from srgan.weights import load_generator, read_metadata
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-REPO = Path(__file__).resolve().parents[1]
-
-# 1 residual block, 8 channels, 16px HR crops (4px LR), batch 4: a step takes milliseconds.
-TINY = [
-    "model.num_blocks=1", "model.channels=8", "discriminator.base_channels=4",
-    "data.crop=16", "train.batch_size=4", "log.progress=false", "log.tensorboard=false",
-    "log.val_images=1",
-]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks gain nothing from threads, and on a busy 2-core machine OpenMP's spinning
-    threads make each step ~100x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def smooth(h: int, w: int, seed: int) -> np.ndarray:
-    """Smooth colour images (learnable from 4x4 LR crops), uint8 H x W x 3."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    planes = []
-    for c in range(3):
-        fy, fx, phase = rng.uniform(0.05, 0.3, 3)
-        planes.append(0.5 + 0.4 * np.sin(fy * yy + phase * 7 + c) * np.cos(fx * xx))
-    return (np.clip(np.stack(planes, axis=2), 0, 1) * 255).round().astype(np.uint8)
-
-
-def make_images(folder: Path, count: int = 4, size: tuple[int, int] = (40, 48), seed: int = 0):
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        write_image(from_array(smooth(*size, seed=seed + i)), folder / f"im{i}.png")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def image_dirs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("images")
-    return make_images(root / "train", 4), make_images(root / "val", 2, (32, 36), seed=100)
-
-
-def tiny_config(image_dirs, *extra: str, config: str = "srresnet_x4"):
-    train, val = image_dirs
-    return load_config(config, [*TINY, f"data.train=[{train}]", f"data.val={val}", *extra])
-
-
-def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None):
-    """`python -m srgan ARGS` in a subprocess with one thread (bit-exact comparisons)."""
-    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src"),
-                **(env or {})}
-    return subprocess.run([sys.executable, "-m", "srgan", *args], capture_output=True,
-                          text=True, env=full_env, cwd=cwd, timeout=120)
-
-
-def read_log(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------------------------ stage 1
@@ -193,10 +131,24 @@ def test_export_command(image_dirs, tmp_path):
     assert res.exit_code == 1 and "train.ema = 0" in res.output
 
 
-def test_hooks_come_from_the_environment(monkeypatch):
-    monkeypatch.setenv("SRGAN_TEST_HOOKS", json.dumps({"kill_at": 3, "nan_steps": [1]}))
-    hooks = DebugHooks.from_env()
-    assert hooks.kill_at == 3 and hooks.nan_steps == [1]
+def test_callbacks_see_each_batch_each_step_and_the_end(image_dirs, tmp_path):
+    calls: list[tuple] = []
+
+    class Recorder(TrainCallback):
+        def on_batch(self, trainer, step, lr_img, hr):
+            calls.append(("batch", step, trainer.step))
+            return lr_img, hr.clone()
+
+        def on_step_end(self, trainer):
+            calls.append(("end", trainer.step))
+
+        def on_fit_end(self, trainer, result):
+            calls.append(("fit", result.step, result.finished))
+
+    result = run_training(tiny_config(image_dirs, "train.steps=2"), tmp_path / "cb",
+                          callbacks=[Recorder()])
+    assert result.finished
+    assert calls == [("batch", 1, 0), ("end", 1), ("batch", 2, 1), ("end", 2), ("fit", 2, True)]
 
 
 def test_tensorboard_scalars_and_image_grids(image_dirs, tmp_path):

@@ -8,26 +8,24 @@ import subprocess
 import sys
 
 import pytest
-import test_train as base
 import torch
+from helpers import FAULTS, REPO, TINY, read_log
 
 from srgan.nets import SRResNet
 from srgan.train.checkpoint import list_checkpoints, load_checkpoint
 
-image_dirs = base.image_dirs
-
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
 def test_two_gloo_processes_keep_identical_weights(image_dirs, tmp_path):
     train, _ = image_dirs
     dump = tmp_path / "dump"
     run_dir = tmp_path / "run"
-    sets = [*base.TINY, f"data.train=[{train}]", "train.steps=3", "log.every=1",
+    sets = [*TINY, f"data.train=[{train}]", "train.steps=3", "log.every=1",
             "train.lr=1e-3"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(base.REPO / "src"),
-           "SRGAN_TEST_HOOKS": json.dumps({"dump_weights": str(dump)})}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-           "2", "-m", "srgan", "train", "srgan_mse_x4",
+           "2", str(FAULTS), json.dumps({"dump_weights": str(dump)}), "train", "srgan_mse_x4",
            *[a for s in sets for a in ("--set", s)], "--run-dir", str(run_dir)]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -45,7 +43,7 @@ def test_two_gloo_processes_keep_identical_weights(image_dirs, tmp_path):
     state = load_checkpoint(ckpt_path)
     assert state["world_size"] == 2 and len(state["data"]) == 2
     assert not torch.equal(state["data"][0]["generator"], state["data"][1]["generator"])
-    records = base.read_log(run_dir)
+    records = read_log(run_dir)
     assert records[0]["world_size"] == 2
     assert [r["step"] for r in records if "train/loss" in r] == [1, 2, 3]
     assert (run_dir / "generator.safetensors").is_file()

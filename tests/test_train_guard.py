@@ -10,20 +10,19 @@ import sys
 import time
 
 import pytest
-import test_train as base
 from click.testing import CliRunner
-from test_train import REPO, TINY, read_log, tiny_config
+from faults import Faults
+from helpers import REPO, TINY, read_log, tiny_config
 
 from srgan.train import guard
 from srgan.train.checkpoint import list_checkpoints
 from srgan.train.command import train
 from srgan.train.config import ConfigError, load_config
 from srgan.train.guard import RunLock, check_batch_fits, step_bytes_per_sample
-from srgan.train.loop import DebugHooks, TrainingDiverged
+from srgan.train.loop import TrainingDiverged
 from srgan.train.run import run_training
 
-image_dirs = base.image_dirs  # the shared fixtures: tiny images, one thread
-one_thread = base.one_thread
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def cli_args(train_dir, run_dir, *extra: str) -> list[str]:
@@ -54,11 +53,11 @@ def test_mostly_skipped_steps_are_divergence_even_without_a_streak(image_dirs, t
     bad = [s for s in range(1, 400) if s % 3]
     cfg = tiny_config(image_dirs, "train.steps=300", "log.ckpt_every=50")
     with pytest.raises(TrainingDiverged, match=r"of the last 100 steps.*step 100\)"):
-        run_training(cfg, tmp_path / "alt", hooks=DebugHooks(nan_steps=bad))
+        run_training(cfg, tmp_path / "alt", callbacks=[Faults(nan_steps=bad)])
     # one bad step in three is a bumpy but working run
     cfg = tiny_config(image_dirs, "train.steps=120", "log.ckpt_every=500")
     rare = [s for s in range(1, 400) if s % 3 == 0]
-    assert run_training(cfg, tmp_path / "ok", hooks=DebugHooks(nan_steps=rare)).finished
+    assert run_training(cfg, tmp_path / "ok", callbacks=[Faults(nan_steps=rare)]).finished
 
 
 # ------------------------------------------------------------------------------ memory
@@ -145,7 +144,7 @@ def test_two_runs_at_once_do_not_share_a_folder_and_a_crash_frees_it(image_dirs,
 def test_a_run_of_many_hours_says_so_and_suggests_time_limit(image_dirs, tmp_path):
     messages: list[str] = []
     cfg = tiny_config(image_dirs, "train.steps=1000000000", "log.ckpt_every=100000")
-    run_training(cfg, tmp_path / "long", hooks=DebugHooks(signal_at=14), log=messages.append)
+    run_training(cfg, tmp_path / "long", callbacks=[Faults(signal_at=14)], log=messages.append)
     (warning,) = [m for m in messages if "remaining" in m]
     assert "--time-limit" in warning and "999,999,988 steps" in warning, warning
     assert "h" in warning or "days" in warning
@@ -174,7 +173,7 @@ def test_progress_bar_shows_the_real_step_and_messages_stay_off_it(
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # the notice shows
     cfg = tiny_config(image_dirs, "train.steps=50", "log.progress=true", "log.tensorboard=true",
                       "log.ckpt_every=100")
-    result = run_training(cfg, tmp_path / "bar", hooks=DebugHooks(signal_at=3),
+    result = run_training(cfg, tmp_path / "bar", callbacks=[Faults(signal_at=3)],
                           log=lambda s: print(s, file=sys.stderr))
     assert result.step == 4
     err = capsys.readouterr().err

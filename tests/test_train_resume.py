@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import signal
 
 import pytest
-import test_train as base
 import torch
-from test_train import read_log, run_cli, tiny_config
+from faults import Faults
+from helpers import TINY, make_images, read_log, run_cli, tiny_config
 
 from srgan.train.checkpoint import list_checkpoints, load_checkpoint
 from srgan.train.config import load_config
-from srgan.train.loop import DebugHooks, TrainingDiverged
+from srgan.train.loop import TrainingDiverged
 from srgan.train.run import run_training
 
-image_dirs = base.image_dirs  # the shared fixtures: tiny images, one thread
-one_thread = base.one_thread
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # Stage 2 with everything that carries state: D, EMA, warmup + cosine, clipping, FM term.
 FULL = ["train.steps=12", "log.ckpt_every=4", "log.keep=5", "train.ema=0.9",
@@ -50,9 +48,9 @@ def test_resume_after_sigkill_is_bit_exact(image_dirs, tmp_path):
     cfg = tiny_config(image_dirs, *FULL, config="srgan_mse_x4")
     run_training(cfg, tmp_path / "whole")  # uninterrupted, in this process (1 thread)
 
-    args = ["train", "srgan_mse_x4", *[a for s in [*base.TINY, *sets, *FULL] for a in ("--set", s)],
+    args = ["train", "srgan_mse_x4", *[a for s in [*TINY, *sets, *FULL] for a in ("--set", s)],
             "--run-dir", str(tmp_path / "cut")]
-    killed = run_cli(*args, env={"SRGAN_TEST_HOOKS": json.dumps({"kill_at": 7})})
+    killed = run_cli(*args, faults={"kill_at": 7})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert [p.name for p in list_checkpoints(tmp_path / "cut" / "checkpoints")] == [
         "step_000000004.pt"]
@@ -88,7 +86,7 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(image_dirs, tmp_pat
 def test_nonfinite_steps_are_skipped_then_stop_the_run(image_dirs, tmp_path):
     cfg = tiny_config(image_dirs, "train.steps=6", "log.every=2")
     messages: list[str] = []
-    result = run_training(cfg, tmp_path / "one", hooks=DebugHooks(nan_steps=[3, 5]),
+    result = run_training(cfg, tmp_path / "one", callbacks=[Faults(nan_steps=[3, 5])],
                           log=messages.append)
     assert result.finished
     # said once on the console (not only in log.jsonl), and counted at the end
@@ -96,7 +94,7 @@ def test_nonfinite_steps_are_skipped_then_stop_the_run(image_dirs, tmp_path):
     assert any(m.startswith("warning: step 3: non-finite") for m in messages)
     assert "(2 of 6 steps skipped as non-finite)" in messages[-1]
     result = run_training(tiny_config(image_dirs, "train.steps=6", "log.every=2"),
-                          tmp_path / "two", hooks=DebugHooks(nan_steps=[3]))
+                          tmp_path / "two", callbacks=[Faults(nan_steps=[3])])
     events = [r for r in read_log(tmp_path / "two") if r.get("event") == "nonfinite"]
     assert [(e["step"], e["run"], e["total"]) for e in events] == [(3, 1, 1)]
     skipped = [r["train/skipped"] for r in read_log(tmp_path / "two") if "train/skipped" in r]
@@ -107,7 +105,7 @@ def test_nonfinite_steps_are_skipped_then_stop_the_run(image_dirs, tmp_path):
 
     cfg = tiny_config(image_dirs, "train.steps=20", "log.ckpt_every=2", "train.max_bad_steps=3")
     with pytest.raises(TrainingDiverged, match=r"3 non-finite losses in a row.*step_000000006"):
-        run_training(cfg, tmp_path / "many", hooks=DebugHooks(nan_steps=[5, 6, 7, 8]))
+        run_training(cfg, tmp_path / "many", callbacks=[Faults(nan_steps=[5, 6, 7, 8])])
     ckpts = list_checkpoints(tmp_path / "many" / "checkpoints")
     assert [p.name for p in ckpts][-1] == "step_000000006.pt"
     for path in ckpts:
@@ -124,7 +122,7 @@ def test_nonfinite_steps_are_skipped_then_stop_the_run(image_dirs, tmp_path):
 def test_sigterm_saves_a_checkpoint_and_time_limit_stops(image_dirs, tmp_path):
     cfg = tiny_config(image_dirs, "train.steps=50", "log.ckpt_every=100")
     handler_before = signal.getsignal(signal.SIGTERM)
-    result = run_training(cfg, tmp_path / "term", hooks=DebugHooks(signal_at=3))
+    result = run_training(cfg, tmp_path / "term", callbacks=[Faults(signal_at=3)])
     assert result.stopped == "SIGTERM" and result.exit_code == 128 + signal.SIGTERM
     assert result.step == 4 and not result.finished
     assert [p.name for p in list_checkpoints(tmp_path / "term" / "checkpoints")] == [
@@ -160,7 +158,7 @@ def test_time_limited_stop_exports_weights_and_export_best_says_why(image_dirs, 
     assert "no validation set" not in res.output
 
     train, _ = image_dirs
-    cfg = load_config("srresnet_x4", [*base.TINY, f"data.train=[{train}]", "train.steps=50"])
+    cfg = load_config("srresnet_x4", [*TINY, f"data.train=[{train}]", "train.steps=50"])
     run_training(cfg, tmp_path / "noval", time_limit=0.0)
     assert (tmp_path / "noval" / "generator.safetensors").is_file()
     res = CliRunner().invoke(export, [str(tmp_path / "noval"), "--best", "-o",
@@ -184,11 +182,11 @@ def test_resume_works_from_another_directory(tmp_path, monkeypatch):
     from srgan.train.command import train
 
     start, elsewhere = tmp_path / "start", tmp_path / "elsewhere"
-    base.make_images(start / "imgs", 3)
-    base.make_images(start / "val", 1, (32, 36), seed=9)
+    make_images(start / "imgs", 3)
+    make_images(start / "val", 1, (32, 36), seed=9)
     elsewhere.mkdir()
     monkeypatch.chdir(start)
-    args = ["srresnet_x4", *[a for s in [*base.TINY, "data.train=[imgs]", "data.val=val",
+    args = ["srresnet_x4", *[a for s in [*TINY, "data.train=[imgs]", "data.val=val",
                                          "train.steps=2"] for a in ("--set", s)],
             "--run-dir", str(tmp_path / "run")]
     first = CliRunner().invoke(train, args)
@@ -212,14 +210,14 @@ def test_val_set_by_name_as_the_readme_writes_it(image_dirs, tmp_path, monkeypat
     from srgan.data import DataError
 
     root = tmp_path / "sets"
-    base.make_images(root / "MySet", 1, (32, 36), seed=3)
+    make_images(root / "MySet", 1, (32, 36), seed=3)
     monkeypatch.setenv("SRGAN_DATA_ROOT", str(root))
     train, _ = image_dirs
-    cfg = load_config("srresnet_x4", [*base.TINY, f"data.train=[{train}]", "data.val=MySet",
+    cfg = load_config("srresnet_x4", [*TINY, f"data.train=[{train}]", "data.val=MySet",
                                       "train.steps=2"])
     result = run_training(cfg, tmp_path / "named")
     assert result.best_psnr is not None
     assert load_config(tmp_path / "named" / "config.toml").data.val == str(root / "MySet")
-    cfg = load_config("srresnet_x4", [*base.TINY, f"data.train=[{train}]", "data.val=NoSet"])
+    cfg = load_config("srresnet_x4", [*TINY, f"data.train=[{train}]", "data.val=NoSet"])
     with pytest.raises(DataError, match=r"NoSet.*not found.*looked in"):
         run_training(cfg, tmp_path / "unnamed")

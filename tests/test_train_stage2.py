@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import test_train as base
 import torch
 from click.testing import CliRunner
+from helpers import read_log, tiny_config
 from safetensors.torch import save_file
-from test_train import read_log, tiny_config
 
 from srgan.nets import VGGFeatures
 from srgan.train.config import ConfigError
@@ -17,8 +16,7 @@ from srgan.train.loop import Trainer
 from srgan.train.run import run_training
 from srgan.weights import load_generator
 
-image_dirs = base.image_dirs  # the shared fixtures: tiny images, one thread
-one_thread = base.one_thread
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_srgan_mse_lowers_its_content_loss_on_any_crop_size(image_dirs, tmp_path):

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
-from conftest import smooth_image
+from helpers import smooth_image
 from PIL import Image
 
 

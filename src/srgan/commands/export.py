@@ -34,29 +34,21 @@ def export(source: Path, output: Path, fmt: str, ema: bool, best: bool, fp16: bo
     """
     import torch
 
+    from srgan.export import ExportError, export_generator, export_model, load_source
+
     try:
         check_export_target(source, output, overwrite)
     except OutputError as exc:
         raise click.ClickException(str(exc)) from None
-    if fmt != "safetensors":
-        from srgan.export import ExportError as ModelExportError
-        from srgan.export import export_model, load_source
-
-        if fp16:
-            raise click.BadParameter("only for --format safetensors", param_hint="--fp16")
-        try:
+    if fmt != "safetensors" and fp16:
+        raise click.BadParameter("only for --format safetensors", param_hint="--fp16")
+    try:
+        if fmt == "safetensors":
+            path = export_generator(source, output, ema=ema, best=best,
+                                    dtype=torch.float16 if fp16 else torch.float32)
+        else:
             path = export_model(load_source(source, ema=ema, best=best), output, fmt,
                                 overwrite=overwrite)
-        except ModelExportError as exc:
-            raise click.ClickException(_readable(exc, source)) from None
-        click.echo(f"wrote {path}")
-        return
-
-    from srgan.train.export import ExportError, export_generator
-
-    try:
-        path = export_generator(source, output, ema=ema, best=best,
-                                dtype=torch.float16 if fp16 else torch.float32)
     except ExportError as exc:
         raise click.ClickException(_readable(exc, source)) from None
     click.echo(f"wrote {path}")

@@ -14,11 +14,9 @@ rounded, the same border crop), lower being more natural.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-import math
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +40,7 @@ from srgan.evaluate.methods import (
 )
 from srgan.evaluate.scoring import SSIM_KINDS, lpips_scorer, niqe_note, niqe_score, score_pair
 from srgan.imageio import display_path, display_text
+from srgan.jsonable import json_default
 
 # dB: the most one image's PSNR counts for in a mean. An exact reconstruction (a flat image
 # that bicubic reproduces) has an infinite PSNR, which would make the whole mean inf; per-image
@@ -229,7 +228,8 @@ class BenchmarkResult:
     def to_json(self, path: str | Path) -> Path:
         """Names stay exact here: JSON's ASCII escapes carry a non-UTF-8 name as \\udcXX,
         which json.loads turns back into the very path."""
-        return _atomic_write(path, json.dumps(self.summary(), indent=2, default=_jsonable) + "\n")
+        text = json.dumps(self.summary(), indent=2, default=json_default)
+        return _atomic_write(path, text + "\n")
 
     def write(self, out_dir: str | Path) -> dict[str, Path]:
         """scores.csv, results.md and summary.json in `out_dir` (created if needed)."""
@@ -271,14 +271,6 @@ def _niqe_cell(mean: dict) -> str | None:
     if mean["niqe_images"] < mean["images"]:  # some images too small for NIQE's blocks
         text += f" ({mean['niqe_images']} of {mean['images']})"
     return text
-
-
-def _jsonable(obj: object) -> object:
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def _atomic_write(path: str | Path, text: str) -> Path:
@@ -374,7 +366,7 @@ def run_benchmark(
     if lpips:
         lpips_fn, lpips_note = lpips_scorer(net_devices[0] if net_devices else "cpu")
 
-    bar = _NoBar()  # replaced by the real bar once the images are counted
+    bar = _progress(0, enabled=False)  # the real bar once the images are counted
 
     def emit(line: str) -> None:
         if log is not None:
@@ -481,18 +473,9 @@ def run_benchmark(
                            hr_scores)
 
 
-class _NoBar:
-    def update(self, n: int = 1) -> None: ...
-    def close(self) -> None: ...
-    def set_postfix_str(self, s: str, refresh: bool = True) -> None: ...
-    def external_write_mode(self) -> contextlib.AbstractContextManager:
-        return contextlib.nullcontext()
-
-
 def _progress(total: int, enabled: bool):
-    """A tqdm bar on stderr (or a stand-in); skipped-image lines are written around it."""
-    if not enabled:
-        return _NoBar()
+    """A tqdm bar on stderr (disabled: a silent one); skipped-image lines go around it."""
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="img", desc="benchmark", dynamic_ncols=True)
+    return tqdm(total=total, unit="img", desc="benchmark", dynamic_ncols=True,
+                disable=not enabled)

@@ -14,13 +14,51 @@ from typing import Any
 
 import torch
 
+from srgan.jsonable import jsonable
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # JSON has no NaN/inf
-    if isinstance(value, torch.Tensor):
-        return _jsonable(value.item()) if value.numel() == 1 else value.tolist()
-    return value
+
+class MetricWindow:
+    """The logged quantities of the steps since the last log line: their means, the steps
+    skipped as non-finite, the throughput, and a smoothed loss for the progress bar."""
+
+    def __init__(self, step: int, patches_per_step: int, now: float | None = None) -> None:
+        self.patches_per_step = patches_per_step
+        self.smooth_loss: float | None = None
+        self._reset(step, time.monotonic() if now is None else now)
+
+    def _reset(self, step: int, now: float) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+        self.skipped = 0
+        self.t0, self.step0 = now, step
+
+    def add(self, names: list[str], values: list[float]) -> None:
+        """A good step's values (the first is the loss)."""
+        for name, value in zip(names, values, strict=True):
+            self.sums[name] = self.sums.get(name, 0.0) + value
+        self.count += 1
+        loss = values[0]
+        self.smooth_loss = loss if self.smooth_loss is None else (
+            0.95 * self.smooth_loss + 0.05 * loss)
+
+    def skip(self) -> None:
+        self.skipped += 1
+
+    def rate(self, step: int, now: float | None = None) -> float:
+        """Patches a second since the window opened."""
+        elapsed = (time.monotonic() if now is None else now) - self.t0
+        return (step - self.step0) * self.patches_per_step / max(elapsed, 1e-9)
+
+    def close(self, step: int, lr: float, now: float | None = None) -> tuple[dict[str, float],
+                                                                             float]:
+        """(the window's scalars, its seconds), and a new window opened at `step`."""
+        now = time.monotonic() if now is None else now
+        scalars = {k: v / max(1, self.count) for k, v in self.sums.items()}
+        scalars.update({"lr": lr, "patches_per_s": self.rate(step, now),
+                        "skipped": self.skipped})
+        seconds = now - self.t0
+        self._reset(step, now)
+        return scalars, seconds
 
 
 class RunLogger:
@@ -88,7 +126,7 @@ class RunLogger:
     def record(self, data: dict[str, Any]) -> None:
         if not self.active or self._file is None:
             return
-        data = {"time": round(time.time(), 3), **{k: _jsonable(v) for k, v in data.items()}}
+        data = {"time": round(time.time(), 3), **{k: jsonable(v) for k, v in data.items()}}
         self._file.write(json.dumps(data) + "\n")
         self._file.flush()
 

@@ -7,19 +7,19 @@ Stage 2 (`train.stage = "srgan"`): generator and discriminator updated alternate
 One host-device sync per step: the losses, a "non-finite" flag and a "stop" flag travel in one
 small tensor (all-reduced under DDP so every rank takes the same decision). A step whose loss
 or gradients are not finite is skipped (no optimiser step, BatchNorm statistics restored).
+
+Around the loop, each in its own module: the networks' set-up (build), exact-resume state
+(state), validation and best.pt (validation), metric windows (logs), signals and the time
+limit (stop), divergence and ETA checks (guard), and callbacks for outside code (callbacks).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import math
-import os
 import random
 import signal
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,43 +31,33 @@ from srgan.data import TrainingSet, ValImage, load_training_set, load_validation
 from srgan.losses import (
     ContentLoss,
     discriminator_features,
+    discriminator_loss,
+    feature_matching_loss,
     generator_adversarial_loss,
 )
 from srgan.nets import Discriminator, SRResNet
 from srgan.train import checkpoint as ckpt
-from srgan.train.config import Config, ConfigError
-from srgan.train.distributed import (
-    DistInfo,
-    all_gather_object,
-    all_reduce_max_,
-)
+from srgan.train.build import bn_buffers, choose_amp, copy_all, load_init_generator
+from srgan.train.callbacks import TrainCallback, batch_through
+from srgan.train.config import Config
+from srgan.train.distributed import DistInfo, all_reduce_max_
 from srgan.train.ema import EMA
 from srgan.train.guard import DivergenceWatch, eta_warning
-from srgan.train.logs import RunLogger
+from srgan.train.logs import MetricWindow, RunLogger
 from srgan.train.schedule import lr_at
+from srgan.train.state import restore_trainer_state, trainer_state
+from srgan.train.stop import GO, SIGNALLED, TIME_LIMIT, StopFlag
+from srgan.train.validation import save_best, validate, validate_and_track, validation_due
 
-HOOKS_ENV = "SRGAN_TEST_HOOKS"
+__all__ = ["StepOutcome", "TrainCallback", "TrainResult", "Trainer", "TrainingDiverged",
+           "choose_amp"]
+
 ETA_CHECK_STEPS = 12  # warn about a very long run once this many steps show the rate
 
 
 class TrainingDiverged(RuntimeError):
     """Too many non-finite losses (in a row, or most recent steps); the last good checkpoint
     is left as it was."""
-
-
-@dataclass
-class DebugHooks:
-    """Fault injection for the test suite, read from $SRGAN_TEST_HOOKS (JSON). Not for users."""
-
-    kill_at: int = 0  # SIGKILL this process right after step N
-    signal_at: int = 0  # send SIGTERM to this process after step N
-    nan_steps: list[int] = field(default_factory=list)  # steps (1-based) given a NaN batch
-    dump_weights: str = ""  # folder: each rank writes rank<R>.pt of its G and D at the end
-
-    @classmethod
-    def from_env(cls) -> DebugHooks:
-        text = os.environ.get(HOOKS_ENV, "")
-        return cls(**json.loads(text)) if text else cls()
 
 
 @dataclass
@@ -96,93 +86,19 @@ class TrainResult:
         return 0
 
 
-# ------------------------------------------------------------------------------ setup
+@dataclass
+class _StepLog:
+    """What one step's passes report: logged 0-dim tensors, and those that must be finite."""
 
+    names: list[str] = field(default_factory=list)
+    values: list[torch.Tensor] = field(default_factory=list)
+    checks: list[torch.Tensor] = field(default_factory=list)
 
-def _load_init_generator(path_text: str, cfg: Config) -> SRResNet:
-    """A stage-1 result (generator .safetensors, or its run folder) to start stage 2 from."""
-    from srgan.weights import load_generator
-
-    path = Path(path_text)
-    if path.is_dir():
-        candidates = [path / "generator.safetensors", path / "generator_last.safetensors"]
-        found = next((p for p in candidates if p.is_file()), None)
-        if found is None:
-            raise ConfigError(
-                f"model.init: {path} has no generator.safetensors; finish or export that run "
-                f"first (srgan export {path} -o {path}/generator.safetensors)"
-            )
-        path = found
-    # A shipped model's name (model.init = "srresnet_x4") stays a string for the lookup.
-    net = load_generator(path if path.exists() else path_text)
-    m = cfg.model
-    got = (net.scale, net.num_blocks, net.channels)
-    if got != (m.scale, m.num_blocks, m.channels):
-        raise ConfigError(
-            f"model.init: {path} is scale/blocks/channels {got}, the config asks for "
-            f"{(m.scale, m.num_blocks, m.channels)}"
-        )
-    return net
-
-
-def choose_amp(mode: str, device: torch.device) -> tuple[bool, str]:
-    """(bf16 autocast?, why): `auto` takes bf16 on CUDA and on CPUs that multiply it natively
-    (AVX-512 BF16, AMX), where it is about 1.8x faster to train; fp32 where it is emulated."""
-    if mode == "bf16":
-        return True, "train.amp = bf16"
-    if mode == "none":
-        return False, "train.amp = none"
-    if device.type == "cuda":
-        return True, "auto: CUDA"
-    if device.type == "cpu":
-        from srgan.cpu import native_bf16
-
-        native, why = native_bf16()
-        return native, f"auto: {why}"
-    return False, f"auto: no bf16 autocast on {device.type}"
-
-
-def _bn_buffers(*modules: nn.Module | None) -> list[torch.Tensor]:
-    return [b for m in modules if m is not None for b in m.buffers()]
-
-
-def _copy_all(dst: list[torch.Tensor], src: list[torch.Tensor]) -> None:
-    if not dst:
-        return
-    try:
-        torch._foreach_copy_(dst, src)
-    except (AttributeError, RuntimeError):
-        for d, s in zip(dst, src, strict=True):
-            d.copy_(s)
-
-
-class _StopFlag:
-    """SIGTERM/SIGINT set a flag that the loop reads at its next sync point, so the run ends
-    with a checkpoint between two steps instead of in the middle of one."""
-
-    def __init__(self) -> None:
-        self.signum = 0
-        self._old: dict[int, Any] = {}
-
-    def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self._old[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.signum:  # second signal: give up at once
-            signal.signal(signum, self._old.get(signum, signal.SIG_DFL))
-            raise KeyboardInterrupt
-        self.signum = signum
-
-    def restore(self) -> None:
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-        self._old.clear()
-
-
-# ------------------------------------------------------------------------------ trainer
+    def add(self, name: str, value: torch.Tensor, check: bool = False) -> None:
+        self.names.append(name)
+        self.values.append(value)
+        if check:
+            self.checks.append(value)
 
 
 class Trainer:
@@ -194,11 +110,9 @@ class Trainer:
         run_dir: Path,
         dist: DistInfo,
         device: torch.device,
-        hooks: DebugHooks | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.cfg, self.run_dir, self.dist, self.device = cfg, run_dir, dist, device
-        self.hooks = hooks or DebugHooks()
         self._log = log
         t, m = cfg.train, cfg.model
         self.gan = t.stage == "srgan"
@@ -230,7 +144,7 @@ class Trainer:
         self.init_from = ""
         if m.init:
             self.init_from = m.init
-            self.g.load_state_dict(_load_init_generator(m.init, cfg).state_dict())
+            self.g.load_state_dict(load_init_generator(m.init, cfg).state_dict())
         self.g.to(memory_format=self.memory_format)
         if self.d is not None:
             self.d.to(memory_format=self.memory_format)
@@ -257,7 +171,7 @@ class Trainer:
         self.train_seconds = 0.0
         self.data: TrainingSet | None = None
         self.val: list[ValImage] = []
-        self._buffers = _bn_buffers(self.g, self.d)
+        self._buffers = bn_buffers(self.g, self.d)
         self._snapshot = [b.clone() for b in self._buffers]
         self.g_run: nn.Module = self.g
         self.d_run: nn.Module | None = self.d
@@ -314,66 +228,10 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything for an exact resume (collective under DDP: every rank must call it)."""
-        assert self.data is not None
-        data_states = all_gather_object(self.dist, self.data.state_dict())
-        rng: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return {
-            "step": self.step,
-            "config": self.cfg.to_toml(),
-            "generator": self.g.state_dict(),
-            "discriminator": self.d.state_dict() if self.d is not None else None,
-            "ema": self.ema.state_dict() if self.ema is not None else None,
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict() if self.opt_d is not None else None,
-            "rng": rng,
-            "data": data_states,
-            "world_size": self.dist.world_size,
-            "counters": {
-                "bad_total": self.bad_total,
-                "best_psnr": self.best_psnr,
-                "best_step": self.best_step,
-                "patches": self.patches,
-                "train_seconds": self.train_seconds,
-            },
-        }
+        return trainer_state(self)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.g.load_state_dict(state["generator"])
-        if self.d is not None:
-            if state.get("discriminator") is None:
-                raise ckpt.CheckpointError("checkpoint has no discriminator (a stage-1 run?)")
-            self.d.load_state_dict(state["discriminator"])
-        if self.ema is not None:
-            if state.get("ema") is not None:
-                self.ema.load_state_dict(state["ema"])
-            else:  # EMA switched on when resuming: start it from the current weights
-                self.ema.model.load_state_dict(self.g.state_dict())
-        self.opt_g.load_state_dict(state["opt_g"])
-        if self.opt_d is not None and state.get("opt_d") is not None:
-            self.opt_d.load_state_dict(state["opt_d"])
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"].cpu())
-        random.setstate(_as_tuple(rng["python"]))
-        if self.device.type == "cuda" and "cuda" in rng:
-            torch.cuda.set_rng_state(rng["cuda"].cpu(), self.device)
-        data_states = state["data"]
-        if self.data is not None:
-            if self.dist.rank < len(data_states):
-                self.data.load_state_dict(data_states[self.dist.rank])
-            if len(data_states) != self.dist.world_size:
-                self.log(f"warning: checkpoint was written by {len(data_states)} processes, "
-                         f"now {self.dist.world_size}: the crops will differ from an "
-                         "uninterrupted run")
-        self.step = int(state["step"])
-        c = state["counters"]
-        self.bad_total = int(c["bad_total"])
-        self.best_psnr = c["best_psnr"]
-        self.best_step = int(c["best_step"])
-        self.patches = int(c["patches"])
-        self.train_seconds = float(c["train_seconds"])
-        _copy_all(self._snapshot, self._buffers)
+        restore_trainer_state(self, state)
 
     def save_checkpoint(self) -> Path | None:
         state = self.state_dict()  # collective: all ranks
@@ -383,14 +241,12 @@ class Trainer:
                                     self.cfg.log.keep)
 
     def save_best(self) -> None:
-        state = {
-            "kind": "best", "step": self.step, "config": self.cfg.to_toml(),
-            "generator": self.g.state_dict(),
-            "ema": self.ema.state_dict() if self.ema is not None else None,
-            "counters": {"best_psnr": self.best_psnr, "best_step": self.step},
-        }
-        ckpt.atomic_torch_save({"format": ckpt.FORMAT, "version": ckpt.VERSION, **state},
-                               self.run_dir / "checkpoints" / "best.pt")
+        save_best(self)
+
+    @torch.no_grad()
+    def validate(self, logger: RunLogger) -> dict[str, float]:
+        """Y-PSNR / SSIM of the weights that would be exported (srgan.train.validation)."""
+        return validate(self, logger)
 
     # ------------------------------------------------------------------ one step
 
@@ -405,20 +261,13 @@ class Trainer:
                 group["lr"] = d_lr
         return lr
 
-    def _forward_backward(self, lr_img: torch.Tensor, hr: torch.Tensor) -> tuple[
-        list[str], list[torch.Tensor], torch.Tensor
-    ]:
-        """Losses and gradients of one step (no optimiser step yet).
-
-        Returns (names, values, bad): values are 0-dim tensors to log, `bad` is a 0-dim bool
-        tensor, true when a loss or gradient norm is not finite.
-        """
+    def _generator_step(self, lr_img: torch.Tensor, hr_t: torch.Tensor,
+                        out: _StepLog) -> torch.Tensor:
+        """The generator's losses (content, and in stage 2 adversarial and feature matching
+        against the current D, whose weights get no gradient) and their backward. Returns
+        the generated batch."""
         cfg = self.cfg
-        hr_t = self.g.from_unit(hr)  # [-1, 1], the paper's HR range
         self.opt_g.zero_grad(set_to_none=True)
-        names: list[str] = []
-        values: list[torch.Tensor] = []
-        checks: list[torch.Tensor] = []
         with self.autocast():
             sr = self.g_run(lr_img)
             g_loss, parts = self.content_run(sr, hr_t)
@@ -430,8 +279,6 @@ class Trainer:
                     fake_logits, fake_feats = discriminator_features(self.d, sr)
                     with torch.no_grad():
                         _, real_feats = discriminator_features(self.d, hr_t)
-                    from srgan.losses import feature_matching_loss
-
                     fm = feature_matching_loss(fake_feats, real_feats)
                     g_loss = g_loss + fm_weight * fm
                     parts["fm"] = fm
@@ -442,89 +289,62 @@ class Trainer:
                 g_loss = g_loss + cfg.loss.adversarial * adv
                 parts["adv"] = adv
         g_loss.backward()
-        names.append("loss")
-        values.append(g_loss.detach())
-        checks.append(g_loss.detach())
+        out.add("loss", g_loss.detach(), check=True)
         for k, v in parts.items():
-            names.append(k if k in ("adv", "fm") else f"content_{k}")
-            values.append(v.detach())
+            out.add(k if k in ("adv", "fm") else f"content_{k}", v.detach())
         if "mse" not in parts:
-            names.append("pixel_mse")
-            values.append(torch.mean((sr.detach().float() - hr_t) ** 2))
+            out.add("pixel_mse", torch.mean((sr.detach().float() - hr_t) ** 2))
+        return sr
 
+    def _discriminator_step(self, hr_t: torch.Tensor, sr: torch.Tensor, out: _StepLog) -> None:
+        """The discriminator's loss on real and generated images, and its backward."""
+        assert self.d is not None and self.d_run is not None and self.opt_d is not None
+        self.d.requires_grad_(True)
+        self.opt_d.zero_grad(set_to_none=True)
+        # Real and generated images in separate passes (own BatchNorm batch statistics),
+        # each followed by its backward: the pattern DistributedDataParallel supports.
+        with self.autocast():
+            real_logits = self.d_run(hr_t)
+            d_real = discriminator_loss(real_logits, None)
+        d_real.backward()
+        with self.autocast():
+            fake_logits = self.d_run(sr.detach())
+            d_fake = discriminator_loss(None, fake_logits)
+        d_fake.backward()
+        out.add("d_loss", (d_real + d_fake).detach(), check=True)
+        out.add("d_real", torch.sigmoid(real_logits.detach().float()).mean())
+        out.add("d_fake", torch.sigmoid(fake_logits.detach().float()).mean())
+
+    def _clip_gradients(self, out: _StepLog) -> None:
+        """train.grad_clip > 0: clip each network's gradient norm (the norms are logged)."""
+        clip = self.cfg.train.grad_clip
+        if clip <= 0:
+            return
+        gn = torch.nn.utils.clip_grad_norm_(self.g.parameters(), clip)
+        out.add("grad_norm", gn.detach(), check=True)
+        if self.d is not None:
+            dn = torch.nn.utils.clip_grad_norm_(self.d.parameters(), clip)
+            out.add("d_grad_norm", dn.detach(), check=True)
+
+    def _forward_backward(self, lr_img: torch.Tensor, hr: torch.Tensor) -> tuple[
+        list[str], list[torch.Tensor], torch.Tensor
+    ]:
+        """Losses and gradients of one step (no optimiser step yet).
+
+        Returns (names, values, bad): values are 0-dim tensors to log, `bad` is a 0-dim bool
+        tensor, true when a loss or gradient norm is not finite.
+        """
+        hr_t = self.g.from_unit(hr)  # [-1, 1], the paper's HR range
+        out = _StepLog()
+        sr = self._generator_step(lr_img, hr_t, out)
         if self.gan:
-            assert self.d is not None and self.d_run is not None and self.opt_d is not None
-            self.d.requires_grad_(True)
-            self.opt_d.zero_grad(set_to_none=True)
-            from srgan.losses import discriminator_loss
+            self._discriminator_step(hr_t, sr, out)
+        self._clip_gradients(out)
+        bad = ~torch.isfinite(torch.stack([c.float() for c in out.checks])).all()
+        return out.names, out.values, bad
 
-            # Real and generated images in separate passes (own BatchNorm batch statistics),
-            # each followed by its backward: the pattern DistributedDataParallel supports.
-            with self.autocast():
-                real_logits = self.d_run(hr_t)
-                d_real = discriminator_loss(real_logits, None)
-            d_real.backward()
-            with self.autocast():
-                fake_logits_d = self.d_run(sr.detach())
-                d_fake = discriminator_loss(None, fake_logits_d)
-            d_fake.backward()
-            d_loss = (d_real + d_fake).detach()
-            names += ["d_loss", "d_real", "d_fake"]
-            values += [
-                d_loss,
-                torch.sigmoid(real_logits.detach().float()).mean(),
-                torch.sigmoid(fake_logits_d.detach().float()).mean(),
-            ]
-            checks.append(d_loss)
-
-        clip = cfg.train.grad_clip
-        if clip > 0:
-            gn = torch.nn.utils.clip_grad_norm_(self.g.parameters(), clip)
-            names.append("grad_norm")
-            values.append(gn.detach())
-            checks.append(gn.detach())
-            if self.d is not None:
-                dn = torch.nn.utils.clip_grad_norm_(self.d.parameters(), clip)
-                names.append("d_grad_norm")
-                values.append(dn.detach())
-                checks.append(dn.detach())
-        bad = ~torch.isfinite(torch.stack([c.float() for c in checks])).all()
-        return names, values, bad
-
-    # ------------------------------------------------------------------ validation
-
-    @torch.no_grad()
-    def validate(self, logger: RunLogger) -> dict[str, float]:
-        """Y-PSNR / SSIM (crop = scale) on whole images with the weights that would be exported
-        (the EMA when enabled), in float32."""
-        from srgan.metrics import psnr_y, ssim_y
-
-        net = self.ema.model if self.ema is not None else self.g
-        was_training = net.training
-        net.eval()
-        scale = self.cfg.model.scale
-        psnrs, ssims = [], []
-        val_dir = self.run_dir / "val"
-        for i, item in enumerate(self.val):
-            sr = net(item.lr.contiguous(memory_format=self.memory_format)).float()
-            sr255 = net.to_unit(sr).clamp_(0, 1).mul_(255).round_()[0]
-            hr255 = item.hr.float()
-            psnrs.append(psnr_y(sr255, hr255, crop_border=scale))
-            ssims.append(ssim_y(sr255, hr255, crop_border=scale))
-            if i < self.cfg.log.val_images:
-                strip = _strip(item, sr255, scale)
-                _write_png(strip, val_dir / f"step_{self.step:09d}_{item.name}.png")
-                logger.image(f"val/{item.name}", self.step, strip)
-        net.train(was_training)
-        finite = [p for p in psnrs if math.isfinite(p)]
-        return {
-            "psnr_y": sum(finite) / max(1, len(finite)),
-            "ssim_y": sum(ssims) / len(ssims),
-        }
-
-    # ------------------------------------------------------------------ the loop
-
-    def train_step(self, want_stop: float = 0.0) -> StepOutcome:
+    def train_step(self, want_stop: float = GO,
+                   callbacks: Sequence[TrainCallback] = ()) -> StepOutcome:
         """One complete step: batch, losses, gradients, one sync, optimiser steps (or a skip).
 
         `want_stop` (> 0: stop after this step) is max-reduced over ranks with the NaN flag, so
@@ -533,16 +353,15 @@ class Trainer:
         assert self.data is not None
         lr_now = self._set_lr()
         lr_img, hr = self.data.batch(self.cfg.train.batch_size)
-        if self.step + 1 in self.hooks.nan_steps:
-            lr_img = lr_img * float("nan")
-        _copy_all(self._snapshot, self._buffers)
+        lr_img, hr = batch_through(callbacks, self, self.step + 1, lr_img, hr)
+        copy_all(self._snapshot, self._buffers)
         names, values, bad = self._forward_backward(lr_img, hr)
         flags = torch.stack([bad.float(), bad.new_full((), want_stop, dtype=torch.float32)])
         all_reduce_max_(self.dist, flags)
         host = torch.cat([flags, torch.stack([v.float() for v in values])]).tolist()
         is_bad = host[0] > 0
         if is_bad:
-            _copy_all(self._buffers, self._snapshot)  # undo BN statistics of the bad pass
+            copy_all(self._buffers, self._snapshot)  # undo BN statistics of the bad pass
             self.opt_g.zero_grad(set_to_none=True)
             if self.opt_d is not None:
                 self.opt_d.zero_grad(set_to_none=True)
@@ -559,6 +378,8 @@ class Trainer:
         self.patches += self.cfg.train.batch_size * self.dist.world_size
         return StepOutcome(names, host[2:], is_bad, host[1], lr_now)
 
+    # ------------------------------------------------------------------ the loop
+
     def _diverged(self, why: str, logger: RunLogger) -> None:
         last = ckpt.list_checkpoints(self.run_dir / "checkpoints")
         where = f"The last good checkpoint is {last[-1]}" if last else (
@@ -569,60 +390,67 @@ class Trainer:
             f"{where}. Try a lower train.lr, train.grad_clip > 0, or check the training images."
         )
 
-    def fit(self, logger: RunLogger, time_limit: float | None = None) -> TrainResult:
+    def _report_skip(self, logger: RunLogger, first: bool) -> None:
+        logger.event("nonfinite", step=self.step, run=self.bad_run, total=self.bad_total)
+        if first:  # once: later ones are counted in log.jsonl
+            logger.message(f"warning: step {self.step}: non-finite loss or gradient, step "
+                           "skipped (log.jsonl counts them; many in a row, or most steps, "
+                           "stop the run)")
+
+    def _eta_check(self, logger: RunLogger, per_step: float, left: float | None) -> None:
+        """Warn once the rate is known when the rest of the run will take hours."""
+        steps = self.cfg.train.steps
+        warning = eta_warning(self.run_dir, steps - self.step, per_step, left)
+        if warning:
+            logger.message(warning)
+            logger.event("eta", step=self.step, seconds_per_step=per_step,
+                         eta_s=per_step * (steps - self.step))
+
+    def _stopped(self, logger: RunLogger, reason: str, result: TrainResult) -> None:
+        path = self.save_checkpoint()
+        result.stopped = reason
+        logger.event("stopped", step=self.step, reason=reason,
+                     checkpoint=str(path) if path else None)
+        logger.message(f"stopped at step {self.step} ({reason}); checkpoint "
+                       f"{path}; continue with: srgan train --resume {self.run_dir}")
+
+    def fit(self, logger: RunLogger, time_limit: float | None = None,
+            callbacks: Sequence[TrainCallback] = ()) -> TrainResult:
+        """Train to train.steps, or until a signal, the time limit or divergence stops it."""
         assert self.data is not None
         t, lg = self.cfg.train, self.cfg.log
-        hooks = self.hooks
-        patches_per_step = t.batch_size * self.dist.world_size
-        stop = _StopFlag()
+        stop = StopFlag()
         stop.install()
         result = TrainResult(self.run_dir, self.step, finished=False, best_psnr=self.best_psnr)
-        window: dict[str, float] = {}
-        window_n = 0
-        window_bad = 0
-        window_t0 = time.monotonic()
-        window_step0 = self.step
-        smooth_loss: float | None = None
+        window = MetricWindow(self.step, t.batch_size * self.dist.world_size)
         t_start = time.monotonic()
         watch = DivergenceWatch(t.max_bad_steps)
         first_step, rate_t0 = self.step, 0.0
         warned_bad = False
         try:
             while self.step < t.steps:
-                want_stop = 1.0 if stop.signum else 0.0
+                want_stop = SIGNALLED if stop.signum else GO
                 if time_limit is not None and time.monotonic() - t_start > time_limit:
-                    want_stop = 2.0
-                out = self.train_step(want_stop)
+                    want_stop = TIME_LIMIT
+                out = self.train_step(want_stop, callbacks)
                 lr_now, stop_code = out.lr, out.stop_code
                 if out.bad:
-                    window_bad += 1
-                    logger.event("nonfinite", step=self.step, run=self.bad_run,
-                                 total=self.bad_total)
-                    if not warned_bad:  # once: later ones are counted in log.jsonl
-                        warned_bad = True
-                        logger.message(f"warning: step {self.step}: non-finite loss or "
-                                       "gradient, step skipped (log.jsonl counts them; many "
-                                       "in a row, or most steps, stop the run)")
+                    window.skip()
+                    self._report_skip(logger, first=not warned_bad)
+                    warned_bad = True
                 diverged = watch.add(out.bad, self.bad_run)
-                if diverged is None and (self.step >= t.steps or stop_code == 2.0):
+                if diverged is None and (self.step >= t.steps or stop_code == TIME_LIMIT):
                     diverged = watch.at_end()  # a short run that was mostly skipped
                 if diverged is not None:
                     self._diverged(diverged, logger)
                 if not out.bad:
-                    for name, value in zip(out.names, out.values, strict=True):
-                        window[name] = window.get(name, 0.0) + value
-                    window_n += 1
-                    smooth_loss = out.values[0] if smooth_loss is None else (
-                        0.95 * smooth_loss + 0.05 * out.values[0])
+                    window.add(out.names, out.values)
 
                 postfix = None
                 if self.step % 10 == 0 or self.step == t.steps or stop_code:
-                    elapsed = time.monotonic() - window_t0
-                    rate = (self.step - window_step0) * patches_per_step / max(elapsed, 1e-9)
-                    postfix = {
-                        "loss": f"{smooth_loss:.4g}" if smooth_loss is not None else "nan",
-                        "lr": f"{lr_now:.2g}", "patches/s": f"{rate:.0f}",
-                    }
+                    loss = window.smooth_loss
+                    postfix = {"loss": f"{loss:.4g}" if loss is not None else "nan",
+                               "lr": f"{lr_now:.2g}", "patches/s": f"{window.rate(self.step):.0f}"}
                 logger.progress(self.step, postfix)  # every step: the bar never lags
 
                 # The ETA, once the rate is known (the first step, with its allocations and
@@ -634,54 +462,22 @@ class Trainer:
                     per_step = (time.monotonic() - rate_t0) / (done - 1)
                     left = None if time_limit is None else time_limit - (
                         time.monotonic() - t_start)
-                    warning = eta_warning(self.run_dir, t.steps - self.step, per_step, left)
-                    if warning:
-                        logger.message(warning)
-                        logger.event("eta", step=self.step, seconds_per_step=per_step,
-                                     eta_s=per_step * (t.steps - self.step))
+                    self._eta_check(logger, per_step, left)
 
-                if hooks.kill_at and self.step == hooks.kill_at:
-                    os.kill(os.getpid(), signal.SIGKILL)
-                if hooks.signal_at and self.step == hooks.signal_at:
-                    os.kill(os.getpid(), signal.SIGTERM)
+                for cb in callbacks:
+                    cb.on_step_end(self)
 
                 if self.step % lg.every == 0 or self.step == t.steps or stop_code:
-                    now = time.monotonic()
-                    self.train_seconds += now - window_t0
-                    scalars = {k: v / max(1, window_n) for k, v in window.items()}
-                    scalars.update({
-                        "lr": lr_now,
-                        "patches_per_s": (self.step - window_step0) * patches_per_step
-                        / max(now - window_t0, 1e-9),
-                        "skipped": window_bad,
-                    })
+                    scalars, seconds = window.close(self.step, lr_now)
+                    self.train_seconds += seconds
                     logger.scalars(self.step, scalars)
                     result.history.append({"step": self.step, **scalars})
-                    window, window_n, window_bad = {}, 0, 0
-                    window_t0, window_step0 = now, self.step
 
-                if self.val and (self.step % lg.val_every == 0 or self.step == t.steps):
-                    metrics = self.validate(logger)
-                    logger.scalars(self.step, metrics, prefix="val")
-                    improved = self.best_psnr is None or metrics["psnr_y"] > self.best_psnr
-                    if improved:
-                        self.best_psnr, self.best_step = metrics["psnr_y"], self.step
-                        self.save_best()
-                    logger.message(
-                        f"step {self.step}: val PSNR-Y {metrics['psnr_y']:.3f} dB, SSIM-Y "
-                        f"{metrics['ssim_y']:.4f}" + (" (best)" if improved else
-                                                       f" (best {self.best_psnr:.3f})")
-                    )
+                if validation_due(self):
+                    validate_and_track(self, logger)
 
                 if stop_code:
-                    reason = "time limit" if stop_code == 2.0 else signal.Signals(
-                        stop.signum or signal.SIGTERM).name
-                    path = self.save_checkpoint()
-                    result.stopped = reason
-                    logger.event("stopped", step=self.step, reason=reason,
-                                 checkpoint=str(path) if path else None)
-                    logger.message(f"stopped at step {self.step} ({reason}); checkpoint "
-                                   f"{path}; continue with: srgan train --resume {self.run_dir}")
+                    self._stopped(logger, stop.reason(stop_code), result)
                     break
                 if self.step % lg.ckpt_every == 0 or self.step == t.steps:
                     self.save_checkpoint()
@@ -690,32 +486,6 @@ class Trainer:
         result.step = self.step
         result.best_psnr = self.best_psnr
         result.finished = self.step >= t.steps and not result.stopped
-        if hooks.dump_weights:
-            folder = Path(hooks.dump_weights)
-            folder.mkdir(parents=True, exist_ok=True)
-            params = {f"g.{k}": v.detach().cpu() for k, v in self.g.named_parameters()}
-            if self.d is not None:
-                params.update({f"d.{k}": v.detach().cpu() for k, v in self.d.named_parameters()})
-            torch.save(params, folder / f"rank{self.dist.rank}.pt")
+        for cb in callbacks:
+            cb.on_fit_end(self, result)
         return result
-
-
-def _as_tuple(x: Any) -> Any:
-    """random.setstate needs tuples all the way down (a checkpoint may hold lists)."""
-    if isinstance(x, list | tuple):
-        return tuple(_as_tuple(v) for v in x)
-    return x
-
-
-def _strip(item: ValImage, sr255: torch.Tensor, scale: int) -> torch.Tensor:
-    """LR (nearest-neighbour enlarged) | SR | HR, as a (3, H, 3W) uint8 tensor."""
-    lr = item.lr[0].mul(255).round().clamp(0, 255)
-    lr_big = lr.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
-    return torch.cat([lr_big, sr255, item.hr.float()], dim=2).to(torch.uint8).cpu()
-
-
-def _write_png(chw: torch.Tensor, path: Path) -> None:
-    from srgan.imageio import from_array, write_image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_image(from_array(chw.permute(1, 2, 0).contiguous().numpy()), path, overwrite=True)

@@ -7,18 +7,19 @@ Before anything is decoded: the batch is checked against memory, the run folder 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
 from srgan.atomic import atomic_write
 from srgan.train import checkpoint as ckpt
+from srgan.train.callbacks import TrainCallback
 from srgan.train.config import Config, ConfigError
 from srgan.train.distributed import DistInfo, barrier, broadcast_object, init_distributed
 from srgan.train.guard import RunLock, check_batch_fits
 from srgan.train.logs import RunLogger
-from srgan.train.loop import DebugHooks, Trainer, TrainResult
+from srgan.train.loop import Trainer, TrainResult
 
 
 def prepare_run_dir(cfg: Config, run_dir: Path, resuming: bool) -> None:
@@ -55,15 +56,15 @@ def run_training(
     run_dir: Path,
     resume: bool = False,
     time_limit: float | None = None,
-    hooks: DebugHooks | None = None,
+    callbacks: Sequence[TrainCallback] = (),
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train `cfg` into `run_dir` (resuming from its newest usable checkpoint if `resume`).
 
     Works in a single process or under torchrun (WORLD_SIZE > 1: DDP, rank 0 writes). Rank 0
-    holds a lock on the run folder from before its first write to the end.
+    holds a lock on the run folder from before its first write to the end. `callbacks` go to
+    `Trainer.fit`.
     """
-    hooks = hooks or DebugHooks.from_env()
     say = log or (lambda s: None)
     dist_info, device = init_distributed(cfg.run.device)
     if not resume:  # pin the name, origin and data paths, so a resumed run reads the same
@@ -86,19 +87,19 @@ def run_training(
     if problem is not None:
         raise ConfigError(problem)
     try:
-        return _train(cfg, run_dir, dist_info, device, resume, time_limit, hooks, say, log)
+        return _train(cfg, run_dir, dist_info, device, resume, time_limit, callbacks, say, log)
     finally:
         lock.release()
 
 
 def _train(
     cfg: Config, run_dir: Path, dist_info: DistInfo, device: torch.device, resume: bool,
-    time_limit: float | None, hooks: DebugHooks, say: Callable[[str], None],
+    time_limit: float | None, callbacks: Sequence[TrainCallback], say: Callable[[str], None],
     log: Callable[[str], None] | None,
 ) -> TrainResult:
-    from srgan.train.export import export_run_generator
+    from srgan.export.generator import export_run_generator
 
-    trainer = Trainer(cfg, run_dir, dist_info, device, hooks=hooks, log=say)
+    trainer = Trainer(cfg, run_dir, dist_info, device, log=say)
     trainer.load_data()
     resumed_from = None
     if resume:
@@ -135,7 +136,7 @@ def _train(
         if trainer.step >= cfg.train.steps:
             result = TrainResult(run_dir, trainer.step, finished=True, best_psnr=trainer.best_psnr)
         else:
-            result = trainer.fit(logger, time_limit=time_limit)
+            result = trainer.fit(logger, time_limit=time_limit, callbacks=callbacks)
         # A time-limited run ends as planned: its weights so far are exported like a finished
         # run's (best validated, else last), so `srgan upscale -m RUN/generator.safetensors`
         # works between segments. A signal means "stop now": only the checkpoint.

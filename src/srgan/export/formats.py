@@ -8,7 +8,6 @@ are dynamic. The same ONNX graph is what `Upscaler(backend="onnxruntime")` runs.
 from __future__ import annotations
 
 import io
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import torch
 from torch import nn
 
 from srgan.atomic import atomic_write
+from srgan.export.errors import ExportError
 from srgan.fuse import inference_model
 from srgan.nets import SRResNet
 from srgan.weights import GeneratorConfig
@@ -23,10 +23,6 @@ from srgan.weights import GeneratorConfig
 FORMATS = ("onnx", "torchscript")
 ONNX_OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "image", "upscaled"
-
-
-class ExportError(ValueError):
-    """A model cannot be exported (missing package, unknown source, unwritable file, ...)."""
 
 
 class _Exported(nn.Module):
@@ -47,17 +43,11 @@ def load_source(source: str | Path, ema: bool = False, best: bool = False) -> SR
 
     path = Path(source)
     if path.is_dir() or path.suffix.lower() in PICKLE_SUFFIXES:
-        from srgan.train.export import ExportError as TrainExportError
-        from srgan.train.export import export_generator
+        from srgan.export.generator import load_run_generator
 
-        # through the training helper's own export: one place knows checkpoints
-        with tempfile.TemporaryDirectory(prefix="srgan-export-") as tmp:
-            try:
-                model_file = export_generator(path, Path(tmp) / "g.safetensors", ema=ema,
-                                              best=best)
-            except TrainExportError as exc:
-                raise ExportError(str(exc)) from exc
-            return load_generator(model_file)
+        net, card = load_run_generator(path, ema=ema, best=best)
+        net.card = card  # type: ignore[attr-defined]  (as load_generator sets it)
+        return net
     if ema or best:
         raise ExportError(f"{source}: --ema and --best apply to run folders and checkpoints")
     try:
