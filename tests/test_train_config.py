@@ -99,6 +99,20 @@ def test_resolved_toml_round_trips(tmp_path):
     assert load_config(path).flat() == cfg.flat()
 
 
+def test_control_characters_round_trip_through_the_resolved_toml(tmp_path):
+    """Every control character, in values, dict keys and the header comment, stays valid TOML
+    and reads back as written."""
+    odd = "".join(chr(c) for c in [*range(0x20), 0x7F]) + "é\\\"'"
+    cfg = load_config("srresnet_x4")
+    cfg.data.val = odd
+    cfg.data.train = [odd, "plain"]
+    cfg.loss.content = {"mse": 1.0}
+    cfg.run.name = "x\x00y\x1bz"
+    text = cfg.to_toml(header=f"resolved {odd}\nsecond line")
+    back = config_from_dict(tomllib.loads(text), source=cfg.source)
+    assert back == cfg and back.data.val == odd and back.run.name == "x\x00y\x1bz"
+
+
 def test_parse_override_values():
     assert parse_override("a.b=1") == ("a.b", 1)
     assert parse_override("a.b=1.5e-3") == ("a.b", 1.5e-3)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -19,6 +18,7 @@ from safetensors.torch import save
 
 from srgan.atomic import atomic_write
 from srgan.nets import SRResNet
+from srgan.packaged import find_shipped_or_file, shipped_files
 
 FORMAT_KEY = "srgan.format"
 FORMAT_VERSION = "1"
@@ -221,23 +221,16 @@ def load_generator(name_or_path: str | Path, device: str | torch.device = "cpu")
     return net.to(device).eval()
 
 
-def _shipped_dir() -> Path:
-    return Path(str(resources.files("srgan") / "weights"))
-
-
 def list_models() -> dict[str, Path]:
     """Names and files of the models shipped inside the package."""
-    folder = _shipped_dir()
-    return {p.stem: p for p in sorted(folder.glob("*.safetensors"))}
+    return shipped_files("weights", ".safetensors")
 
 
 def resolve_model(name_or_path: str | Path) -> Path:
     """A shipped model's name, or a path to a .safetensors file."""
     shipped = list_models()
-    if isinstance(name_or_path, str) and name_or_path in shipped:
-        return shipped[name_or_path]
-    path = Path(name_or_path)
-    if path.is_file():
+    path = find_shipped_or_file(name_or_path, shipped)
+    if path is not None:
         if path.suffix.lower() in PICKLE_SUFFIXES:
             raise ModelFileError(pickle_advice(path))
         return path

@@ -47,12 +47,3 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.pool(self.features(x))).squeeze(1)
-
-    def features_list(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Activations after each LeakyReLU, for feature-matching losses."""
-        outs = []
-        for layer in self.features:
-            x = layer(x)
-            if isinstance(layer, nn.LeakyReLU):
-                outs.append(x)
-        return outs

@@ -16,9 +16,10 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from srgan.packaged import find_shipped_or_file, shipped_files
 
 STAGES = ("srresnet", "srgan")
 SCHEDULES = ("constant", "multistep", "cosine", "cosine_restarts")
@@ -256,13 +257,15 @@ class Config:
     # ------------------------------------------------------------------------- TOML out
 
     def to_toml(self, header: str = "") -> str:
-        """The resolved config as TOML that `load_config` reads back to an equal Config."""
-        lines = [f"# {line}" for line in header.splitlines()] if header else []
-        for section, names in _field_types().items():
-            lines.append(f"\n[{section}]")
-            for name in names:
-                lines.append(f"{name} = {_toml_value(getattr(getattr(self, section), name))}")
-        return "\n".join(lines).lstrip("\n") + "\n"
+        """The resolved config as TOML that `load_config` reads back to an equal Config
+        (written by tomli-w, which escapes every character TOML needs escaped)."""
+        import tomli_w
+
+        data = {section: {name: getattr(getattr(self, section), name) for name in names}
+                for section, names in _field_types().items()}
+        lines = [f"# {_comment_safe(line)}" for line in header.splitlines()] if header else []
+        body = tomli_w.dumps(data)
+        return "\n".join(lines) + "\n\n" + body if lines else body
 
 
 # ----------------------------------------------------------------------------- types
@@ -365,34 +368,9 @@ def _parse_toml(text: str, where: str) -> dict[str, Any]:
                           ) from None
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        text = repr(value)
-        return text if any(c in text for c in ".en") else text + ".0"
-    if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        escaped = escaped.replace("\n", "\\n").replace("\t", "\\t")
-        return f'"{escaped}"'
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        items = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
-        return "{" + items + "}" if items else "{}"
-    raise TypeError(f"cannot write {value!r} as TOML")
-
-
-def _toml_key(key: str) -> str:
-    if key and all(c.isalnum() or c in "_-" for c in key):
-        return key
-    return _toml_value(key)
+def _comment_safe(text: str) -> str:
+    """A TOML comment may hold no control character but tab: the others become '?'."""
+    return "".join(c if c == "\t" or (c >= " " and c != "\x7f") else "?" for c in text)
 
 
 # ----------------------------------------------------------------------------- loading
@@ -400,19 +378,18 @@ def _toml_key(key: str) -> str:
 
 def packaged_configs() -> dict[str, Path]:
     """Names and paths of the configs shipped in the package (srresnet_x4, srgan_x4, ...)."""
-    folder = Path(str(resources.files("srgan") / "configs"))
-    return {p.stem: p for p in sorted(folder.glob("*.toml"))}
+    return shipped_files("configs", ".toml")
 
 
 def resolve_config_path(name_or_path: str | Path) -> Path:
+    """A packaged config's name, a run folder (its config.toml) or a TOML file."""
     shipped = packaged_configs()
-    if isinstance(name_or_path, str) and name_or_path in shipped:
-        return shipped[name_or_path]
     path = Path(name_or_path)
-    if path.is_dir() and (path / "config.toml").is_file():
+    if path.is_dir() and (path / "config.toml").is_file() and str(name_or_path) not in shipped:
         return path / "config.toml"  # a run folder
-    if path.is_file():
-        return path
+    found = find_shipped_or_file(name_or_path, shipped)
+    if found is not None:
+        return found
     names = ", ".join(shipped) or "none"
     raise ConfigError(f"{name_or_path}: no such config file or packaged config (packaged: {names})")
 
