@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from helpers import make_images, tiny_generator
+from helpers import SHARED, make_images, tiny_generator
 
 from srgan.weights import ModelCard, save_generator
 
@@ -37,3 +38,14 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def ref() -> dict[str, np.ndarray]:
+    """The MATLAB reference vectors (../shared/testvectors/sr_reference.npz): images, bicubic
+    resizes and metric values that metrics and resize must reproduce."""
+    vectors = SHARED / "testvectors" / "sr_reference.npz"
+    if not vectors.is_file():
+        pytest.skip(f"reference vectors not found at {vectors}")
+    with np.load(vectors) as data:
+        return {k: data[k] for k in data.files}

@@ -33,13 +33,19 @@ def _photo(h: int, w: int, seed: int) -> np.ndarray:
     return np.clip(base + rng.normal(0, 20, (h, w, 3)), 0, 255).astype(np.uint8)
 
 
+def _photo_folder(folder: Path, photos: dict[str, tuple[int, int, int]]) -> Path:
+    """`folder` with a _photo(h, w, seed) PNG for each name."""
+    folder.mkdir()
+    for name, (h, w, seed) in photos.items():
+        Image.fromarray(_photo(h, w, seed)).save(folder / name)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     """Two RGB images (sizes not multiples of 4), one grey, one broken file."""
-    d = tmp_path_factory.mktemp("tiny") / "Tiny"
-    d.mkdir()
-    Image.fromarray(_photo(37, 42, 0)).save(d / "a.png")
-    Image.fromarray(_photo(40, 33, 1)).save(d / "b.png")
+    d = _photo_folder(tmp_path_factory.mktemp("tiny") / "Tiny",
+                      {"a.png": (37, 42, 0), "b.png": (40, 33, 1)})
     Image.fromarray(_photo(36, 36, 2)[..., 0]).save(d / "grey.png")
     (d / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     return d
@@ -311,12 +317,10 @@ def test_set5_bicubic_is_the_papers_28_43_db():
 @pytest.fixture(scope="module")
 def niqe_dataset(tmp_path_factory) -> Path:
     """Two images big enough for NIQE's 96x96 block after the 4-pixel crop, one too small."""
-    d = tmp_path_factory.mktemp("niqe") / "Big"
-    d.mkdir()
-    Image.fromarray(_photo(120, 124, 10)).save(d / "p.png")
-    Image.fromarray(_photo(104, 140, 11)).save(d / "q.png")
-    Image.fromarray(_photo(100, 100, 12)).save(d / "small.png")  # 92x92 after the crop
-    return d
+    # small.png: 92x92 after the crop
+    return _photo_folder(tmp_path_factory.mktemp("niqe") / "Big",
+                         {"p.png": (120, 124, 10), "q.png": (104, 140, 11),
+                          "small.png": (100, 100, 12)})
 
 
 @pytest.fixture(scope="module")

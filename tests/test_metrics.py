@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,16 +10,6 @@ import torch
 
 from srgan import metrics
 from srgan.metrics import psnr, psnr_rgb, psnr_y, rgb_to_y, ssim, ssim_paper, ssim_y
-
-VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "testvectors" / "sr_reference.npz"
-
-
-@pytest.fixture(scope="module")
-def ref() -> dict[str, np.ndarray]:
-    if not VECTORS.is_file():
-        pytest.skip(f"reference vectors not found at {VECTORS}")
-    with np.load(VECTORS) as data:
-        return {k: data[k] for k in data.files}
 
 
 def noisy_pair(h: int, w: int, sigma: float = 12.0, seed: int = 0) -> tuple[np.ndarray, ...]:

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from srgan.resize import imresize, modcrop, output_size
-
-VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "testvectors" / "sr_reference.npz"
-
-
-@pytest.fixture(scope="module")
-def ref() -> dict[str, np.ndarray]:
-    if not VECTORS.is_file():
-        pytest.skip(f"reference vectors not found at {VECTORS}")
-    with np.load(VECTORS) as data:
-        return {k: data[k] for k in data.files}
 
 
 def chw(a: np.ndarray) -> torch.Tensor:
