@@ -77,19 +77,21 @@ def test_absurd_batch_is_refused_before_any_image_is_read(tmp_path):
     assert time.monotonic() - t0 < 10
 
 
-def test_batch_check_suggests_the_batch_that_fits(monkeypatch):
+def test_batch_check_suggests_the_batch_that_fits():
     cfg = load_config("srresnet_x4")  # 16 blocks, 64 channels, 96 px crops
     per = step_bytes_per_sample(cfg)
     assert 5e6 < per < 1e8  # MBs per sample: a lower bound, not a fantasy
-    monkeypatch.setattr(guard, "available_memory", lambda device: 40 * per + 7)
-    check_batch_fits(cfg, "cpu")  # batch 16 fits
+
+    def memory(device):
+        return 40 * per + 7
+
+    check_batch_fits(cfg, "cpu", memory=memory)  # batch 16 fits
     cfg.train.batch_size = 41
     with pytest.raises(ConfigError, match=r"below 40, "):
-        check_batch_fits(cfg, "cpu")
+        check_batch_fits(cfg, "cpu", memory=memory)
     with pytest.raises(ConfigError, match=r"below 20, "):
-        check_batch_fits(cfg, "cpu", processes=2)  # two CPU ranks share the memory
-    monkeypatch.setattr(guard, "available_memory", lambda device: None)
-    check_batch_fits(cfg, "cpu")  # unknown memory: no refusal
+        check_batch_fits(cfg, "cpu", processes=2, memory=memory)  # two CPU ranks share it
+    check_batch_fits(cfg, "cpu", memory=lambda device: None)  # unknown memory: no refusal
 
 
 # ------------------------------------------------------------------------------ run lock

@@ -12,6 +12,7 @@ import os
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -125,10 +126,14 @@ def _size(n: float) -> str:
     raise AssertionError
 
 
-def check_batch_fits(cfg: Config, device: torch.device, processes: int = 1) -> None:
+def check_batch_fits(
+    cfg: Config, device: torch.device, processes: int = 1,
+    memory: Callable[[torch.device], int | None] = available_memory,
+) -> None:
     """Refuse, before minutes of image decoding, a train.batch_size whose step cannot fit in
-    the memory of `device` (`processes` training processes sharing it, e.g. CPU ranks)."""
-    free = available_memory(device)
+    the memory of `device` (`processes` training processes sharing it, e.g. CPU ranks);
+    `memory(device)` says how many bytes are free (None: unknown, no refusal)."""
+    free = memory(device)
     if free is None:
         return
     per_sample = step_bytes_per_sample(cfg) * processes
