@@ -21,19 +21,21 @@ from srgan.imageio import (
     ImageReadError,
     ImageWarning,
     ImageWriteError,
-    QuantizedImage,
     display_path,
     display_text,
     find_images,
     from_array,
     from_pil,
+    png,
     read_image,
     read_quantized,
     resolve_max_pixels,
     to_array,
     to_pil,
+    write,
     write_image,
 )
+from srgan.imageio.metadata import icc_space
 
 RNG = np.random.default_rng(2)
 
@@ -356,19 +358,18 @@ def test_icc_of_the_wrong_colour_space_never_reaches_the_file(
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
 @pytest.mark.parametrize("bits", [8, 16])
 def test_streamed_png_round_trips_in_many_idat_chunks(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, channels: int, bits: int
+    tmp_path: Path, channels: int, bits: int
 ) -> None:
-    monkeypatch.setattr(imageio, "_IDAT_BYTES", 1000)
-    monkeypatch.setattr(imageio, "_PNG_BLOCK_BYTES", 1000)
     arr = smooth(601, 357, channels, bits)
-    image = QuantizedImage(arr, bits, icc_profile=srgb_icc() if channels > 2 else None,
-                           exif=_exif(1))
-    path = write_image(image, tmp_path / "x.png")
+    icc = srgb_icc() if channels > 2 else None
+    path = tmp_path / "x.png"
+    with open(path, "wb") as f:
+        png.write_png(f, arr, icc, _exif(1), block_bytes=1000, idat_bytes=1000)
     raw = path.read_bytes()
     assert raw.count(b"IDAT") > 3 and raw[24] == bits
     back = read_image(path)
     np.testing.assert_array_equal(to_array(back, arr.dtype), arr)
-    assert back.bit_depth == bits and back.icc_profile == image.icc_profile
+    assert back.bit_depth == bits and back.icc_profile == icc
     assert back.exif is not None
     if bits == 8:  # and Pillow, an independent decoder, agrees
         with Image.open(path) as im:
@@ -381,18 +382,18 @@ def test_adler32_combine_matches_zlib() -> None:
     rng = np.random.default_rng(0)
     for n1, n2 in [(0, 0), (0, 5), (7, 0), (1, 65521), (100_000, 70_000), (3, 200_000)]:
         a, b = rng.bytes(n1), rng.bytes(n2)
-        got = imageio._adler32_combine(zlib.adler32(a), zlib.adler32(b), n2)
+        got = png.adler32_combine(zlib.adler32(a), zlib.adler32(b), n2)
         assert got == zlib.adler32(a + b), (n1, n2)
 
 
-def test_png_blocks_deflated_in_parallel_make_one_valid_stream(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_png_blocks_deflated_in_parallel_make_one_valid_stream(tmp_path: Path) -> None:
     import zlib
 
-    monkeypatch.setattr(imageio, "_PNG_BLOCK_BYTES", 5000)  # ~40 blocks over the threads
     arr = smooth(400, 300, 3)
-    raw = write_image(QuantizedImage(arr), tmp_path / "x.png").read_bytes()
+    buf = io.BytesIO()
+    png.write_png(buf, arr, None, None, block_bytes=5000)  # ~40 blocks over the threads
+    raw = buf.getvalue()
+    (tmp_path / "x.png").write_bytes(raw)
     idat, pos = b"", 8
     while pos < len(raw):
         (length,) = np.frombuffer(raw[pos : pos + 4], ">u4")
@@ -406,12 +407,9 @@ def test_png_blocks_deflated_in_parallel_make_one_valid_stream(
         np.testing.assert_array_equal(np.asarray(im), arr)
 
 
-def test_streamed_png_memory_does_not_grow_with_the_image(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_streamed_png_memory_does_not_grow_with_the_image(tmp_path: Path) -> None:
     # peak = blocks in flight + one IDAT chunk being gathered: both fixed; small chunks here
     # so that the smaller image already reaches that steady state
-    monkeypatch.setattr(imageio, "_IDAT_BYTES", 1 << 16)
 
     def peak_writing(rows: int) -> int:
         pixels = np.lib.format.open_memmap(tmp_path / f"{rows}.npy", mode="w+", dtype=np.uint16,
@@ -420,7 +418,8 @@ def test_streamed_png_memory_does_not_grow_with_the_image(
         pixels.flush()
         tracemalloc.start()
         try:
-            write_image(QuantizedImage(pixels, 16), tmp_path / f"{rows}.png")
+            with open(tmp_path / f"{rows}.png", "wb") as f:
+                png.write_png(f, pixels, None, None, idat_bytes=1 << 16)
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
@@ -449,7 +448,7 @@ def test_cmyk_with_profile_is_colour_managed(tmp_path: Path) -> None:
     got = to_array(data).astype(int)[4, 4]
     naive = np.asarray(im.convert("RGB"))[4, 4].astype(int)
     assert np.abs(got - naive).max() > 20  # the profile, not the formula, decided
-    assert data.icc_profile is not None and imageio._icc_space(data.icc_profile) == "RGB"
+    assert data.icc_profile is not None and icc_space(data.icc_profile) == "RGB"
     back = read_image(write_image(data, tmp_path / "c.png"))
     assert back.icc_profile == data.icc_profile
 
@@ -525,7 +524,7 @@ def test_decoder_exceptions_become_read_errors(
     def boom(*args, **kwargs):
         raise IndexError("decoder bug")
 
-    monkeypatch.setattr(imageio, "_pil_to_uint", boom)
+    monkeypatch.setattr(imageio.pil, "pil_to_uint", boom)
     with pytest.raises(ImageReadError, match="decoder bug"):
         read_image(path)
 
@@ -552,7 +551,7 @@ def test_encoder_failure_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monk
     def fail(*args, **kwargs):
         raise RuntimeError("encoder crashed")
 
-    monkeypatch.setattr(imageio, "_encode", fail)
+    monkeypatch.setattr(write, "_encode", fail)
     with pytest.raises(RuntimeError):
         write_image(from_array(rand(4, 4, 3)), path, overwrite=True)
     assert path.read_bytes() == before
@@ -565,13 +564,13 @@ def test_disk_full_leaves_no_temp_and_old_file(
 ) -> None:
     path = write_image(from_array(rand(4, 4, 3)), tmp_path / f"x{ext}")
     before = path.read_bytes()
-    real = imageio._write_chunk
+    real = write._write_chunk
 
     def half_then_enospc(fh, data) -> None:
         real(fh, data[: len(data) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(imageio, "_write_chunk", half_then_enospc)
+    monkeypatch.setattr(write, "_write_chunk", half_then_enospc)
     with pytest.raises(ImageWriteError, match="disk full"):
         write_image(from_array(rand(8, 8, 3)), path, overwrite=True)
     with pytest.raises(ImageWriteError, match="disk full"):

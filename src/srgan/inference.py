@@ -41,7 +41,6 @@ from srgan.fuse import inference_model
 from srgan.imageio import (
     ImageData,
     QuantizedImage,
-    _to_float,
     from_array,
     from_pil,
     to_array,
@@ -49,6 +48,7 @@ from srgan.imageio import (
 )
 from srgan.nets import SRResNet
 from srgan.precision import PRECISIONS, pick_dtype  # noqa: F401 (re-exported)
+from srgan.quantize import quantize_tensor, to_float
 from srgan.weights import load_generator
 
 BACKENDS = ("torch", "onnxruntime")
@@ -177,12 +177,9 @@ def _post_float(y: torch.Tensor) -> torch.Tensor:
 
 def quantize(y: torch.Tensor, bits: int) -> torch.Tensor:
     """(N,C,h,w) float in [0,1] -> (N,h,w,C) uint8 (8 bits) or int32 (16 bits): the rounding
-    of `srgan.imageio` (round half up, clipped, NaN -> 0), on the device, so only the bytes
-    of the result cross to the host."""
-    top = 255.0 if bits == 8 else 65535.0
-    q = torch.nan_to_num(y.float(), nan=0.0, posinf=1.0, neginf=0.0)
-    q = q.clamp_(0.0, 1.0).mul_(top).add_(0.5).floor_()
-    return q.to(torch.uint8 if bits == 8 else torch.int32).permute(0, 2, 3, 1).contiguous()
+    of `srgan.imageio` (`srgan.quantize`), on the device, so only the bytes of the result
+    cross to the host."""
+    return quantize_tensor(y, bits).permute(0, 2, 3, 1).contiguous()
 
 
 @dataclass
@@ -518,7 +515,7 @@ class Upscaler:
             return colour, alpha, True
         if integer:
             bits = 8 if pixels.dtype == np.uint8 else 16
-            colour, alpha = _to_float(colour, bits), _to_float(alpha, bits)
+            colour, alpha = to_float(colour, bits), to_float(alpha, bits)
         return fill_transparent(colour, alpha), alpha, False
 
     @staticmethod
