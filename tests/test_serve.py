@@ -124,6 +124,34 @@ def test_jpeg_of_transparent_image_says_what_was_lost(client: TestClient):
     assert "composited over white" in r.headers["x-srgan-warnings"]
 
 
+def test_uploads_never_touch_the_disk(client: TestClient, monkeypatch):
+    """Bytes in, bytes out: no temporary file or folder for the upload or the answer."""
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a temporary file was made")
+
+    for name in ("mkdtemp", "mkstemp", "NamedTemporaryFile"):
+        monkeypatch.setattr(tempfile, name, refuse)
+    for fmt in ("png", "jpg", "webp"):
+        r = upload(client, png_bytes(10, 8, "RGBA"), format=fmt)
+        assert r.status_code == 200, r.text
+        assert Image.open(io.BytesIO(r.content)).size == (40, 32)
+
+
+def test_bicubic_is_not_a_loaded_model(client: TestClient):
+    assert upload(client, png_bytes(8, 8), model="bicubic").status_code == 200
+    assert "bicubic" not in client.get("/healthz").json()["models_loaded"]
+
+
+def test_bad_request_is_the_deprecated_name_of_api_error():
+    from srgan.serve import app as app_module
+
+    with pytest.warns(DeprecationWarning, match="ApiError"):
+        assert app_module.BadRequest is app_module.ApiError
+    assert issubclass(app_module.ApiError, Exception)
+
+
 # --------------------------------------------------------------------------- errors
 
 

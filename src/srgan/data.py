@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from srgan.imageio import display_path, display_text
+from srgan.pairing import pair_lr_files
 from srgan.resize import imresize
 
 Log = Callable[[str], None]
@@ -39,17 +40,9 @@ def _find_images(folder: Path) -> list[Path]:
 
 def read_rgb_uint8(path: Path) -> np.ndarray:
     """Decode an image file to H x W x 3 uint8 (grey replicated to RGB, alpha dropped)."""
-    from srgan.imageio import read_quantized, to_array
+    from srgan.imageio import read_rgb8
 
-    image = read_quantized(path)  # 8-bit files (nearly all) never pass through floats
-    pixels = image.pixels if image.bit_depth == 8 else to_array(image.to_image_data(), np.uint8)
-    channels = pixels.shape[2]
-    if channels in (1, 2):  # grey (+ alpha)
-        pixels = np.repeat(pixels[:, :, :1], 3, axis=2)
-    elif channels == 4:
-        pixels = pixels[:, :, :3]
-    pixels = np.ascontiguousarray(pixels)
-    return pixels if pixels.flags.writeable else pixels.copy()  # Pillow's buffer is read-only
+    return read_rgb8(path)[0]
 
 
 def _decode_all(paths: Sequence[Path], log: Log) -> list[np.ndarray | None]:
@@ -227,11 +220,6 @@ def degrade(hr: torch.Tensor, scale: int, quantize: bool = True) -> torch.Tensor
 # ------------------------------------------------------------------------------ loading
 
 
-def _lr_partner(hr_path: Path, scale: int, by_stem: dict[str, Path]) -> Path | None:
-    """DIV2K names LR files `0001x4.png` for `0001.png`; plain same-stem names work too."""
-    return by_stem.get(f"{hr_path.stem}x{scale}") or by_stem.get(hr_path.stem)
-
-
 def load_training_set(
     folders: Sequence[str | Path],
     crop: int,
@@ -264,9 +252,9 @@ def load_training_set(
             if not lr_folder.is_dir():
                 raise DataError(
                     f"LR folder {display_path(lr_folder)} (data.train_lr) does not exist")
-            by_stem = {p.stem: p for p in _find_images(lr_folder)}
+            pairs = pair_lr_files(found, _find_images(lr_folder), scale)  # DIV2K's names too
             for p in found:
-                partner = _lr_partner(p, scale, by_stem)
+                partner = pairs[p]
                 if partner is None:
                     log(f"warning: no LR image for {display_path(p)} in {display_path(lr_folder)}; "
                         "skipped")

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from srgan.pairing import match_key, pair_lr_files  # noqa: F401 (re-exported)
+from srgan.quantize import quantize_tensor
 from srgan.resize import imresize, modcrop
 
 BICUBIC = "bicubic"
+BICUBIC_DESCRIPTION = ("Bicubic interpolation (MATLAB imresize): the baseline a "
+                       "super-resolution model is compared against.")
 DATA_ROOT_ENV = "SRGAN_DATA_ROOT"
 # Where the project's standard sets live, relative to the working directory (a checkout next
 # to the shared data, as the README's commands assume).
@@ -46,13 +48,23 @@ class Method:
 
 @dataclass
 class Bicubic(Method):
-    """The baseline every table carries: MATLAB `imresize(lr, scale, 'bicubic')` on uint8."""
+    """The "bicubic" pseudo-model, the baseline every table carries and the server offers:
+    MATLAB `imresize(lr, scale, 'bicubic')` on uint8 for benchmarks, and on ImageData (any
+    outscale) where an `Upscaler` would stand."""
 
     scale: int = 4
     name: str = BICUBIC
 
     def __call__(self, lr: torch.Tensor) -> torch.Tensor:
         return imresize(lr, scale=self.scale)
+
+    def upscale_image(self, image, outscale: float | None = None, tta: bool = False):
+        """`Upscaler.upscale_image`'s signature: ImageData -> ImageData resized by `outscale`
+        (default the scale); `tta` means nothing to an interpolation."""
+        from srgan.inference import resize_to
+
+        scale = self.scale if outscale is None else outscale
+        return image.with_pixels(resize_to(image.pixels, image.height, image.width, scale))
 
 
 @dataclass
@@ -183,7 +195,7 @@ def resolve_dataset(
 # --------------------------------------------------------------------------- images
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """Float in [0, 1] -> uint8, rounding half up (MATLAB's im2uint8)."""
-    return torch.floor(x.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8)
+    return quantize_tensor(x, 8)
 
 
 def load_rgb8(path: str | Path) -> tuple[torch.Tensor, list[str]]:
@@ -193,24 +205,10 @@ def load_rgb8(path: str | Path) -> tuple[torch.Tensor, list[str]]:
     Y = 16 + 219/255 * grey); alpha is dropped; 16-bit is rounded to 8 bits. The notes say
     which of these happened. Raises `srgan.imageio.ImageReadError` naming the file.
     """
-    from srgan.imageio import read_image
+    from srgan.imageio import read_rgb8
 
-    data = read_image(path)
-    pixels = np.asarray(data.pixels, dtype=np.float32)
-    if pixels.ndim == 2:
-        pixels = pixels[:, :, None]
-    notes: list[str] = []
-    c = pixels.shape[2]
-    if c in (2, 4):
-        pixels = pixels[:, :, :-1]
-        notes.append("alpha ignored")
-    if pixels.shape[2] == 1:
-        pixels = np.repeat(pixels, 3, axis=2)
-        notes.append("grey scored as RGB")
-    if getattr(data, "bit_depth", 8) > 8:
-        notes.append(f"{data.bit_depth}-bit rounded to 8")
-    t = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)
-    return to_uint8(t), notes
+    pixels, notes = read_rgb8(path)
+    return torch.from_numpy(pixels).permute(2, 0, 1).contiguous(), notes
 
 
 def prepare_pair(
@@ -246,36 +244,3 @@ def error_reason(exc: BaseException, path: Path | None = None) -> str:
             if text.startswith(prefix):
                 return text[len(prefix):]
     return text or type(exc).__name__
-
-
-_SUFFIXES = [r"[_\-.]?(?:hr|lr|lrbi|bi|bicubic)", r"[_\-.]?x{scale}"]
-
-
-def match_key(stem: str, scale: int) -> str:
-    """A file stem without the usual HR/LR/xN suffixes: 'baby_LRBI_x4' -> 'baby'."""
-    pats = [re.compile(p.format(scale=scale) + "$", re.IGNORECASE) for p in _SUFFIXES]
-    key, changed = stem, True
-    while changed:
-        changed = False
-        for pat in pats:
-            new = pat.sub("", key)
-            if new and new != key:
-                key, changed = new, True
-    return key.lower()
-
-
-def pair_lr_files(hr_files: Sequence[Path], lr_files: Sequence[Path], scale: int) -> dict:
-    """Map each HR file to its LR file: same stem, or same stem once suffixes are dropped.
-
-    Returns {hr_path: lr_path or None}; None when no (or more than one) LR file matches.
-    """
-    by_stem: dict[str, list[Path]] = {}
-    by_key: dict[str, list[Path]] = {}
-    for p in lr_files:
-        by_stem.setdefault(p.stem.lower(), []).append(p)
-        by_key.setdefault(match_key(p.stem, scale), []).append(p)
-    out: dict[Path, Path | None] = {}
-    for hr in hr_files:
-        cands = by_stem.get(hr.stem.lower()) or by_key.get(match_key(hr.stem, scale)) or []
-        out[hr] = cands[0] if len(cands) == 1 else None
-    return out

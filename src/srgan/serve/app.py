@@ -13,9 +13,13 @@ Why it is built the way it is:
 * Upload bodies are counted while they arrive (`BodyLimit`): a declared Content-Length over the
   limit is refused before reading anything, a body that grows past it is cut off at the limit,
   and a client that stalls gets 408. Nothing reads an unbounded body into memory.
-* The pixel count is checked from the image header before anything is decoded, and again by
-  `read_image` (which is what decodes); the output size is checked before the job is queued.
+* Uploads are read and answers encoded in memory (`srgan.imageio.probe_size`, `read_image` on
+  the upload's file object, `encode`), with no temporary files. The pixel limit is imageio's:
+  `probe_size` applies it from the header before the job is queued (with the output size),
+  `read_image` again while it decodes. What the output format loses comes back from `encode`
+  as notes, sent in X-Srgan-Warnings.
 * Every error is JSON `{"detail": "..."}` with a sentence a person can act on; the page shows it.
+  Routes raise `ApiError(status, detail)` for every answer they refuse.
 * Seams: upload guards in `limits.py`, the queue in `jobs.py`, Host/Origin checks and security
   headers in `security.py`, the offline Swagger UI in `apidocs.py`.
 """
@@ -23,13 +27,11 @@ Why it is built the way it is:
 from __future__ import annotations
 
 import logging
-import os
 import re
-import shutil
-import tempfile
 import threading
 import time
 import unicodedata
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -51,7 +53,7 @@ from srgan.serve.models import ModelEntry, collect_models, default_upscaler_load
 from srgan.serve.security import LOOPBACK_HOSTS, Security
 from srgan.weights import ModelFileError
 
-__all__ = ["STATIC_DIR", "BodyLimit", "JobQueue", "QueueFull", "create_app"]
+__all__ = ["STATIC_DIR", "ApiError", "BodyLimit", "JobQueue", "QueueFull", "create_app"]
 
 log = logging.getLogger("srgan.serve")
 
@@ -99,11 +101,21 @@ class Limits:
         }
 
 
-class BadRequest(Exception):
+class ApiError(Exception):
+    """An answer other than 200: its status and the sentence sent as `{"detail": ...}`."""
+
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+
+
+def __getattr__(name: str) -> Any:
+    if name == "BadRequest":  # the old name, also raised for 500 and 503
+        warnings.warn("srgan.serve.app.BadRequest is now ApiError; BadRequest goes in the next "
+                      "release", DeprecationWarning, stacklevel=2)
+        return ApiError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -129,7 +141,12 @@ class Service:
         self._load_lock = threading.Lock()
 
     def upscaler(self, name: str) -> Any:
-        """The loaded model (loaded once, on first use, in a worker thread)."""
+        """The loaded model (loaded once, on first use, in a worker thread), or the bicubic
+        pseudo-model, which has nothing to load."""
+        if self.models[name].path is None:
+            from srgan.evaluate.methods import Bicubic
+
+            return Bicubic()
         with self._load_lock:
             if name not in self._upscalers:
                 path = self.models[name].path
@@ -144,92 +161,59 @@ class Service:
     def probe(self, file: Any, filename: str, entry: ModelEntry,
               outscale: float) -> tuple[int, int]:
         """Size from the header only (nothing decoded): refuse too many pixels in or out."""
-        from PIL import Image, UnidentifiedImageError
+        from srgan.imageio import ImageReadError, probe_size
 
-        from srgan.imageio import READ_FORMATS
-
-        file.seek(0, os.SEEK_END)
-        if file.tell() == 0:
-            raise BadRequest(422, f"{filename}: empty file (0 bytes)")
-        file.seek(0)
         try:
-            with Image.open(file, formats=READ_FORMATS) as im:
-                w, h = im.size
-        except Image.DecompressionBombError as exc:  # Pillow's own, far larger, limit
-            found = re.search(r"\((\d+) pixels\)", str(exc))
-            count = f" ({int(found.group(1)):,})" if found else ""
-            raise BadRequest(422, f"{filename}: image has too many pixels{count}, over this "
-                             f"server's limit of {self.limits.max_pixels:,}; send a smaller "
-                             "image") from None
-        except UnidentifiedImageError:
-            raise BadRequest(422, f"{filename}: not an image file (or not a format srgan "
-                             "reads: PNG, JPEG, WebP, BMP, TIFF, GIF, PPM, AVIF)") from None
-        except Exception as exc:  # Pillow raises many kinds on broken headers
-            raise BadRequest(422, f"{filename}: corrupt image header ({exc})") from None
-        finally:
-            file.seek(0)
-        if w <= 0 or h <= 0:
-            raise BadRequest(422, f"{filename}: image has no pixels ({w}x{h})")
-        if w * h > self.limits.max_pixels:
-            raise BadRequest(
-                422, f"{filename}: image is {w}x{h} = {w * h:,} pixels, over this server's "
-                f"limit of {self.limits.max_pixels:,}; send a smaller image")
+            w, h = probe_size(file, self.limits.max_pixels, name=filename)
+        except ImageReadError as exc:
+            raise self._read_error(filename, exc) from None
         ow, oh = _out_size(w, h, outscale)
         if ow * oh > self.limits.max_output_pixels:
-            raise BadRequest(
+            raise ApiError(
                 422, f"{filename}: the output would be {ow}x{oh} = {ow * oh:,} pixels, over "
                 f"this server's limit of {self.limits.max_output_pixels:,}; "
                 "choose a smaller outscale")
         return w, h
 
+    @staticmethod
+    def _read_error(filename: str, exc: Exception) -> ApiError:
+        """An upload imageio cannot read, said as this server says it (422)."""
+        from srgan.imageio import TooManyPixels
+
+        if isinstance(exc, TooManyPixels):
+            w, h = exc.width, exc.height
+            return ApiError(422, f"{filename}: image is {w}x{h} = {w * h:,} pixels, over this "
+                            f"server's limit of {exc.limit:,}; send a smaller image")
+        return ApiError(422, f"{filename}: {getattr(exc, 'reason', exc)}")
+
     # ------------------------------------------------------------ the job (worker thread)
     def job(self, file: Any, filename: str, entry: ModelEntry, outscale: float,
             fmt: str, tta: bool) -> Result:
-        from srgan.imageio import ImageReadError, ImageWriteError, read_image, write_image
-        from srgan.inference import resize_to
+        """Upload bytes in, encoded bytes out: read, upscale, encode, all in memory."""
+        from srgan.imageio import ImageReadError, ImageWriteError, encode, read_image
 
         start = time.perf_counter()
-        tmpdir = Path(tempfile.mkdtemp(prefix="srgan-serve-"))
         try:
-            src = tmpdir / "upload"
-            file.seek(0)
-            with open(src, "wb") as out:
-                shutil.copyfileobj(file, out, 1 << 20)
-            try:
-                data = read_image(src, max_pixels=self.limits.max_pixels)
-            except ImageReadError as exc:
-                raise BadRequest(422, f"{filename}: {exc.reason}") from None
-            src.unlink()
-            if entry.path is None:
-                pixels = resize_to(data.pixels, data.height, data.width, outscale)
-                result = data.with_pixels(pixels)
-            else:
-                try:
-                    up = self.upscaler(entry.name)
-                except ModelFileError as exc:  # the file changed or vanished since start-up
-                    raise BadRequest(500, f"model {entry.name!r} cannot be loaded: {exc}"
-                                     ) from None
-                scale = None if outscale == up.scale else outscale
-                try:
-                    result = up.upscale_image(data, outscale=scale, tta=tta)
-                except (MemoryError, _OutOfMemory) as exc:
-                    raise BadRequest(503, f"{filename}: out of memory while upscaling "
-                                     f"({type(exc).__name__}); try a smaller image") from None
-            notes = list(result.warnings)
-            if fmt in ("jpg", "webp") and result.bit_depth == 16:
-                notes.append(f"{fmt.upper()} holds 8 bits per channel; 16-bit precision lost")
-            if fmt == "jpg" and result.has_alpha and float(result.alpha.min()) < 1.0:
-                notes.append("JPEG has no transparency; composited over white")
-            dst = tmpdir / f"out{FORMATS[fmt][1]}"
-            try:
-                write_image(result, dst)
-            except ImageWriteError as exc:
-                raise BadRequest(422, f"{filename}: cannot write {fmt}: {exc.reason}") from None
-            payload = dst.read_bytes()
-            return Result(payload, (data.width, data.height), (result.width, result.height),
-                          time.perf_counter() - start, notes)
-        finally:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+            data = read_image(file, max_pixels=self.limits.max_pixels, name=filename)
+        except ImageReadError as exc:
+            raise self._read_error(filename, exc) from None
+        try:
+            up = self.upscaler(entry.name)
+        except ModelFileError as exc:  # the file changed or vanished since start-up
+            raise ApiError(500, f"model {entry.name!r} cannot be loaded: {exc}") from None
+        scale = None if outscale == up.scale else outscale
+        try:
+            result = up.upscale_image(data, outscale=scale, tta=tta)
+        except (MemoryError, _OutOfMemory) as exc:
+            raise ApiError(503, f"{filename}: out of memory while upscaling "
+                           f"({type(exc).__name__}); try a smaller image") from None
+        notes = list(result.warnings)
+        try:
+            payload = encode(result, fmt, notes=notes)
+        except ImageWriteError as exc:
+            raise ApiError(422, f"{filename}: cannot write {fmt}: {exc.reason}") from None
+        return Result(payload, (data.width, data.height), (result.width, result.height),
+                      time.perf_counter() - start, notes)
 
 
 try:
@@ -336,8 +320,8 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     add_docs(app)
 
-    @app.exception_handler(BadRequest)
-    async def bad_request(request: Request, exc: BadRequest) -> JSONResponse:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status)
 
     @app.exception_handler(QueueFull)
@@ -421,14 +405,14 @@ def create_app(
         form = await request.form()  # parsed once already; this is the cached copy
         repeated = sorted({k for k in form if len(form.getlist(k)) > 1})
         if repeated:
-            raise BadRequest(422, f"{', '.join(repeated)}: sent more than once; "
-                             "send one image (and each field once) per request")
+            raise ApiError(422, f"{', '.join(repeated)}: sent more than once; "
+                           "send one image (and each field once) per request")
         fmt = FORMAT_ALIASES.get(format, format)
         name = model or default
         entry = entries.get(name)
         if entry is None:
-            raise BadRequest(404, f"unknown model {name!r}; this server has: "
-                             f"{', '.join(entries)}")
+            raise ApiError(404, f"unknown model {name!r}; this server has: "
+                           f"{', '.join(entries)}")
         scale = float(outscale if outscale is not None else (entry.scale or 4))
         filename = (image.filename or "upload")[:200]
         queue.check()

@@ -1,4 +1,5 @@
-"""The models a server offers: shipped names or files, read at start-up, plus bicubic."""
+"""The models a server offers: shipped names or files, read at start-up, plus the bicubic
+pseudo-model (`srgan.evaluate.methods.Bicubic`, the benchmarks' baseline too)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from srgan.evaluate.methods import BICUBIC, BICUBIC_DESCRIPTION
 from srgan.weights import ModelFileError, list_models, read_metadata, resolve_model
 
-BICUBIC = "bicubic"  # pseudo-model: plain interpolation, the baseline models are judged by
 # What each shipped model does, in plain words for someone choosing between them (the card's
 # description is written for people who train models). Other files: the card's first sentence.
 PLAIN_WORDS = {
@@ -77,8 +78,7 @@ def collect_models(models: str | Path | Sequence[str | Path] | None) -> dict[str
         )
     entries[BICUBIC] = ModelEntry(
         BICUBIC, None, None,
-        {"name": BICUBIC, "description": "Bicubic interpolation (MATLAB imresize): the baseline "
-         "a super-resolution model is compared against.", "training": "", "extra": {}},
+        {"name": BICUBIC, "description": BICUBIC_DESCRIPTION, "training": "", "extra": {}},
         {},
     )
     return entries
