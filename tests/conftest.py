@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import SHARED, make_images, tiny_generator
+from image_corpus import make_corpus
 
 from srgan.weights import ModelCard, save_generator
 
@@ -49,3 +50,11 @@ def ref() -> dict[str, np.ndarray]:
         pytest.skip(f"reference vectors not found at {vectors}")
     with np.load(vectors) as data:
         return {k: data[k] for k in data.files}
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """(folder, cases): the bad/odd image corpus of tests/image_corpus.py, each case with
+    what it should give (an output, or an error naming the file)."""
+    folder = tmp_path_factory.mktemp("corpus")
+    return folder, make_corpus(folder)

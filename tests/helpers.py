@@ -11,8 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from click.testing import CliRunner
+from PIL import Image
 
-from srgan.imageio import from_array, write_image
+from srgan.cli import main
+from srgan.imageio import display_path, from_array, write_image
 from srgan.nets import SRResNet
 from srgan.train.config import Config, load_config
 
@@ -95,3 +98,34 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None,
 
 def read_log(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+def cli(*args: object):
+    """`srgan ARGS` in this process; an exception the CLI does not handle fails the test."""
+    return CliRunner().invoke(main, [a if isinstance(a, str) else str(a) for a in args],
+                              catch_exceptions=False)
+
+
+def error_lines(output: str, prefix: str, path: Path) -> list[str]:
+    """Report lines (`error: <file>: ...`, `skipped <file>: ...`) about one file: named by
+    display_path, or as str(path) that stderr shows with \\udcXX escapes (non-UTF-8 names)."""
+    shown = str(path).encode("utf-8", "backslashreplace").decode("utf-8")
+    heads = (f"{prefix}{display_path(path)}: ", f"{prefix}{shown}: ")
+    return [line for line in output.splitlines() if line.startswith(heads)]
+
+
+def rgb(h: int, w: int, seed: int) -> np.ndarray:
+    """Uniform random uint8 RGB noise."""
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def write_random_png(path: Path | bytes, h: int = 16, w: int = 16, seed: int = 0) -> Path:
+    return write_image(from_array(rgb(h, w, seed)), path)
+
+
+def write_photo(path: Path, size: tuple[int, int] = (12, 10), mode: str = "RGB") -> Path:
+    """A smooth RGB(A) or grey PNG (the four-channel image, cut to `mode`)."""
+    arr = (smooth_image(size[1], size[0], 4) * 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr[..., :len(mode)] if mode != "L" else arr[..., 0], mode).save(path)
+    return path

@@ -1,9 +1,12 @@
 """srgan.atomic: a file appears whole or not at all, and never clobbers what it must not."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 
 from srgan.atomic import FILE_MODE, atomic_write
 
@@ -113,3 +116,23 @@ def test_a_forked_child_killed_mid_write_leaves_the_parents_temp_alone(tmp_path)
         assert parent_tmp.exists()
     finally:
         atomic._live.pop(str(parent_tmp), None)
+
+
+def test_sigterm_during_a_write_leaves_no_temporary_file(tmp_path):
+    # item 18: a hidden .NAME.xxxx.tmp stayed behind
+    script = (
+        "import os, signal, sys, time\n"
+        "from srgan.atomic import atomic_write\n"
+        "def emit(fh):\n"
+        "    fh.write(b'x' * 1000); fh.flush(); print('writing', flush=True); time.sleep(60)\n"
+        f"atomic_write({str(tmp_path / 'out.bin')!r}, emit)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    for sig in ("SIGTERM", "SIGHUP"):
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                                text=True, env=env)
+        assert proc.stdout.readline().strip() == "writing"
+        assert [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+        proc.send_signal(getattr(__import__("signal"), sig))
+        assert proc.wait(timeout=30) == -getattr(__import__("signal"), sig)
+        assert list(tmp_path.iterdir()) == []

@@ -1,6 +1,15 @@
+"""`srgan upscale` (srgan.commands.upscale): options, output names, and that no run destroys
+a file the user owns. Bad inputs and faults while writing: test_cli_upscale_faults.py."""
+
+import os
+import subprocess
+import sys
+
 import numpy as np
+import pytest
+import torch
 from click.testing import CliRunner
-from helpers import smooth_image
+from helpers import REPO, cli, smooth_image, tiny_generator, write_photo
 from PIL import Image
 
 from srgan.cli import main
@@ -80,3 +89,171 @@ def test_output_paths_and_shards(tmp_path):
     items = list(range(11))
     parts = [shard(items, r, 3) for r in range(3)]
     assert sorted(sum(parts, [])) == items
+
+
+# --------------------------------------------------------------------------- upscale
+def test_upscale_never_replaces_its_input_even_with_overwrite(tmp_path, tiny_model_path):
+    # item 2: `-o io --suffix ""` named the output like the input
+    src = write_photo(tmp_path / "io" / "p.png")
+    before = src.read_bytes()
+    for extra in ([], ["--overwrite"]):
+        res = cli("upscale", src, "-o", tmp_path / "io", "--suffix", "", "-m", tiny_model_path,
+                  "-q", *extra)
+        assert res.exit_code == 1, res.output
+        assert "is one of the inputs" in res.output and "use --overwrite" not in res.output
+        assert src.read_bytes() == before
+
+
+def test_upscale_outputs_in_the_input_folder_are_not_upscaled_again(tmp_path, tiny_model_path):
+    # item 4: rerunning into a folder inside (or equal to) the input folder grew x16, x64
+    folder = tmp_path / "photos"
+    write_photo(folder / "a.png")
+    for out in (folder / "up", folder):
+        for _ in range(2):
+            res = cli("upscale", folder, "-o", out, "-m", tiny_model_path, "-q")
+            assert res.exit_code == 0, res.output
+        names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.png"))
+        assert not [n for n in names if "_x4_x4" in n], names
+    assert sorted(p.name for p in folder.rglob("*.png")) == ["a.png", "a_x4.png", "a_x4.png"]
+    assert Image.open(folder / "up" / "a_x4.png").size == (48, 40)
+    # an earlier run's other scale is ours too: no a_x4_x2 / a_x2_x4
+    for _ in range(2):
+        res = cli("upscale", folder, "-o", folder, "-m", tiny_model_path, "-q", "--outscale", 2)
+        assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in folder.glob("*.png")) == ["a.png", "a_x2.png", "a_x4.png"]
+
+
+@pytest.mark.parametrize("suffix", ["/../..", "/x", "a/b"])
+def test_upscale_suffix_cannot_leave_the_output_folder(tmp_path, tiny_model_path, suffix):
+    # item 5
+    src = write_photo(tmp_path / "in" / "a.png")
+    res = cli("upscale", src, "-o", tmp_path / "deep" / "out", "-m", tiny_model_path, "-q",
+              "--suffix", suffix)
+    assert res.exit_code == 2 and "--suffix" in res.output
+    assert sorted(p.name for p in tmp_path.rglob("*.png")) == ["a.png"]
+
+
+def test_upscale_cpu_only_torch_and_cuda_is_a_clear_error(tmp_path, tiny_model_path,
+                                                          monkeypatch):
+    # item 10: an AssertionError traceback from torch before
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    res = CliRunner().invoke(main, ["upscale", str(write_photo(tmp_path / "a.png")), "-o",
+                                    str(tmp_path / "o"), "-m", str(tiny_model_path),
+                                    "--device", "cuda"])
+    assert res.exit_code == 1 and not isinstance(res.exception, AssertionError)
+    assert "--device cuda" in res.output and "--device cpu" in res.output
+
+
+def test_upscale_an_overlong_name_does_not_stop_the_valid_files(tmp_path, tiny_model_path):
+    # item 11: a traceback in collect_inputs, and nothing processed
+    good = write_photo(tmp_path / "good.png")
+    res = cli("upscale", tmp_path / ("n" * 300 + ".png"), good, "-o", tmp_path / "o",
+              "-m", tiny_model_path, "-q")
+    assert res.exit_code == 1
+    assert "name too long" in res.output.lower() and "1 upscaled" in res.output
+    assert (tmp_path / "o" / "good_x4.png").is_file()
+
+
+def test_upscale_output_names_of_255_bytes_work(tmp_path, tiny_model_path):
+    # item 12: the temporary name was 14 bytes longer than the output name
+    stem = "s" * (255 - len("_x4.png"))
+    src = write_photo(tmp_path / f"{stem}.png")
+    res = cli("upscale", src, "-o", tmp_path / "o", "-m", tiny_model_path, "-q")
+    assert res.exit_code == 0, res.output
+    assert Image.open(tmp_path / "o" / f"{stem}_x4.png").size == (48, 40)
+
+
+def test_upscale_negative_tile_pad_is_refused_up_front(tmp_path, tiny_model_path):
+    # item 13: accepted, then every file failed with a NumPy broadcast error
+    res = cli("upscale", write_photo(tmp_path / "a.png"), "-o", tmp_path / "o", "-m",
+              tiny_model_path, "--tile-pad", "-3")
+    assert res.exit_code == 2 and "--tile-pad" in res.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_upscale_dash_o_file_name(tmp_path, tiny_model_path):
+    # friction: `-o big.png` made a folder named big.png
+    src = write_photo(tmp_path / "a.png")
+    res = cli("upscale", src, "-o", tmp_path / "big.png", "-m", tiny_model_path, "-q")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "big.png").is_file() and Image.open(tmp_path / "big.png").size == (48, 40)
+    assert str(tmp_path / "big.png") in res.output  # a single-file run says where it went
+    res = cli("upscale", src, write_photo(tmp_path / "b.png"), "-o", tmp_path / "two.png",
+              "-m", tiny_model_path, "-q")
+    assert res.exit_code == 2 and "output folder" in res.output
+    assert not (tmp_path / "two.png").exists()
+
+
+def test_upscale_existing_file_as_output_folder_fails_before_computing(tmp_path,
+                                                                       tiny_model_path,
+                                                                       monkeypatch):
+    # friction: failed with a bare [Errno 17] only after every image was computed
+    from srgan.inference import Upscaler
+
+    computed = []
+    monkeypatch.setattr(Upscaler, "upscale_quantized",
+                        lambda self, *a, **k: computed.append(1))
+    (tmp_path / "notes").write_text("mine")
+    res = cli("upscale", write_photo(tmp_path / "a.png"), "-o", tmp_path / "notes", "-m",
+              tiny_model_path, "-q")
+    assert res.exit_code == 1 and "not a folder" in res.output and "Errno" not in res.output
+    assert computed == [] and (tmp_path / "notes").read_text() == "mine"
+
+
+def test_upscale_webp_too_large_is_refused_before_computing(tmp_path, tiny_model_path,
+                                                            monkeypatch):
+    from srgan.inference import Upscaler
+
+    monkeypatch.setattr(Upscaler, "upscale_quantized", lambda *a, **k: pytest.fail("computed"))
+    src = write_photo(tmp_path / "wide.png", size=(4200, 2))  # x4: 16800 > WebP's 16383
+    res = cli("upscale", src, "-o", tmp_path / "o", "--ext", "webp", "-m", tiny_model_path,
+              "-q")
+    assert res.exit_code == 1 and "16383" in res.output
+
+
+def test_upscale_outscale_names_say_the_real_scale(tmp_path, tiny_model_path):
+    src = write_photo(tmp_path / "a.png")
+    res = cli("upscale", src, "-o", tmp_path / "o", "--outscale", "2", "-m", tiny_model_path,
+              "-q")
+    assert res.exit_code == 0, res.output
+    assert Image.open(tmp_path / "o" / "a_x2.png").size == (24, 20)
+    assert not (tmp_path / "o" / "a_x4.png").exists()
+
+
+def test_upscale_empty_folder_says_so(tmp_path, tiny_model_path):
+    (tmp_path / "empty").mkdir()
+    res = cli("upscale", tmp_path / "empty", "-o", tmp_path / "o", "-m", tiny_model_path, "-q")
+    assert res.exit_code == 1 and "no images in this folder" in res.output
+
+
+def test_warnings_use_the_tools_own_form(tmp_path, tiny_model_path):
+    # friction: raw `UserWarning` lines with the source code line under them
+    src = write_photo(tmp_path / "a.png", mode="RGBA")
+    rgba = np.array(Image.open(src))
+    rgba[..., 3] = 128
+    Image.fromarray(rgba, "RGBA").save(src)
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(
+        [sys.executable, "-m", "srgan", "upscale", str(src), "-o", str(tmp_path / "o"), "-m",
+         str(tiny_model_path), "--ext", "jpg", "--precision", "fp16", "--device", "cpu", "-q"],
+        capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if "warn" in ln.lower()]
+    assert any(ln.startswith(f"warning: {tmp_path / 'o' / 'a_x4.jpg'}: ") for ln in lines), lines
+    assert any(ln.startswith("warning: fp16 on the CPU") for ln in lines), lines
+    assert all(ln.startswith("warning: ") for ln in lines), lines
+    assert "UserWarning" not in res.stderr and "warnings.warn" not in res.stderr
+
+
+def test_upscale_flags_a_model_whose_output_is_all_non_finite(tmp_path):
+    # item 8: such a model gave black (or white) images with exit status 0
+    from srgan.weights import save_generator
+
+    net = tiny_generator()
+    with torch.no_grad():
+        net.tail.weight.fill_(1e38)  # finite weights, output overflows to inf / NaN
+    model = save_generator(net, tmp_path / "overflow.safetensors")
+    good = write_photo(tmp_path / "a.png")
+    res = cli("upscale", good, "-o", tmp_path / "o", "-m", model, "-q")
+    assert res.exit_code == 1 and "NaN or infinite" in res.output
+    assert f"{good}: " in res.output and not (tmp_path / "o" / "a_x4.png").exists()

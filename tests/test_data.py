@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from helpers import write_random_png
 
 from srgan.data import (
     DataError,
@@ -14,7 +19,7 @@ from srgan.data import (
     load_training_set,
     load_validation_set,
 )
-from srgan.imageio import from_array, write_image
+from srgan.imageio import display_path, from_array, write_image
 from srgan.resize import imresize
 
 
@@ -184,3 +189,58 @@ def test_validation_set_is_modcropped_with_matlab_lr(tmp_path):
     hr = torch.from_numpy(image[:24, :32]).permute(2, 0, 1).float()[None] / 255
     expected = (imresize(hr, 0.25).clamp(0, 1) * 255).round() / 255
     torch.testing.assert_close(item.lr, expected, rtol=0, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- odd inputs
+def test_training_loader_corpus_uses_good_files_and_reports_bad_ones(corpus):
+    folder, cases = corpus
+    logs: list[str] = []
+    crop = 12
+    ts = load_training_set([folder], crop=crop, scale=4, log=logs.append)
+    names = set(ts.hr.names)
+    for case in cases:
+        if case.path.is_dir() and not case.path.is_symlink():
+            continue
+        mine = [line for line in logs if str(case.path) in line
+                or display_path(case.path) in line]
+        if case.expect == "error":
+            assert str(case.path) not in names
+            assert len(mine) == 1 and "skipping unreadable" in mine[0], (case, mine)
+            assert case.error is None or case.error in mine[0].lower(), mine
+        elif min(case.size) >= crop:
+            assert str(case.path) in names and mine == [], (case, mine)
+        else:
+            assert len(mine) == 1 and "smaller than" in mine[0], (case, mine)
+    lr, hr = ts.batch(8)
+    assert lr.shape == (8, 3, 3, 3) and hr.shape == (8, 3, 12, 12)
+    assert torch.isfinite(lr).all() and float(hr.min()) >= 0 and float(hr.max()) <= 1
+    val = load_validation_set(folder, 4, log=logs.append)
+    assert len(val) >= 20 and all(v.hr.shape[1] % 4 == 0 for v in val)
+
+
+def test_training_loader_with_only_bad_files_is_an_error_naming_the_folder(corpus, tmp_path):
+    folder, cases = corpus
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for case in cases:
+        if case.expect == "error" and case.path.is_file() and not case.path.is_symlink():
+            shutil.copy(case.path, bad / case.path.name)
+    logs: list[str] = []
+    with pytest.raises(DataError, match=f"no usable training image in {bad}"):
+        load_training_set([bad], crop=8, scale=4, log=logs.append)
+    assert len(logs) == len(list(bad.iterdir())) >= 10
+
+
+def test_non_utf8_names_in_logs_are_printable(tmp_path):
+    """A training run's log lines go to stdout and log files: a non-UTF-8 file name must not
+    make them unencodable (print() on a UTF-8 terminal raises UnicodeEncodeError)."""
+    folder = tmp_path / "set"
+    folder.mkdir()
+    write_random_png(folder / "good.png", 32, 32)
+    write_random_png(os.fsencode(folder) + b"/small_\xe9.png", 4, 4)
+    (Path(os.fsdecode(os.fsencode(folder) + b"/broken_\xff.png"))).write_bytes(b"junk")
+    logs: list[str] = []
+    load_training_set([folder], crop=16, scale=4, log=logs.append)
+    assert len(logs) == 2
+    for line in logs:
+        line.encode("utf-8")

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import cli, error_lines, write_photo
 from PIL import Image
 
 from srgan import metrics
 from srgan.cli import main
 from srgan.evaluate import run_benchmark
 from srgan.evaluate.compare import PAD, build_comparison, choose_box, compare_images, render_grid
-from srgan.evaluate.methods import Bicubic, load_methods, match_key, pair_lr_files, to_uint8
+from srgan.evaluate.methods import Bicubic, load_methods, to_uint8
 from srgan.inference import Upscaler
 from srgan.nets import SRResNet
 from srgan.resize import imresize, modcrop
@@ -168,17 +169,6 @@ def test_lr_dir_is_matched_by_name_and_used(dataset, tmp_path):
         assert g.psnr_y == m.psnr_y and g.ssim_y == m.ssim_y
     reasons = {Path(k.path).name: k.reason for k in given.skipped}
     assert "does not match HR" in reasons["grey.png"] and "broken.png" in reasons
-
-
-def test_lr_file_names_pair_up():
-    assert match_key("baby_LRBI_x4", 4) == "baby" == match_key("baby", 4)
-    assert match_key("img_001_SRF_4_HR", 4) == match_key("img_001_SRF_4_LR", 4)
-    assert match_key("img_004", 4) == "img_004"
-    hr = [Path("baby.png"), Path("bird.png"), Path("head.png")]
-    lr = [Path("babyx4.png"), Path("bird_LR.png"), Path("head_LR.png"), Path("head_x4.png")]
-    pairs = pair_lr_files(hr, lr, 4)
-    assert pairs[hr[0]] == lr[0] and pairs[hr[1]] == lr[1]
-    assert pairs[hr[2]] is None  # two candidates: ambiguous, not guessed
 
 
 def test_model_of_another_scale_is_refused(tmp_path):
@@ -495,3 +485,69 @@ def test_cli_benchmark_keeps_earlier_results_unless_overwrite(dataset, tmp_path)
     r = CliRunner().invoke(main, [*args, "--overwrite"])
     assert r.exit_code == 0, r.output
     assert "| Tiny (3) |" in (out / "results.md").read_text()
+
+
+# --------------------------------------------------------------------------- odd inputs
+def test_benchmark_corpus_scores_or_skips_each_file_once(corpus, tiny_model_path, tmp_path):
+    folder, cases = corpus
+    out = tmp_path / "bench"
+    r = cli("benchmark", "-m", tiny_model_path, "--data", folder, "--crop-border", "0", "-o",
+            out, "--device", "cpu", "--no-lpips", "-q")
+    assert r.exit_code == 0, r.output
+    summary = json.loads((out / "summary.json").read_text())
+    skipped = {s["path"]: s["reason"] for s in summary["datasets"][folder.name]["skipped"]}
+    scored: dict[str, set[str]] = {}
+    for row in (out / "scores.csv").read_text().splitlines()[1:]:
+        scored.setdefault(row.split(",")[1], set()).add(row.split(",")[2])
+    for case in cases:
+        if case.path.is_dir() and not case.path.is_symlink():
+            continue
+        lines = error_lines(r.output, "skipped ", case.path)
+        if case.expect == "error":
+            assert len(lines) == 1, (case, lines)
+            assert case.error is None or case.error in lines[0].lower(), lines
+            assert case.name not in scored
+            continue
+        w, h = case.size
+        if min(w // 4 * 4, h // 4 * 4) >= 11:  # big enough for the protocol: must be scored
+            assert scored.get(case.path.name) == {"bicubic", "tiny_x4"}, (case, lines)
+            assert lines == []
+        else:  # reported once as too small, never as unreadable
+            assert len(lines) == 1 and "small" in lines[0], (case, lines)
+            assert str(case.path) in skipped
+    assert len(scored) >= 30
+
+
+# --------------------------------------------------------------------------- compare
+def test_compare_never_replaces_its_input(tmp_path, tiny_model_path):
+    # item 1: `-o photo.png` replaced the photo with the figure; `DIR -o DIR` every photo
+    photo = write_photo(tmp_path / "photo.png", size=(32, 32))
+    other = write_photo(tmp_path / "other.png", size=(32, 32))
+    before = {p: p.read_bytes() for p in (photo, other)}
+    for args in ([photo, "-o", photo], [tmp_path, "-o", tmp_path],
+                 [photo, "-o", photo, "--overwrite"]):
+        res = cli("compare", "-m", tiny_model_path, "--device", "cpu", *args)
+        assert res.exit_code == 1 and "is one of the inputs" in res.output, res.output
+        assert {p: p.read_bytes() for p in before} == before
+
+
+def test_compare_keeps_an_existing_figure_unless_overwrite(tmp_path, tiny_model_path):
+    photo = write_photo(tmp_path / "photo.png", size=(32, 32))
+    fig = tmp_path / "fig.png"
+    fig.write_bytes(b"precious")
+    res = cli("compare", "-m", tiny_model_path, "--device", "cpu", photo, "-o", fig)
+    assert res.exit_code == 1 and "exists" in res.output and fig.read_bytes() == b"precious"
+    res = cli("compare", "-m", tiny_model_path, "--device", "cpu", photo, "-o", fig,
+              "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert Image.open(fig).format == "PNG"
+
+
+def test_save_png_refuses_an_existing_file(tmp_path):
+    from srgan.evaluate.compare import save_png
+
+    target = tmp_path / "x.png"
+    target.write_bytes(b"mine")
+    with pytest.raises(FileExistsError):
+        save_png(Image.new("RGB", (2, 2)), target)
+    assert target.read_bytes() == b"mine"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import smooth_image, with_bn_statistics
+from helpers import cli, smooth_image, tiny_generator, with_bn_statistics
 from PIL import Image
 
 from srgan.cli import main
@@ -142,3 +142,43 @@ def test_upscale_with_the_onnxruntime_backend(bn_model, tmp_path):
         outs[backend] = np.asarray(Image.open(out / "a_x4.png")).astype(int)
     assert outs["torch"].shape == (80, 104, 3)
     assert np.abs(outs["torch"] - outs["onnxruntime"]).max() <= 1
+
+
+# --------------------------------------------------------------------------- export
+@pytest.fixture
+def run_folder(tmp_path):
+    from srgan.train import checkpoint as ckpt
+    from srgan.train.config import load_config
+
+    cfg = load_config("srresnet_x4", ["model.num_blocks=1", "model.channels=8"])
+    run = tmp_path / "run"
+    for step in (2, 4):
+        ckpt.save_checkpoint({"step": step, "generator": tiny_generator().state_dict(),
+                              "config": cfg.to_toml(), "kind": "step"},
+                             run / "checkpoints", step, keep=5)
+    return run
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "safetensors", "onnx"])
+def test_export_never_replaces_a_checkpoint(run_folder, fmt):
+    # item 3: `-o RUN/checkpoints/<newest>.pt --format torchscript` replaced it
+    newest = run_folder / "checkpoints" / "step_000000004.pt"
+    before = newest.read_bytes()
+    for extra in ([], ["--overwrite"]):
+        res = cli("export", run_folder, "-o", newest, "--format", fmt, *extra)
+        assert res.exit_code == 1 and "checkpoint" in res.output, res.output
+        assert newest.read_bytes() == before
+    res = cli("export", newest, "-o", newest, "--format", fmt, "--overwrite")
+    assert res.exit_code == 1 and newest.read_bytes() == before
+
+
+@pytest.mark.parametrize("fmt,name", [("safetensors", "m.safetensors"),
+                                      ("torchscript", "m.pt")])
+def test_export_keeps_an_existing_file_unless_overwrite(run_folder, tmp_path, fmt, name):
+    out = tmp_path / name
+    out.write_bytes(b"precious")
+    res = cli("export", run_folder, "-o", out, "--format", fmt)
+    assert res.exit_code == 1 and "exists" in res.output and out.read_bytes() == b"precious"
+    res = cli("export", run_folder, "-o", out, "--format", fmt, "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert out.read_bytes() != b"precious"

@@ -1,11 +1,24 @@
+"""Model files (srgan.weights): self-describing safetensors, shipped models, and files that
+attack the loaders (pickles that would run code, lying headers, absurd metadata)."""
+
 import json
+import os
+import pickle
+import shutil
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
+from helpers import REPO, cli, tiny_generator, write_random_png
 from safetensors.torch import save_file
 
 from srgan.nets import SRResNet
 from srgan.weights import (
+    CARD_KEY,
     CONFIG_KEY,
     ModelCard,
     ModelFileError,
@@ -124,3 +137,226 @@ def test_save_generator_can_refuse_to_replace(tmp_path):
     with pytest.raises(FileExistsError):
         save_generator(tiny(), path, overwrite=False)
     assert path.read_bytes() == b"mine"
+
+
+# --------------------------------------------------------------------------- model files
+
+
+class _Evil:
+    """Unpickling this runs code: it writes a marker file (a real payload would do worse)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('pwned')",))
+
+
+def evil_files(folder: Path, marker: Path) -> dict[str, Path]:
+    """Pickles that would run code: raw pickles and torch-zip checkpoints, under the names a
+    user might be handed (.pth, .pt, .ckpt, .bin, and one disguised as .safetensors)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    raw = pickle.dumps({"state_dict": _Evil(marker)}, protocol=2)
+    for name in ("raw.pth", "raw.ckpt", "disguised.safetensors", "model.bin"):
+        (folder / name).write_bytes(raw)
+        files[name] = folder / name
+    for name in ("zip.pt", "vgg19.pth"):
+        torch.save({"features.0.weight": torch.zeros(1), "evil": _Evil(marker)}, folder / name)
+        files[name] = folder / name
+    return files
+
+
+def test_the_evil_files_really_run_code_when_unpickled(tmp_path):
+    """The payloads are live (else the refusal tests below could not fail)."""
+    marker = tmp_path / "ran"
+    files = evil_files(tmp_path / "evil", marker)
+    pickle.loads(files["raw.pth"].read_bytes())
+    assert marker.read_text() == "pwned"
+    marker.unlink()
+    torch.load(files["zip.pt"], weights_only=False)
+    assert marker.exists()
+
+
+def test_malicious_pickles_are_refused_everywhere_without_running(tmp_path, tiny_model_path):
+    from srgan.nets.vgg import VGGFeatures, load_vgg19_state_dict
+    from srgan.train import checkpoint as ckpt
+
+    marker = tmp_path / "ran"
+    files = evil_files(tmp_path / "evil", marker)
+    for name, path in files.items():
+        with pytest.raises(ModelFileError, match=str(path)):
+            load_generator(path)
+        assert not marker.exists(), name
+    img = write_random_png(tmp_path / "a.png")
+    r = cli("upscale", img, "-o", tmp_path / "out", "-m", files["zip.pt"], "-q")
+    assert r.exit_code == 1 and "pickle-based checkpoints are not loaded" in r.output
+    assert not (tmp_path / "out").exists()
+    r = cli("benchmark", "-m", files["raw.pth"], "--data", tmp_path, "-o", tmp_path / "b",
+            "--no-lpips", "-q")
+    assert r.exit_code == 1 and "pickle" in r.output
+    # VGG weights go through torch.load(weights_only=True): refused before any code runs
+    for path in (files["vgg19.pth"], files["raw.pth"], files["disguised.safetensors"]):
+        with pytest.raises(Exception, match="(?i)weights only|unsupported|header|pickle"):
+            load_vgg19_state_dict(path)
+        with pytest.raises(Exception):  # noqa: B017 - any refusal; the point is the marker
+            VGGFeatures("vgg22", weights=path)
+        assert not marker.exists()
+    # training resume: a poisoned newest checkpoint is skipped, the previous one used
+    run = tmp_path / "run" / "checkpoints"
+    ckpt.save_checkpoint({"step": 10, "generator": {"w": torch.ones(2)}}, run, 10, keep=5)
+    shutil.copy(files["zip.pt"], run / ckpt.checkpoint_name(20))
+    logs: list[str] = []
+    path, state = ckpt.load_latest(run, log=logs.append)
+    assert path.name == ckpt.checkpoint_name(10) and state["step"] == 10
+    assert len(logs) == 1 and ckpt.checkpoint_name(20) in logs[0]
+    with pytest.raises(ckpt.CheckpointError, match="unreadable checkpoint"):
+        ckpt.load_checkpoint(files["raw.pth"])
+    r = cli("export", files["zip.pt"], "-o", tmp_path / "x.safetensors")
+    assert r.exit_code == 1 and "unreadable checkpoint" in r.output
+    assert not marker.exists()
+    try:
+        from srgan.serve.app import create_app
+    except ImportError:
+        return
+    with pytest.raises(ModelFileError, match="pickle"):
+        create_app([str(files["raw.pth"])])
+    assert not marker.exists()
+
+
+def _parts(path: Path) -> tuple[dict, bytes]:
+    data = path.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    return json.loads(data[8:8 + n]), data[8 + n:]
+
+
+def _put(path: Path, header: dict, body: bytes, length: int | None = None) -> Path:
+    text = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text) if length is None else length) + text + body)
+    return path
+
+
+def _with_config(header: dict, config: str | None = None, card: str | None = None) -> dict:
+    header = dict(header)
+    meta = dict(header["__metadata__"])
+    if config is not None:
+        meta[CONFIG_KEY] = config
+    if card is not None:
+        meta[CARD_KEY] = card
+    header["__metadata__"] = meta
+    return header
+
+
+@pytest.mark.parametrize("attack", [
+    "length_2^63", "length_past_eof", "offsets_past_eof", "offsets_overlap", "shape_lies",
+    "dtype_unknown", "metadata_not_strings", "config_deep_nesting", "config_infinite_scale",
+    "config_infinite_output_range", "config_unknown_arch", "config_is_a_list",
+    "truncated_header", "truncated_data",
+])
+def test_lying_safetensors_get_a_clear_error_fast(tmp_path, tiny_model_path, attack):
+    header, body = _parts(tiny_model_path)
+    key = next(k for k in header if k != "__metadata__" and header[k]["shape"])
+    entry = header[key]
+    bad = tmp_path / "bad.safetensors"
+    if attack == "length_2^63":
+        _put(bad, header, body, length=2**63)
+    elif attack == "length_past_eof":
+        _put(bad, header, body, length=len(json.dumps(header)) + len(body) + 10)
+    elif attack == "offsets_past_eof":
+        _put(bad, {**header, key: {**entry, "data_offsets": [0, 2**40]}}, body)
+    elif attack == "offsets_overlap":
+        a, b = entry["data_offsets"]
+        _put(bad, {**header, key: {**entry, "data_offsets": [a + 4, b + 4]}}, body)
+    elif attack == "shape_lies":
+        _put(bad, {**header, key: {**entry, "shape": [2**20, 2**20]}}, body)
+    elif attack == "dtype_unknown":
+        _put(bad, {**header, key: {**entry, "dtype": "F128"}}, body)
+    elif attack == "metadata_not_strings":
+        _put(bad, {**header, "__metadata__": {CONFIG_KEY: {"scale": 4}}}, body)
+    elif attack == "config_deep_nesting":
+        _put(bad, _with_config(header, "[" * 100_000 + "]" * 100_000), body)
+    elif attack == "config_infinite_scale":
+        _put(bad, _with_config(header, '{"scale": 1e999}'), body)
+    elif attack == "config_infinite_output_range":
+        _put(bad, _with_config(header, '{"scale": 4, "num_blocks": 1, "channels": 8, '
+                                       '"output_range": [-1, 1e999]}'), body)
+    elif attack == "config_unknown_arch":
+        _put(bad, _with_config(header, '{"arch": "resnet50"}'), body)
+    elif attack == "config_is_a_list":
+        _put(bad, _with_config(header, "[4, 16, 64]"), body)
+    elif attack == "truncated_header":
+        bad.write_bytes(tiny_model_path.read_bytes()[:100])
+    else:
+        bad.write_bytes(tiny_model_path.read_bytes()[:-7])
+    t0 = time.perf_counter()
+    with pytest.raises(ModelFileError, match=str(bad)):
+        load_generator(bad)
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_garbage_card_does_not_stop_a_good_model(tmp_path, tiny_model_path):
+    header, body = _parts(tiny_model_path)
+    path = _put(tmp_path / "m.safetensors", _with_config(header, card="[" * 50_000), body)
+    _, card = read_metadata(path)
+    assert card.name == ""
+    assert load_generator(path).scale == 4
+
+
+def test_special_files_posing_as_models_are_refused(tmp_path):
+    link = tmp_path / "zero.safetensors"
+    link.symlink_to("/dev/zero")
+    (tmp_path / "dir.safetensors").mkdir()
+    os.mkfifo(tmp_path / "fifo.safetensors")
+    for path in (Path("/dev/zero"), link, tmp_path / "dir.safetensors",
+                 tmp_path / "fifo.safetensors"):
+        with pytest.raises(ModelFileError, match="no such model file"):
+            load_generator(path)  # and never blocks reading
+
+
+def _peak_rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+
+
+def test_tiny_file_claiming_a_big_network_is_refused_without_allocating(tmp_path):
+    """Shown with 8 blocks x 512 channels (~230 MB if built), which is safe to try; the
+    limits allow 256 x 1024 (~20 GB), which is not."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS mark
+    except OSError:
+        pytest.skip("cannot reset the peak RSS here")
+    path = tmp_path / "big.safetensors"
+    save_file({"head.0.weight": torch.zeros(1)}, str(path),
+              metadata={CONFIG_KEY: json.dumps({"num_blocks": 8, "channels": 512})})
+    assert path.stat().st_size < 300
+    base = _peak_rss_mb()
+    with pytest.raises(ModelFileError, match="missing"):
+        load_generator(path)
+    assert _peak_rss_mb() - base < 50  # a 226 MB network was not allocated
+
+
+def test_pickled_model_advice_works_as_written(tmp_path):
+    # friction: "convert it with srgan export", which refused it too
+    from srgan.weights import ModelFileError, load_generator
+
+    net = tiny_generator()
+    pth = tmp_path / "foreign.pth"
+    torch.save(net, pth)  # a whole pickled module: not a state dict, not a checkpoint
+    with pytest.raises(ModelFileError) as info:
+        load_generator(pth)
+    assert "weights_only=True" in str(info.value) and "save_generator" in str(info.value)
+    res = cli("export", pth, "-o", tmp_path / "x.safetensors")
+    assert res.exit_code == 1 and "not an srgan training checkpoint" in res.output
+    assert "save_generator" in res.output and len(res.output) < 1500
+    # the recipe, run as the message writes it (with this network's shape)
+    sd = tmp_path / "sd.pth"
+    torch.save(net.state_dict(), sd)
+    from srgan.weights import state_dict_recipe
+
+    line = state_dict_recipe(sd).splitlines()[1].strip()
+    code = line.split('"')[1].replace("SRResNet(4, 16, 64)", "SRResNet(4, 1, 8)")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path,
+                   env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    loaded = load_generator(tmp_path / "sd.safetensors")
+    for k, v in net.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v)
