@@ -599,7 +599,7 @@ class Upscaler:
         return QuantizedImage(out, bits, data.icc_profile, data.exif, data.source_format,
                               list(data.warnings), data.path)
 
-    def tiles_for(self, height: int, width: int, channels: int = 3, tta: bool = False) -> int:
+    def tiles_for(self, height: int, width: int, channels: int = 3) -> int:
         """How many tiles an image needs (for progress bars)."""
         n = len(self.iter_tiles(height, width))
         return n * (2 if channels in (2, 4) else 1)

@@ -273,7 +273,7 @@ def upscale(
         factor = upscaler.scale if outscale is None else outscale
         check_writable_size(job[1], max(1, round(data.width * factor)),
                             max(1, round(data.height * factor)))
-        n_tiles = upscaler.tiles_for(data.height, data.width, data.pixels.shape[2], tta)
+        n_tiles = upscaler.tiles_for(data.height, data.width, data.pixels.shape[2])
         with tqdm(total=n_tiles, unit="tile", leave=False, desc=src.name,
                   disable=quiet or n_tiles < 4, position=1, file=sys.stderr) as tiles:
             if outscale is None:  # integers in, tiles rounded straight into integers out
