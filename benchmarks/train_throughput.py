@@ -205,7 +205,7 @@ def main() -> None:
 
 def cpu_variants(args, images: list[np.ndarray]) -> None:
     from srgan.cpu import capability, native_bf16
-    from srgan.train.loop import choose_amp
+    from srgan.train.build import choose_amp
 
     device = torch.device("cpu")
     native, why = native_bf16()

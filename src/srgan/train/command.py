@@ -1,4 +1,4 @@
-"""`srgan train`: the command-line face of srgan.train.loop."""
+"""`srgan train`: the command-line face of srgan.train.run (run_training)."""
 
 from __future__ import annotations
 
