@@ -121,12 +121,17 @@ def test_errors():
         psnr([[1.0]], [[1.0]])
 
 
-def test_conv_path_equals_matmul_path(monkeypatch):
-    img, noisy = noisy_pair(40, 36)
-    wang, paper = ssim_y(img, noisy), ssim_paper(img, noisy)
-    monkeypatch.setattr(metrics, "_MATMUL_MAX", 0)
-    assert ssim_y(img, noisy) == pytest.approx(wang, abs=1e-12)
-    assert ssim_paper(img, noisy) == pytest.approx(paper, abs=1e-12)
+@pytest.mark.parametrize("taps,same", [((0.25, 0.5, 0.25), True),
+                                       (metrics._gaussian_1d(11, 1.5), False),
+                                       (metrics._daala_kernel(1.5, 100), True)])
+def test_conv_path_equals_matmul_path(taps, same):
+    """The banded-matmul filter (images up to 2048 px a side) and the conv2d one (above) give
+    the same values, on the kernels SSIM uses (Wang's valid Gaussian, the paper's daala)."""
+    x = torch.from_numpy(np.random.default_rng(3).random((2, 40, 36)))
+    matmul = metrics._filter2d(x, taps, same)
+    conv = metrics._filter2d(x, taps, same, matmul_max=0)
+    assert matmul.shape == conv.shape == ((2, 40, 36) if same else (2, 30, 26))
+    torch.testing.assert_close(conv, matmul, rtol=1e-13, atol=1e-12)
 
 
 # --------------------------------------------------------------------------- paper SSIM

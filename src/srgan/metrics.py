@@ -156,11 +156,13 @@ def _band(n: int, taps: tuple[float, ...], same: bool, device: torch.device) -> 
     return torch.from_numpy(mat).to(device)
 
 
-def _filter2d(x: torch.Tensor, taps: tuple[float, ...], same: bool) -> torch.Tensor:
+def _filter2d(x: torch.Tensor, taps: tuple[float, ...], same: bool,
+              matmul_max: int = _MATMUL_MAX) -> torch.Tensor:
     """Separable filtering of float64 planes (N, H, W) with the same 1-D taps on both axes:
-    zero-padded `same` output, or the `valid` region."""
+    zero-padded `same` output, or the `valid` region (banded matmuls up to `matmul_max`
+    pixels a side, conv2d above)."""
     h, w = x.shape[-2:]
-    if max(h, w) <= _MATMUL_MAX:
+    if max(h, w) <= matmul_max:
         return _band(h, taps, same, x.device) @ x @ _band(w, taps, same, x.device).T
     k = torch.tensor(taps, dtype=torch.float64, device=x.device)
     n, pad = k.numel(), (k.numel() // 2 if same else 0)
