@@ -7,15 +7,20 @@ Prints megapixels of OUTPUT per second and peak memory for
   naive  eager SRResNet as trained (BatchNorm unfolded), fp32 on CPU / fp16 autocast on CUDA,
          one whole image per forward pass, float32 result on the host;
   fast   `Upscaler.upscale_quantized`: BN folded, channels_last, batched tiles, fp16 on CUDA,
+         the bf16 mix on CPUs with native bf16 (precision auto), fp32 on other CPUs,
          rounded on the device into a uint8 image (what `srgan upscale` writes);
-and their ratio. Extra rows: ONNX Runtime (CPU), torch.compile and bf16 (CUDA), bf16 on CPU
-(shows why it is off there). "Mpx/cpu-s" divides by the process's CPU time: on a shared
-machine it is steadier than wall time. Then a folder run, decode and encode included: the
+and their ratio. Extra rows: ONNX Runtime (CPU), torch.compile and bf16 (CUDA), fast fp32
+where auto picked bf16, and the bf16 mix on CPUs without native bf16 (why it is off there).
+First, the CPU: PyTorch's capability, the native-bf16 verdict `auto` rests on.
+"Mpx/cpu-s" divides by the process's CPU time: on a shared machine it is steadier than wall
+time. `--goal` instead times naive, fast fp32 and fast auto in turn, 3 rounds, medians: the
+ratio issue 17 asks for, fair on a busy machine. Then a folder run, decode and encode included: the
 naive loop (read, upscale, write_image, one after the other) against `srgan upscale`'s
-overlapped pipeline. Last, the hardware limit: FLOPs per output pixel against the device's
-measured GEMM peak, the fast path's share of it, and a torch.profiler table of where its
+overlapped pipeline. Last, the hardware limit: the GEMM peak in each precision (fp32 and
+bf16 on the CPU), the compute limit per precision (FLOPs per output pixel run in each dtype
+against its peak), the fast path's share of it, and a torch.profiler table of where its
 time goes; and PNG encoding of a 4K frame, ours against Pillow's. Nothing is asserted; the
-numbers are for the closing note of issue 6.
+numbers are for the closing notes of issues 6 and 17.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from srgan import imageio
+from srgan import cpu, imageio
 from srgan.heap import keep_freed_memory
 from srgan.imageio import ImageData, QuantizedImage, read_image, read_quantized, write_image
 from srgan.inference import Upscaler, io_depth, overlapped
@@ -172,6 +177,8 @@ def bench_sizes(net: SRResNet, device: torch.device, sizes: list[tuple[int, int]
     if device.type == "cuda":
         kinds += ["fast+compile", "fast bf16"]
     else:
+        if cpu.native_bf16()[0]:
+            kinds.append("fast fp32")
         try:
             import onnxruntime  # noqa: F401
 
@@ -182,11 +189,12 @@ def bench_sizes(net: SRResNet, device: torch.device, sizes: list[tuple[int, int]
     for kind in kinds:
         options = {"compile": kind.endswith("compile"),
                    "backend": "onnxruntime" if "onnx" in kind else "torch"}
-        precision = "bf16" if "bf16" in kind else "auto"
+        precision = "bf16" if "bf16" in kind else "fp32" if "fp32" in kind else "auto"
         ups[kind] = Upscaler(net, device=device, precision=precision, **options)
     tile = ups["fast"].tile
     print(f"device {device}  ({torch.get_num_threads()} CPU threads; fast-path tile {tile}, "
-          f"tile budget {ups['fast'].budget_px} LR px per forward)", flush=True)
+          f"tile budget {ups['fast'].budget_px} LR px per forward; fast runs "
+          f"{str(ups['fast'].dtype).replace('torch.', '')})", flush=True)
     for h, w in sizes:
         rng = np.random.default_rng(h * w)
         img = np.clip(rng.random((h, w, 3), dtype=np.float32) * 0.3
@@ -211,7 +219,7 @@ def bench_sizes(net: SRResNet, device: torch.device, sizes: list[tuple[int, int]
                 row(kind, out_px, r, base)
             except Exception as exc:  # keep going: a row that fails is a finding too
                 print(f"  {kind}: failed ({type(exc).__name__}: {str(exc)[:100]})")
-        if device.type == "cpu" and (h, w) == sizes[0]:
+        if device.type == "cpu" and (h, w) == sizes[0] and not cpu.native_bf16()[0]:
             bf16_row(net, x, out_px, base)
         gc.collect()
         if device.type == "cuda":
@@ -219,11 +227,12 @@ def bench_sizes(net: SRResNet, device: torch.device, sizes: list[tuple[int, int]
 
 
 def bf16_row(net: SRResNet, x: torch.Tensor, out_px: int, base: dict | None) -> None:
-    """bf16 on this CPU, fused model, whole image: why the fast path stays in fp32 here."""
+    """The CPU bf16 mix on a CPU without native bf16 (emulated), whole image: why `auto`
+    stays in fp32 here."""
     from srgan.fuse import inference_model
 
-    m = inference_model(net, torch.bfloat16)
-    xb = x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    m = inference_model(net, torch.bfloat16, cpu_mix=True)
+    xb = x.contiguous(memory_format=torch.channels_last)
     ref = inference_model(net)(x.contiguous(memory_format=torch.channels_last)).detach()
 
     @torch.inference_mode()
@@ -233,8 +242,46 @@ def bf16_row(net: SRResNet, x: torch.Tensor, out_px: int, base: dict | None) -> 
     r = measure(run, torch.device("cpu"), 1)
     with torch.inference_mode():
         err = (run().float().clamp(0, 1) - ref.clamp(0, 1)).abs().max().item()
-    row("cpu bf16 (not used)", out_px, r, base)
+    row("cpu bf16 mix (emulated, unused)", out_px, r, base)
     print(f"  {'':28} bf16 max error {err * 255:.2f}/255", flush=True)
+
+
+def bench_goal(net: SRResNet, sizes: list[tuple[int, int]], rounds: int = 3) -> None:
+    """Issue 17's measure on the CPU: `Upscaler(precision="auto")` against the naive eager
+    fp32 pass, and fast fp32 for reference; the three run in turn, `rounds` times, and the
+    medians are compared (a busy machine slows all three alike)."""
+    import statistics
+
+    device = torch.device("cpu")
+    ups = {p: Upscaler(net, device=device, precision=p) for p in ("fp32", "auto")}
+    print(f" goal: naive vs fast, median of {rounds} in turn; auto runs "
+          f"{str(ups['auto'].dtype).replace('torch.', '')}", flush=True)
+    for h, w in sizes:
+        rng = np.random.default_rng(h * w)
+        img = np.clip(rng.random((h, w, 3), dtype=np.float32) * 0.3
+                      + np.linspace(0, 0.7, w, dtype=np.float32)[None, :, None], 0, 1)
+        x = torch.from_numpy(img).permute(2, 0, 1)[None].contiguous()
+        fns = {"naive": naive_fn(net, x, device),
+               "fast fp32": fast_fn(ups["fp32"], ImageData(img)),
+               "fast auto": fast_fn(ups["auto"], ImageData(img))}
+        times: dict[str, list[float]] = {k: [] for k in fns}
+        def settings(k: str) -> contextlib.AbstractContextManager:  # naive: plain malloc
+            return contextlib.nullcontext() if k == "naive" else as_srgan_upscale(device)
+
+        for k, fn in fns.items():
+            with settings(k):
+                fn()
+        for _ in range(rounds):
+            for k, fn in fns.items():
+                with settings(k):
+                    t0 = time.perf_counter()
+                    fn()
+                    times[k].append(time.perf_counter() - t0)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        out_px = h * w * 16
+        print(f"  {w}x{h}: " + "; ".join(
+            f"{k} {out_px / t / 1e6:.3f} Mpx/s x{med['naive'] / t:.2f}" for k, t in med.items()),
+            flush=True)
 
 
 def bench_folder(net: SRResNet, device: torch.device, n: int, size: tuple[int, int]) -> None:
@@ -340,13 +387,13 @@ def flops_per_output_px(net: SRResNet) -> float:
     return total / (y.shape[-1] * y.shape[-2])
 
 
-def gemm_peak(device: torch.device) -> tuple[float, str]:
-    """Best FLOP/s of a large matrix product in the fast path's precision on `device`: the
-    arithmetic ceiling any convolution implementation here can reach."""
+def gemm_peak(device: torch.device, dtype: torch.dtype) -> float:
+    """Best FLOP/s of a large matrix product in `dtype` on `device`: the arithmetic ceiling
+    any convolution implementation in that precision can reach here."""
     gpu = device.type == "cuda"
-    n, dtype = (8192, torch.float16) if gpu else (2048, torch.float32)
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
+    n = 8192 if gpu else 2048
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
     best = float("inf")
     for _ in range(5 if gpu else 3):
         sync(device)
@@ -355,33 +402,79 @@ def gemm_peak(device: torch.device) -> tuple[float, str]:
             a @ b
         sync(device)
         best = min(best, (time.perf_counter() - t0) / (10 if gpu else 1))
-    return 2 * n**3 / best, str(dtype).replace("torch.", "")
+    return 2 * n**3 / best
+
+
+def flops_by_dtype(model: torch.nn.Module, scale: int) -> dict[torch.dtype, float]:
+    """FLOPs per output pixel of an inference model's convolutions, by the dtype they run in
+    (the CPU bf16 mix keeps a few in fp32)."""
+    total: dict[torch.dtype, float] = {}
+
+    def count(mod: torch.nn.Conv2d, _inp, out: torch.Tensor) -> None:
+        k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
+        total[mod.weight.dtype] = total.get(mod.weight.dtype, 0) + 2 * k * out.numel()
+
+    hooks = [m.register_forward_hook(count) for m in model.modules()
+             if isinstance(m, torch.nn.Conv2d)]
+    try:
+        with torch.inference_mode():
+            model(torch.zeros(1, 3, 16, 16).contiguous(memory_format=torch.channels_last))
+    finally:
+        for h in hooks:
+            h.remove()
+    return {k: v / (16 * scale) ** 2 for k, v in total.items()}
+
+
+def describe_cpu() -> None:
+    """What `auto` precision rests on: PyTorch's vector ISA and the native-bf16 verdict."""
+    native, why = cpu.native_bf16()
+    print(f"CPU: capability {cpu.capability()}; native bf16: {'yes' if native else 'no'} "
+          f"({why}); precision auto -> {'bf16 mix' if native else 'fp32'}", flush=True)
 
 
 def bench_limit(net: SRResNet, device: torch.device, size: tuple[int, int], repeat: int) -> None:
-    """The fast path against the compute limit (GEMM peak / FLOPs per output pixel), and where
-    its time goes (torch.profiler, top operators by self time)."""
+    """The fast path against the compute limit per precision (the GEMM peak in each dtype
+    against the FLOPs per output pixel run in it), and where its time goes (torch.profiler,
+    top operators by self time)."""
+    from srgan.fuse import inference_model
+
     flops = flops_per_output_px(net)
-    peak, dtype = gemm_peak(device)
-    limit = peak / flops / 1e6
+    gpu = device.type == "cuda"
+    dtypes = [torch.float16] if gpu else [torch.float32, torch.bfloat16]
+    peaks = {dt: gemm_peak(device, dt) for dt in dtypes}
+    print(f" limit: {flops / 1e3:.0f} kFLOP per output px (the network); GEMM peak "
+          + ", ".join(f"{str(dt)[6:]} {p / 1e9:.0f} GFLOP/s" for dt, p in peaks.items()),
+          flush=True)
     h, w = size
     img = np.random.default_rng(1).random((h, w, 3), dtype=np.float32)
-    up = Upscaler(net, device=device)
-    with as_srgan_upscale(device):
-        r = measure(fast_fn(up, ImageData(img)), device, repeat)
-    got = h * w * 16 / r["seconds"] / 1e6
-    print(f" limit: {flops / 1e3:.0f} kFLOP per output px; {dtype} GEMM peak "
-          f"{peak / 1e9:.0f} GFLOP/s -> compute limit {limit:.3f} Mpx/s; fast path {got:.3f} "
-          f"Mpx/s at {w}x{h} = {100 * got / limit:.0f}% of it", flush=True)
+    precisions = ["auto"] if gpu else ["fp32"] + (["auto"] if cpu.native_bf16()[0] else [])
+    for precision in precisions:
+        up = Upscaler(net, device=device, precision=precision)
+        if gpu:
+            model, label = None, "fp16"
+            need = {torch.float16: flops}
+        else:
+            mix = up.dtype == torch.bfloat16
+            model = inference_model(net, torch.bfloat16, cpu_mix=True) if mix else \
+                inference_model(net)
+            label = "bf16 mix" if mix else "fp32"
+            need = flops_by_dtype(model, net.scale)
+        limit = 1 / sum(f / peaks[dt] for dt, f in need.items()) / 1e6
+        with as_srgan_upscale(device):
+            r = measure(fast_fn(up, ImageData(img)), device, repeat)
+        got = h * w * 16 / r["seconds"] / 1e6
+        parts = " + ".join(f"{f / 1e3:.0f}k in {str(dt)[6:]}" for dt, f in need.items())
+        print(f"  {label:<9} FLOP/px run: {parts} -> compute limit {limit:.3f} Mpx/s; fast "
+              f"path {got:.3f} Mpx/s at {w}x{h} = {100 * got / limit:.0f}% of it", flush=True)
     from torch.profiler import ProfilerActivity, profile
 
-    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
     with as_srgan_upscale(device), profile(activities=acts) as prof:
         fast_fn(up, ImageData(img))()
         sync(device)
-    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    key = "self_cuda_time_total" if gpu else "self_cpu_time_total"
     table = prof.key_averages().table(sort_by=key, row_limit=8, max_name_column_width=34)
-    print(" profile of the fast path (top operators by self time):")
+    print(f" profile of the fast path ({label}; top operators by self time):")
     for line in table.splitlines():
         print("  " + line)
 
@@ -408,6 +501,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="images in the folder run (default: 32 GPU, 4 CPU; 0: none)")
     p.add_argument("--folder-size", default=None, help="WxH of folder images "
                    "(default: 960x540 GPU, 128x128 CPU)")
+    p.add_argument("--goal", action="store_true", help="only issue 17's measure: naive, fast "
+                   "fp32 and fast auto in turn on the CPU, median of 3, at --sizes")
     p.add_argument("--limit-size", default="256x256", help="WxH input for the compute-limit "
                    "and profile section ('none' to skip)")
     args = p.parse_args(argv)
@@ -417,6 +512,10 @@ def main(argv: list[str] | None = None) -> None:
     else:
         net, label = random_paper_net(), "random paper-size SRResNet x4 (16 blocks, 64 ch)"
     print(f"model: {label}; torch {torch.__version__}; python {sys.version.split()[0]}")
+    describe_cpu()
+    if args.goal:
+        bench_goal(net, parse_sizes(args.sizes))
+        return
     if args.devices == "auto":
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     else:
