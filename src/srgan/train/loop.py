@@ -243,7 +243,6 @@ class Trainer:
     def save_best(self) -> None:
         save_best(self)
 
-    @torch.no_grad()
     def validate(self, logger: RunLogger) -> dict[str, float]:
         """Y-PSNR / SSIM of the weights that would be exported (srgan.train.validation)."""
         return validate(self, logger)
