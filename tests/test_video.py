@@ -174,6 +174,17 @@ def test_default_h264_is_close_to_the_upscaled_frame(tmp_path, upscaler):
     assert 10 * np.log10(255**2 / mse) > 35  # 4:2:0 chroma and rounding only (~38 dB)
 
 
+def test_outscale_resizes_and_keeps_4_2_0_sizes_even(tmp_path, upscaler):
+    src = tmp_path / "clip.mp4"
+    make_clip(src, n=2, w=33, h=25, pix_fmt="yuv444p", audio=False)
+    run(upscaler, src, tmp_path / "x2.mp4", outscale=2)
+    assert probe(tmp_path / "x2.mp4")["size"] == (66, 50)
+    run(upscaler, src, tmp_path / "x3.mp4", outscale=3)  # 99x75 -> 100x76 for 4:2:0
+    assert probe(tmp_path / "x3.mp4")["size"] == (100, 76)
+    run(upscaler, src, tmp_path / "x3rgb.mp4", outscale=3, opts=EncodeOptions(lossless=True))
+    assert probe(tmp_path / "x3rgb.mp4")["size"] == (99, 75)  # RGB has no chroma to halve
+
+
 def test_rotation_is_applied_to_the_pixels(tmp_path, upscaler):
     src, dst = tmp_path / "rot.mp4", tmp_path / "out.mp4"
     make_clip(src, n=2, w=32, h=24, rotation=90, audio=False)
@@ -275,6 +286,20 @@ def test_cli_upscales_videos_and_keeps_the_output_rules(tmp_path, tiny_model_pat
     r = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "one.mp4"), "--start", "0.04"])
     assert r.exit_code == 0, r.output
     assert len(probe(tmp_path / "one.mp4")["times"]) == 2
+
+
+def test_cli_refuses_an_unknown_codec_before_any_work(tmp_path, tiny_model_path):
+    src = tmp_path / "clip.mp4"
+    make_clip(src, n=2)
+    r = CliRunner().invoke(main, ["upscale", str(src), "-o", str(tmp_path / "out"),
+                                  "-m", str(tiny_model_path), "--codec", "nosuchcodec"])
+    assert r.exit_code == 2 and "'nosuchcodec' is not an FFmpeg video encoder" in r.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_help_says_resume_is_not_supported():
+    r = CliRunner().invoke(main, ["upscale", "--help"])
+    assert "--resume is not supported" in r.output and "--lossless" in r.output
 
 
 def test_cli_interrupted_run_leaves_no_file(tmp_path, tiny_model_path, monkeypatch):

@@ -16,7 +16,14 @@ from typing import Any
 
 import click
 
-from srgan.video import CONTAINERS, VIDEO_EXTENSIONS, EncodeOptions, VideoError, Window
+from srgan.video import (
+    CONTAINERS,
+    VIDEO_EXTENSIONS,
+    EncodeOptions,
+    VideoError,
+    Window,
+    require_av,
+)
 
 # FFmpeg demuxers that make a file of unknown extension a video (not tty, image2, gif ...)
 PROBED_CONTAINERS = frozenset({"mov", "mp4", "matroska", "webm", "avi", "mpegts", "mpeg", "flv",
@@ -121,6 +128,14 @@ def upscale_videos(
     from srgan.video import upscale_video
 
     opts = EncodeOptions(codec=codec, crf=crf, lossless=lossless)
+    try:  # a misspelt encoder fails now, not after the first frame of every video
+        require_av().Codec(opts.encoder, "w")
+    except VideoError as exc:
+        raise click.ClickException(str(exc)) from None
+    except Exception:
+        raise click.BadParameter(f"{codec!r} is not an FFmpeg video encoder in PyAV's build "
+                                 "(try libx264, libx265, libvpx-vp9, ffv1, mpeg4)",
+                                 param_hint="--codec") from None
     window = Window(start, duration)
     failures = [f"{display_path(i)}: an image; upscale images and videos in separate runs"
                 for i in inputs if not os.path.isdir(i) and all(i != v for v, _ in videos)]
