@@ -242,6 +242,33 @@ def test_start_and_duration_cut_video_and_audio_together(tmp_path, upscaler):
     assert abs(start - b["times"][0]) < 0.04 and abs(end - 0.4) < 0.04
 
 
+def test_decoder_runs_only_a_few_frames_ahead(tmp_path, monkeypatch):
+    """Memory is bounded: however long the clip, few decoded frames wait for the network."""
+    import time
+
+    import srgan.video
+
+    src = tmp_path / "clip.mp4"
+    make_clip(src, n=30, audio=True)
+    decoded, ahead = [], []
+    real_rotate = srgan.video.rotate
+
+    def counting_rotate(rgb, degrees):
+        decoded.append(1)
+        return real_rotate(rgb, degrees)
+
+    def slow_upscale(up, rgb, outscale, tta=False, even=True):
+        time.sleep(0.01)  # a slow network: the decoder would run away if nothing held it
+        ahead.append(len(decoded) - len(ahead) - 1)
+        return rgb.repeat(2, 0).repeat(2, 1)
+
+    monkeypatch.setattr(srgan.video, "rotate", counting_rotate)
+    monkeypatch.setattr(srgan.video, "upscale_frame", slow_upscale)
+    report = run(Nearest(), src, tmp_path / "out.mp4")
+    assert report.frames == 30 and len(decoded) == 30
+    assert max(ahead) <= srgan.video.QUEUE_FRAMES + 1
+
+
 def test_corrupt_frame_is_reported_with_its_time_and_the_rest_goes_on(tmp_path, upscaler):
     src, dst = tmp_path / "bad.mkv", tmp_path / "out.mp4"
     make_clip(src, n=6, w=32, h=24, codec="mjpeg", pix_fmt="yuvj420p", audio=False,
