@@ -360,7 +360,7 @@ def bench_png_encode(size: tuple[int, int] = (2160, 3840)) -> None:
         mine = time.perf_counter() - t0
         size_ratio = ours.stat().st_size / len(buf.getvalue())
     print(f" PNG encode of a {w}x{h} frame ({mb:.0f} MB): Pillow {mb / pil:.0f} MB/s, srgan "
-          f"{mb / mine:.0f} MB/s on {imageio._PNG_THREADS} threads (x{pil / mine:.2f}); file size "
+          f"{mb / mine:.0f} MB/s on {imageio.PNG_THREADS} threads (x{pil / mine:.2f}); file size "
           f"x{size_ratio:.3f} of Pillow's", flush=True)
 
 

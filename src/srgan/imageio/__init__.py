@@ -48,8 +48,6 @@ from srgan.imageio.types import (
 )
 from srgan.imageio.write import WRITE_EXTENSIONS, check_writable_size, encode, write_image
 
-_PNG_THREADS = PNG_THREADS  # benchmarks/infer_throughput.py still reads the old private name
-
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
