@@ -34,13 +34,13 @@ from srgan.evaluate.methods import (
     error_reason,
     load_methods,
     load_rgb8,
-    pair_lr_files,
     prepare_pair,
     resolve_dataset,
 )
 from srgan.evaluate.scoring import SSIM_KINDS, lpips_scorer, niqe_note, niqe_score, score_pair
 from srgan.imageio import display_path, display_text
 from srgan.jsonable import json_default
+from srgan.pairing import pair_lr_files
 
 # dB: the most one image's PSNR counts for in a mean. An exact reconstruction (a flat image
 # that bicubic reproduces) has an infinite PSNR, which would make the whole mean inf; per-image
