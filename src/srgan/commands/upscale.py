@@ -126,7 +126,8 @@ def distributed_rank() -> tuple[int, int, int]:
               help="Context pixels around each tile [default: 24].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto",
-              show_default=True, help="auto: fp16 on GPUs, fp32 on CPUs.")
+              show_default=True, help="auto: fp16 on GPUs, a bf16 mix on CPUs with native "
+              "bf16, else fp32; fp32: the exact path.")
 @click.option("--tta", is_flag=True, help="x8 flip/rotate self-ensemble (8x slower).")
 @click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), default="torch",
               show_default=True, help="onnxruntime: CPU only, needs srgan[onnx].")
