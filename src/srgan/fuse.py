@@ -177,7 +177,7 @@ class CpuBf16SRResNet(nn.Module):
     (with an fp32 last conv) is off by up to 2/255. What brings the 8-bit output within 1/255
     is keeping in float32 the input and first conv (pixel values k/255 are not bf16
     numbers), the residual stream (16 skip additions in bf16 add up their rounding), the
-    first x2 stage and the last conv; the 33 trunk convolutions and the x4 stage, 82% of
+    first x2 stage and the last conv; the 33 trunk convolutions and the x4 stage, 79% of
     the arithmetic, run in bf16. Takes and returns float32; same `features`/`reconstruct`
     split as SRResNet, so `FastSRResNet` can chunk it.
     """
