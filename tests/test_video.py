@@ -359,3 +359,20 @@ def test_cli_reports_a_video_without_video_stream_and_goes_on(tmp_path, tiny_mod
     assert r.exit_code == 1
     assert "b.mp4: cannot be read as a video" in r.output
     assert (tmp_path / "out" / "a_x4.mp4").exists() and not (tmp_path / "out" / "b_x4.mp4").exists()
+
+
+def test_torchrun_processes_share_a_folder_of_videos(tmp_path, tiny_model_path, monkeypatch):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for name in ("a.mp4", "b.mp4", "c.mkv"):
+        make_clip(folder / name, n=2, audio=False)
+    made = []
+    for rank in (0, 1):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        out = tmp_path / f"out{rank}"
+        r = CliRunner().invoke(main, ["upscale", str(folder), "-o", str(out), "-q",
+                                      "-m", str(tiny_model_path), "--device", "cpu"])
+        assert r.exit_code == 0, r.output
+        made.append(sorted(p.name for p in out.iterdir()))
+    assert made == [["a_x4.mp4", "c_x4.mp4"], ["b_x4.mp4"]]  # disjoint, together complete
