@@ -494,6 +494,10 @@ def test_keyboard_only(browser, server_url, tmp_path: Path):
     """Every stop has a visible focus, the file input is not a stop of its own, a whole run
     works from the keyboard, and focus lands on the result afterwards."""
     context, page = open_page(browser, server_url, **DESKTOP)
+    # Playwright turns on file-chooser interception when the first listener is added, one
+    # round trip later; a key pressed before that opens a native dialog that never reports.
+    # A listener from the start makes the chooser below always interceptable.
+    page.on("filechooser", lambda _chooser: None)
     page.wait_for_function("() => document.querySelectorAll('#model option').length > 0")
 
     def tab(key: str = "Tab") -> list:
