@@ -327,6 +327,7 @@ def test_cli_refuses_an_unknown_codec_before_any_work(tmp_path, tiny_model_path)
 def test_cli_help_says_resume_is_not_supported():
     r = CliRunner().invoke(main, ["upscale", "--help"])
     assert "--resume is not supported" in r.output and "--lossless" in r.output
+    assert "\n  Each output is written" in r.output  # the image text is still dedented
 
 
 def test_cli_interrupted_run_leaves_no_file(tmp_path, tiny_model_path, monkeypatch):

@@ -7,6 +7,7 @@ is kept unless --overwrite, every output is written to a temporary name and rena
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import time
@@ -56,7 +57,7 @@ def video_options(f: Callable) -> Callable:
     ]
     for option in reversed(options):
         f = option(f)
-    f.__doc__ = (f.__doc__ or "") + VIDEO_HELP
+    f.__doc__ = inspect.cleandoc(f.__doc__ or "") + "\n" + VIDEO_HELP  # click dedents it
     return f
 
 
