@@ -1,3 +1,5 @@
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -306,8 +308,6 @@ def test_benchmark_and_compare_run_fp32_unless_told(monkeypatch, tiny_model_path
     for name in ("benchmark", "compare"):
         option = next(p for p in getattr(command, name).params if p.name == "precision")
         assert option.default == "fp32"
-    import inspect
-
     assert inspect.signature(run_benchmark).parameters["precision"].default == "fp32"
     _, net = load_methods([tiny_model_path], device="cpu")
     assert net.upscaler.dtype == torch.float32 and net.upscaler._fn_half is None
