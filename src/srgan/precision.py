@@ -36,3 +36,13 @@ def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
     if precision == "bf16":
         return torch.bfloat16
     return torch.float16  # auto and fp16 on CUDA / MPS
+
+
+def image_dtype(precision: str, dtype: torch.dtype, bits: int) -> torch.dtype:
+    """The dtype an image of `bits` per channel runs in, given `pick_dtype`'s `dtype`: the
+    same, except that `auto` runs 16-bit images in fp32 where it picked bf16. bf16's 8-bit
+    mantissa errs by up to 1/255, 257 levels of 65535: a 16-bit image would lose its depth.
+    An explicit bf16 is honoured."""
+    if precision == "auto" and bits > 8 and dtype == torch.bfloat16:
+        return torch.float32
+    return dtype

@@ -364,11 +364,11 @@ def upscale_frame(upscaler: Any, rgb: np.ndarray, outscale: float | None, tta: b
     import torch
 
     from srgan.imageio import QuantizedImage, from_array, to_array
+    from srgan.inference.outscale import output_size
     from srgan.resize import imresize
 
     h, w = rgb.shape[:2]
-    factor = upscaler.scale if outscale is None else outscale
-    size = (max(1, round(h * factor)), max(1, round(w * factor)))
+    size = output_size(h, w, upscaler.scale if outscale is None else outscale)
     if even:
         size = even_size(*size)
     if size == (h * upscaler.scale, w * upscaler.scale):

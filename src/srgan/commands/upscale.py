@@ -107,8 +107,10 @@ def shard(items: list, rank: int, world: int) -> list:
 
 def distributed_rank() -> tuple[int, int, int]:
     """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+    from srgan.device import torchrun_env
+
+    env = torchrun_env()
+    return env.rank, env.world_size, env.local_rank
 
 
 @click.command(epilog=EXAMPLES)
@@ -167,6 +169,7 @@ def upscale(
     A file that cannot be read or written is reported and skipped; the exit status is 1 if
     any file failed.
     """
+    from srgan.commands.pipeline import io_depth, overlapped
     from srgan.heap import keep_freed_memory
     from srgan.imageio import (
         WRITE_EXTENSIONS,
@@ -177,15 +180,18 @@ def upscale(
         read_quantized,
         write_image,
     )
-    from srgan.inference import DEFAULT_TILE_PAD, Upscaler, io_depth, overlapped
+    from srgan.inference import DEFAULT_TILE_PAD, Upscaler, output_size
     from srgan.outputs import InputSet, OutputError, check_name_part, check_target, prepare_folder
     from srgan.weights import ModelFileError
 
     rank, world, local_rank = distributed_rank()
-    if device == "auto" and world > 1:
-        import torch
+    if world > 1:  # each torchrun process its own GPU
+        from srgan.device import DeviceError, pick_device
 
-        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+        try:
+            device = str(pick_device(device, local_rank, mps=False))
+        except DeviceError as exc:
+            raise click.ClickException(str(exc)) from None
     if outscale is not None and not 0 < outscale <= 64:
         raise click.BadParameter("must be in (0, 64]", param_hint="--outscale")
     if tile_pad is not None and tile_pad < 0:
@@ -271,9 +277,9 @@ def upscale(
         src = job[0]
         for w in data.warnings:
             tqdm.write(f"warning: {display_path(src)}: {w}", file=sys.stderr)
-        factor = upscaler.scale if outscale is None else outscale
-        check_writable_size(job[1], max(1, round(data.width * factor)),
-                            max(1, round(data.height * factor)))
+        oh, ow = output_size(data.height, data.width,
+                             upscaler.scale if outscale is None else outscale)
+        check_writable_size(job[1], ow, oh)
         n_tiles = upscaler.tiles_for(data.height, data.width, data.pixels.shape[2])
         with tqdm(total=n_tiles, unit="tile", leave=False, desc=src.name,
                   disable=quiet or n_tiles < 4, position=1, file=sys.stderr) as tiles:

@@ -167,7 +167,9 @@ class Service:
             w, h = probe_size(file, self.limits.max_pixels, name=filename)
         except ImageReadError as exc:
             raise self._read_error(filename, exc) from None
-        ow, oh = _out_size(w, h, outscale)
+        from srgan.inference.outscale import output_size
+
+        oh, ow = output_size(h, w, outscale)
         if ow * oh > self.limits.max_output_pixels:
             raise ApiError(
                 422, f"{filename}: the output would be {ow}x{oh} = {ow * oh:,} pixels, over "
@@ -220,10 +222,6 @@ try:
     from torch import OutOfMemoryError as _OutOfMemory
 except ImportError:  # older torch
     from torch.cuda import OutOfMemoryError as _OutOfMemory
-
-
-def _out_size(w: int, h: int, outscale: float) -> tuple[int, int]:
-    return max(1, round(w * outscale)), max(1, round(h * outscale))
 
 
 def _safe_stem(filename: str) -> str:

@@ -6,13 +6,15 @@ Rank 0 does all file output (logs, validation, checkpoints, export); every rank 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from srgan.device import pick_device as _pick_device
+from srgan.device import torchrun_env
 
 
 @dataclass(frozen=True)
@@ -31,18 +33,8 @@ class DistInfo:
 
 
 def pick_device(requested: str, local_rank: int = 0) -> torch.device:
-    """"auto" -> this rank's GPU when CUDA is available, else the CPU."""
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank % torch.cuda.device_count())
-        return torch.device("cpu")
-    device = torch.device(requested)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"run.device={requested!r} but CUDA is not available")
-        if device.index is None:
-            device = torch.device("cuda", local_rank % torch.cuda.device_count())
-    return device
+    """"auto" -> this rank's GPU when CUDA is available, else the CPU (`srgan.device`)."""
+    return _pick_device(requested, local_rank, mps=False, what="run.device")
 
 
 def init_distributed(requested_device: str = "auto") -> tuple[DistInfo, torch.device]:
@@ -50,11 +42,10 @@ def init_distributed(requested_device: str = "auto") -> tuple[DistInfo, torch.de
 
     NCCL on CUDA, gloo on CPU. A single process returns DistInfo() and does nothing.
     """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    env = torchrun_env()
+    if not env.enabled:
         return DistInfo(), pick_device(requested_device)
-    rank = int(os.environ["RANK"])
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    rank, local_rank, world = env.rank, env.local_rank, env.world_size
     device = pick_device(requested_device, local_rank)
     if not dist.is_initialized():
         if device.type == "cuda":

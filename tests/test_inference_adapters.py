@@ -1,0 +1,109 @@
+"""srgan.inference.adapters: every dtype the Upscaler promises for NumPy arrays (uint8,
+uint16, float32/float64 in [0, 1]) reaches the network scaled to [0, 1]; others are refused
+before any work. And precision's rule that `auto` keeps 16-bit images on the exact path."""
+
+import numpy as np
+import pytest
+import torch
+from helpers import smooth_image, tiny_generator
+
+from srgan import cpu
+from srgan.imageio import ImageData, QuantizedImage
+from srgan.inference import Upscaler, check_pixels
+from srgan.precision import image_dtype
+
+
+@pytest.fixture(scope="module")
+def net():
+    return tiny_generator(blocks=2, channels=16)
+
+
+@pytest.fixture(scope="module")
+def exact(net):
+    return Upscaler(net, device="cpu", precision="fp32", tile=16)
+
+
+def as_dtype(img: np.ndarray, dtype) -> np.ndarray:
+    if dtype == np.uint8:
+        return np.round(img * 255).astype(np.uint8)
+    if dtype == np.uint16:
+        return np.round(img * 65535).astype(np.uint16)
+    return img.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_upscale_array_scales_every_promised_dtype(exact, dtype, channels):
+    base = smooth_image(20, 23, channels)
+    pixels = as_dtype(base, dtype)
+    as_float = pixels.astype(np.float32) / {np.uint8: 255, np.uint16: 65535}.get(dtype, 1)
+    out = exact.upscale_array(pixels)
+    assert out.dtype == np.float32 and out.shape == (80, 92, channels)
+    ref = exact.upscale_array(as_float.astype(np.float32))
+    assert np.abs(out - ref).max() < 1e-5  # an unscaled integer would be off by ~255x
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.uint32,
+                                   np.bool_, np.complex64])
+def test_upscale_array_refuses_other_dtypes(exact, dtype):
+    pixels = np.ones((12, 12, 3), dtype)
+    with pytest.raises(TypeError, match=f"array of {np.dtype(dtype)}.*uint8, uint16"):
+        exact.upscale_array(pixels)
+
+
+@pytest.mark.parametrize("bad, match", [(1.5, r"\[0, 1\], got \[0, 1.5\]"),
+                                        (-0.25, r"\[0, 1\], got \[-0.25, 1\]"),
+                                        (np.nan, "NaN"), (np.inf, "NaN or infinity")])
+def test_upscale_array_refuses_floats_outside_0_1(exact, bad, match):
+    pixels = np.linspace(0, 1, 12 * 12 * 3, dtype=np.float32).reshape(12, 12, 3)
+    pixels[3, 4, 1] = bad
+    with pytest.raises(ValueError, match=match):
+        exact.upscale_array(pixels)
+
+
+def test_check_pixels_reports_the_bit_depth():
+    assert check_pixels(np.zeros((2, 2), np.uint8)) == 8
+    assert check_pixels(np.zeros((2, 2), np.uint16)) == 16
+    assert check_pixels(np.zeros((2, 2), np.float64)) == 8
+    with pytest.raises(TypeError, match="NumPy array"):
+        check_pixels([[0, 1]])
+
+
+def test_upscale_tensor_refuses_integer_tensors(exact):
+    with pytest.raises(TypeError, match="float"):
+        exact.upscale_tensor(torch.zeros(3, 12, 12, dtype=torch.uint8))
+
+
+# ------------------------------------------------------- auto keeps 16-bit images exact
+def test_image_dtype_rule():
+    bf16, fp16, fp32 = torch.bfloat16, torch.float16, torch.float32
+    assert image_dtype("auto", bf16, 16) == fp32  # 16-bit: bf16 would cost 257 levels
+    assert image_dtype("auto", bf16, 8) == bf16
+    assert image_dtype("bf16", bf16, 16) == bf16  # asked for: honoured
+    assert image_dtype("auto", fp16, 16) == fp16  # GPUs: unchanged
+    assert image_dtype("fp32", fp32, 16) == fp32
+
+
+@pytest.fixture
+def native_bf16(monkeypatch):
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+
+
+def test_auto_runs_16_bit_images_in_fp32_and_8_bit_ones_in_bf16(native_bf16, net, exact):
+    auto = Upscaler(net, device="cpu", precision="auto", tile=16)
+    forced = Upscaler(net, device="cpu", precision="bf16", tile=16)
+    assert auto.dtype == forced.dtype == torch.bfloat16
+    img = smooth_image(24, 30, 3)
+    deep = QuantizedImage(np.round(img * 65535).astype(np.uint16), 16)
+    want = exact.upscale_quantized(deep).pixels
+    assert np.array_equal(auto.upscale_quantized(deep).pixels, want)  # the exact path
+    as_data = ImageData(deep.pixels.astype(np.float32) / 65535, bit_depth=16)
+    assert np.array_equal(auto.upscale_image(as_data).pixels,
+                          exact.upscale_image(as_data).pixels)
+    assert np.array_equal(auto.upscale(deep.pixels), exact.upscale(deep.pixels))
+    bf16_error = np.abs(forced.upscale_quantized(deep).pixels.astype(int) - want).max()
+    assert bf16_error >= 4  # explicit bf16 honoured: it really ran, and lost levels
+    shallow = QuantizedImage(np.round(img * 255).astype(np.uint8), 8)
+    eight = np.abs(auto.upscale_quantized(shallow).pixels.astype(int)
+                   - exact.upscale_quantized(shallow).pixels).max()
+    assert 0 < eight <= 3  # 8-bit images keep the fast bf16 mix under auto
