@@ -41,9 +41,10 @@ import numpy as np
 import torch
 
 from srgan import cpu, imageio
+from srgan.commands.pipeline import io_depth, overlapped
 from srgan.heap import keep_freed_memory
 from srgan.imageio import ImageData, QuantizedImage, read_image, read_quantized, write_image
-from srgan.inference import Upscaler, io_depth, overlapped
+from srgan.inference import Upscaler
 from srgan.nets import SRResNet
 from srgan.weights import list_models, load_generator
 

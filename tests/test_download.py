@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from click.testing import CliRunner
 
+from srgan.commands.data import data
 from srgan.datasets import div2k
-from srgan.datasets.command import data
 from srgan.datasets.div2k import Archive, download_div2k
 from srgan.datasets.download import DownloadError, download, safe_extract
 

@@ -11,6 +11,7 @@ from helpers import SHARED, smooth_image, tiny_generator, with_bn_statistics
 from PIL import Image, ImageCms
 
 from srgan import imageio
+from srgan.commands.pipeline import overlapped
 from srgan.fuse import (
     CpuBf16SRResNet,
     count_batchnorms,
@@ -19,7 +20,7 @@ from srgan.fuse import (
     inference_model,
 )
 from srgan.imageio import ImageData, QuantizedImage, read_image, to_array, write_image
-from srgan.inference import Upscaler, output_buffer, overlapped, plan_tiles, quantize
+from srgan.inference import Upscaler, output_buffer, plan_tiles, quantize
 from srgan.nets import SRResNet
 
 

@@ -1,4 +1,4 @@
-"""`srgan serve` (srgan.serve.command) without the web extra: help and a clear message, and
+"""`srgan serve` (srgan.commands.serve) without the web extra: help and a clear message, and
 its fallback defaults equal to the app's."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def test_serve_help_works_without_the_web_extra():
 def test_serve_fallback_defaults_match_the_app():
     pytest.importorskip("fastapi")
     code = ("import sys; sys.modules['fastapi'] = None\n"
-            "import srgan.serve.command as c\n"
+            "import srgan.commands.serve as c\n"
             "print(c.DEFAULT_MAX_PIXELS, c.DEFAULT_MAX_UPLOAD_MB, c.DEFAULT_QUEUE)")
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -59,7 +59,7 @@ def test_stage1_lowers_the_loss_and_fills_the_run_folder(image_dirs, tmp_path):
 
 
 def test_cli_runs_stage1_and_refuses_to_overwrite(image_dirs, tmp_path):
-    from srgan.train.command import train
+    from srgan.commands.train import train
 
     train_dir, _ = image_dirs
     args = ["srresnet_x4", *[a for t in TINY for a in ("--set", t)],

@@ -164,7 +164,7 @@ def test_unreadable_config_file_is_a_config_error(tmp_path):
 def test_deep_config_through_the_cli(tmp_path):
     from click.testing import CliRunner
 
-    from srgan.train.command import train
+    from srgan.commands.train import train
 
     path = tmp_path / "deep.toml"
     path.write_text("[train]\nsteps = " + "[" * 5000 + "]" * 5000 + "\n")

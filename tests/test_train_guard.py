@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from faults import Faults
 from helpers import REPO, TINY, read_log, tiny_config
 
+from srgan.commands.train import train
 from srgan.train import guard
 from srgan.train.checkpoint import list_checkpoints
-from srgan.train.command import train
 from srgan.train.config import ConfigError, load_config
 from srgan.train.guard import RunLock, check_batch_fits, step_bytes_per_sample
 from srgan.train.loop import TrainingDiverged

@@ -179,7 +179,7 @@ def test_resume_works_from_another_directory(tmp_path, monkeypatch):
     """Relative data paths are stored absolute when a run starts."""
     from click.testing import CliRunner
 
-    from srgan.train.command import train
+    from srgan.commands.train import train
 
     start, elsewhere = tmp_path / "start", tmp_path / "elsewhere"
     make_images(start / "imgs", 3)

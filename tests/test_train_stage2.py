@@ -70,7 +70,7 @@ def test_vgg_content_and_feature_matching_are_logged(image_dirs, tmp_path):
 
 
 def test_vgg_run_without_weights_fails_at_start(tmp_path):
-    from srgan.train.command import train
+    from srgan.commands.train import train
 
     # the training folder does not exist: the VGG check must come before any data loading
     res = CliRunner().invoke(train, [

@@ -1,5 +1,5 @@
-"""The `srgan` command. Each subcommand lives beside the code it drives and is imported
-only when used, so `srgan upscale` does not pay for the trainer or the web server."""
+"""The `srgan` command. Every subcommand is a module of `srgan.commands`, imported only when
+used, so `srgan upscale` does not pay for the trainer or the web server."""
 
 from __future__ import annotations
 
@@ -12,14 +12,28 @@ import click
 # name -> "module:attribute" of a click.Command
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "upscale": ("srgan.commands.upscale:upscale", "Upscale images or folders with a model."),
-    "train": ("srgan.train.command:train", "Train SRResNet (stage 1) or SRGAN (stage 2)."),
+    "train": ("srgan.commands.train:train", "Train SRResNet (stage 1) or SRGAN (stage 2)."),
     "export": ("srgan.commands.export:export", "Export a generator (safetensors, ONNX, ...)."),
-    "benchmark": ("srgan.evaluate.command:benchmark", "PSNR/SSIM tables on image folders."),
-    "compare": ("srgan.evaluate.command:compare", "Side-by-side figures: LR|bicubic|SR|HR."),
-    "serve": ("srgan.serve.command:serve", "Web page and HTTP API."),
-    "data": ("srgan.datasets.command:data", "Download training data (DIV2K)."),
+    "benchmark": ("srgan.commands.evaluate:benchmark", "PSNR/SSIM tables on image folders."),
+    "compare": ("srgan.commands.evaluate:compare", "Side-by-side figures: LR|bicubic|SR|HR."),
+    "serve": ("srgan.commands.serve:serve", "Web page and HTTP API."),
+    "data": ("srgan.commands.data:data", "Download training data (DIV2K)."),
     "models": ("srgan.commands.models:models", "List the shipped models."),
 }
+# top-level package of an optional dependency -> the extra that installs it
+EXTRAS: dict[str, str] = {
+    "fastapi": "web", "uvicorn": "web", "multipart": "web", "python_multipart": "web",
+    "fastapi_offline": "web", "onnx": "onnx", "onnxruntime": "onnx", "av": "video",
+    "tensorboard": "tensorboard", "matplotlib": "plot",
+}
+
+
+def missing_extra(exc: ImportError) -> str | None:
+    """The extra whose package `exc` says is missing, or None (a real import bug)."""
+    name = getattr(exc, "name", None)
+    if not name:
+        return None
+    return EXTRAS.get(name.split(".")[0])
 
 
 class LazyGroup(click.Group):
@@ -32,12 +46,12 @@ class LazyGroup(click.Group):
         module_name, attr = SUBCOMMANDS[name][0].split(":")
         try:
             module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("srgan"):
-                return None  # subcommand not built into this version
+        except ImportError as exc:  # an optional extra: say which; anything else is a bug
+            extra = missing_extra(exc)
+            if extra is None:
+                raise
             raise click.ClickException(
-                f"`srgan {name}` needs the package {exc.name!r}; "
-                f"install it (for the web server: pip install 'srgan[web]')."
+                f"`srgan {name}` needs the package {exc.name!r}: pip install 'srgan[{extra}]'"
             ) from exc
         return getattr(module, attr)
 

@@ -9,10 +9,10 @@ exact, so `auto` keeps fp32 and an explicit fp16/bf16 falls back to it with a wa
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
-import torch
-
-from srgan import cpu
+if TYPE_CHECKING:  # torch is imported where a dtype is picked: the CLI's options need
+    import torch  # PRECISIONS alone, and `srgan upscale --help` should not load torch
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
@@ -20,6 +20,10 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
     """The compute dtype for `precision` on `device`. fp32 is always exact; auto means fp16
     on GPUs, bf16 on CPUs with native bf16, fp32 on other CPUs."""
+    import torch
+
+    from srgan import cpu
+
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "fp32":
@@ -43,6 +47,8 @@ def image_dtype(precision: str, dtype: torch.dtype, bits: int) -> torch.dtype:
     same, except that `auto` runs 16-bit images in fp32 where it picked bf16. bf16's 8-bit
     mantissa errs by up to 1/255, 257 levels of 65535: a 16-bit image would lose its depth.
     An explicit bf16 is honoured."""
+    import torch
+
     if precision == "auto" and bits > 8 and dtype == torch.bfloat16:
         return torch.float32
     return dtype

@@ -12,7 +12,8 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from srgan.video_cli import video_options
+from srgan.commands.options import device_option, precision_option, tile_option
+from srgan.commands.video import video_options
 
 EXAMPLES = """
 \b
@@ -122,14 +123,11 @@ def distributed_rank() -> tuple[int, int, int]:
               help="Shipped model name (see `srgan models`) or a .safetensors file.")
 @click.option("--outscale", type=float, default=None,
               help="Final scale; the model's x4 output is resized (MATLAB bicubic) to it.")
-@click.option("--tile", type=int, default=None,
-              help="Tile size in input pixels [default: from a memory budget].")
+@tile_option
 @click.option("--tile-pad", type=int, default=None,
               help="Context pixels around each tile [default: 24].")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto",
-              show_default=True, help="auto: fp16 on GPUs, a bf16 mix on CPUs with native "
-              "bf16, else fp32; fp32: the exact path.")
+@device_option
+@precision_option()
 @click.option("--tta", is_flag=True, help="x8 flip/rotate self-ensemble (8x slower).")
 @click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), default="torch",
               show_default=True, help="onnxruntime: CPU only, needs srgan[onnx].")
@@ -196,8 +194,6 @@ def upscale(
         raise click.BadParameter("must be in (0, 64]", param_hint="--outscale")
     if tile_pad is not None and tile_pad < 0:
         raise click.BadParameter(f"must be 0 or more, got {tile_pad}", param_hint="--tile-pad")
-    if tile is not None and tile < 8:
-        raise click.BadParameter(f"must be at least 8, got {tile}", param_hint="--tile")
     if suffix is not None:
         try:
             check_name_part(suffix, "--suffix")
@@ -223,7 +219,7 @@ def upscale(
         raise click.ClickException(str(exc)) from exc
     if suffix is None:
         suffix = default_suffix(upscaler.scale, outscale)
-    from srgan.video_cli import find_videos, upscale_videos
+    from srgan.commands.video import find_videos, upscale_videos
     if videos := find_videos(inputs):  # video files and folders of videos: srgan.video
         return upscale_videos(inputs, videos, out_file or outdir, upscaler, suffix,
                               outscale=outscale, tta=tta, overwrite=overwrite, quiet=quiet, **video)

@@ -1,6 +1,6 @@
 """Evaluation: the literature's benchmark protocol (`run_benchmark`) and side-by-side figures
 (`compare_images`). The `srgan benchmark` and `srgan compare` commands are thin layers over
-these (see `srgan.evaluate.command`)."""
+these (see `srgan.commands.evaluate`)."""
 
 from srgan.evaluate.benchmark import BenchmarkResult, ImageScore, Skipped, run_benchmark
 from srgan.evaluate.compare import Figure, compare_images

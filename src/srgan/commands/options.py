@@ -1,0 +1,31 @@
+"""Options several subcommands share, declared once so their names, choices and help agree."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import click
+
+from srgan.precision import PRECISIONS
+
+F = TypeVar("F", bound=Callable)
+
+PRECISION_HELP = ("auto: fp16 on GPUs, a bf16 mix on CPUs with native bf16 (16-bit images "
+                  "in fp32), else fp32; fp32: the exact path.")
+
+
+def device_option(f: F) -> F:
+    return click.option("--device", default="auto", show_default=True,
+                        help="auto, cpu, cuda, cuda:1 ...")(f)
+
+
+def precision_option(default: str = "auto", help: str = PRECISION_HELP) -> Callable[[F], F]:
+    """--precision; `default` fp32 where results must not depend on the hardware."""
+    return click.option("--precision", type=click.Choice(PRECISIONS), default=default,
+                        show_default=True, help=help)
+
+
+def tile_option(f: F) -> F:
+    return click.option("--tile", type=click.IntRange(min=8), default=None,
+                        help="Tile size in input pixels [default: from a memory budget].")(f)

@@ -1,0 +1,104 @@
+"""srgan.cli: subcommands all in srgan.commands, loaded lazily; an unknown name is 'No such
+command', a missing optional extra says which extra to install, and any other import error
+surfaces instead of being hidden as a missing command."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from srgan import cli
+from srgan.cli import SUBCOMMANDS, main
+
+
+@pytest.fixture
+def fake_command(monkeypatch, tmp_path):
+    """Register `srgan fake`, whose module runs `body` when imported."""
+    def make(body: str) -> None:
+        (tmp_path / "srgan_fake_cmd.py").write_text(textwrap.dedent(body) + textwrap.dedent("""
+            import click
+
+            @click.command()
+            def fake():
+                click.echo("ran")
+            """))
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.delitem(sys.modules, "srgan_fake_cmd", raising=False)
+        monkeypatch.setitem(SUBCOMMANDS, "fake", ("srgan_fake_cmd:fake", "a test command"))
+    return make
+
+
+def test_unknown_command_is_no_such_command():
+    res = CliRunner().invoke(main, ["upscael"])
+    assert res.exit_code == 2 and "No such command 'upscael'" in res.output
+
+
+def test_a_broken_import_inside_srgan_propagates(fake_command):
+    fake_command("import srgan.no_such_module\n")
+    res = CliRunner().invoke(main, ["fake"])
+    assert isinstance(res.exception, ModuleNotFoundError)
+    assert res.exception.name == "srgan.no_such_module"
+    assert "No such command" not in res.output
+
+
+def test_an_import_error_of_a_name_propagates(fake_command):
+    fake_command("from srgan.imageio import no_such_name\n")
+    res = CliRunner().invoke(main, ["fake"])
+    assert isinstance(res.exception, ImportError) and "no_such_name" in str(res.exception)
+
+
+@pytest.mark.parametrize("package, extra", [("fastapi", "web"), ("av", "video"),
+                                            ("onnxruntime", "onnx")])
+def test_a_missing_extra_names_it(fake_command, monkeypatch, package, extra):
+    monkeypatch.setitem(sys.modules, package, None)  # import fails as if not installed
+    fake_command(f"import {package}\n")
+    res = CliRunner().invoke(main, ["fake"])
+    assert res.exit_code == 1, res.output
+    assert f"`srgan fake` needs the package '{package}': pip install 'srgan[{extra}]'" \
+        in res.output
+
+
+def test_a_working_fake_command_runs(fake_command):
+    fake_command("")
+    res = CliRunner().invoke(main, ["fake"])
+    assert res.exit_code == 0 and res.output == "ran\n"
+
+
+def test_every_subcommand_lives_in_srgan_commands_and_loads():
+    ctx = click.Context(main)
+    for name, (target, _) in SUBCOMMANDS.items():
+        assert target.startswith("srgan.commands."), name
+        assert isinstance(main.get_command(ctx, name), click.Command), name
+
+
+def test_shared_options_are_declared_once():
+    ctx = click.Context(main)
+
+    def option(command: str, name: str) -> click.Option:
+        cmd = main.get_command(ctx, command)
+        return next(p for p in cmd.params if p.name == name)
+
+    for name in ("device", "precision", "tile"):
+        up, web = option("upscale", name), option("serve", name)
+        assert (up.help, up.default, up.type.name) == (web.help, web.default, web.type.name)
+    assert option("upscale", "precision").type.choices == option("benchmark",
+                                                                 "precision").type.choices
+    assert option("benchmark", "precision").default == "fp32"  # tables: the exact path
+    res = CliRunner().invoke(main, ["upscale", "x.png", "-o", "out", "--tile", "4"])
+    assert res.exit_code == 2 and "--tile" in res.output
+
+
+def test_old_import_paths_still_work():
+    from srgan.commands import pipeline, serve, train, video
+    from srgan.inference import overlapped
+    from srgan.serve.command import serve as old_serve
+    from srgan.train.command import train as old_train
+    from srgan.video_cli import video_options
+
+    assert overlapped is pipeline.overlapped and old_serve is serve.serve
+    assert old_train is train.train and video_options is video.video_options
+    assert cli.missing_extra(ImportError("x", name="srgan.x")) is None
