@@ -19,16 +19,17 @@ def gpus(monkeypatch):
 
 
 def test_torchrun_env_reads_the_three_variables():
-    assert torchrun_env({}) == TorchrunEnv(0, 1, 0) and not torchrun_env({}).enabled
+    assert torchrun_env({}) == TorchrunEnv(0, 0, 1) and not torchrun_env({}).enabled
     env = torchrun_env({"RANK": "5", "WORLD_SIZE": "8", "LOCAL_RANK": "1"})
     assert (env.rank, env.world_size, env.local_rank, env.enabled) == (5, 8, 1, True)
+    assert not env.is_main and torchrun_env({"RANK": "0", "WORLD_SIZE": "8"}).is_main
 
 
 def test_torchrun_env_defaults_to_the_process_environment(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("LOCAL_RANK", "1")
-    assert torchrun_env() == TorchrunEnv(1, 2, 1)
+    assert torchrun_env() == TorchrunEnv(rank=1, local_rank=1, world_size=2)
 
 
 def test_auto_takes_this_ranks_gpu(gpus):

@@ -20,22 +20,27 @@ class DeviceError(ValueError, RuntimeError):
 
 @dataclass(frozen=True)
 class TorchrunEnv:
-    """This process's place in a torchrun launch; (0, 1, 0) when not launched by torchrun."""
+    """This process's place in a torchrun launch (the trainer's `DistInfo`); rank 0 of one
+    process when not launched by torchrun."""
 
     rank: int = 0
-    world_size: int = 1
     local_rank: int = 0
+    world_size: int = 1
 
     @property
     def enabled(self) -> bool:
         return self.world_size > 1
 
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
 
 def torchrun_env(environ: dict[str, str] | None = None) -> TorchrunEnv:
     """Rank, world size and local rank from torchrun's environment variables."""
     env = os.environ if environ is None else environ
-    return TorchrunEnv(int(env.get("RANK", "0")), int(env.get("WORLD_SIZE", "1")),
-                       int(env.get("LOCAL_RANK", "0")))
+    return TorchrunEnv(int(env.get("RANK", "0")), int(env.get("LOCAL_RANK", "0")),
+                       int(env.get("WORLD_SIZE", "1")))
 
 
 def _mps_available() -> bool:

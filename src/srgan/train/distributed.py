@@ -6,30 +6,16 @@ Rank 0 does all file output (logs, validation, checkpoints, export); every rank 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
+from srgan.device import TorchrunEnv, torchrun_env
 from srgan.device import pick_device as _pick_device
-from srgan.device import torchrun_env
 
-
-@dataclass(frozen=True)
-class DistInfo:
-    rank: int = 0
-    local_rank: int = 0
-    world_size: int = 1
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
+DistInfo = TorchrunEnv  # rank, local rank, world size; `enabled` once the group is joined
 
 
 def pick_device(requested: str, local_rank: int = 0) -> torch.device:
@@ -45,15 +31,14 @@ def init_distributed(requested_device: str = "auto") -> tuple[DistInfo, torch.de
     env = torchrun_env()
     if not env.enabled:
         return DistInfo(), pick_device(requested_device)
-    rank, local_rank, world = env.rank, env.local_rank, env.world_size
-    device = pick_device(requested_device, local_rank)
+    device = pick_device(requested_device, env.local_rank)
     if not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
             dist.init_process_group("nccl", device_id=device, timeout=timedelta(minutes=30))
         else:
             dist.init_process_group("gloo", timeout=timedelta(minutes=30))
-    return DistInfo(rank, local_rank, world), device
+    return env, device
 
 
 def shutdown() -> None:
