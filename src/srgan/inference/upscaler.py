@@ -82,8 +82,11 @@ def _cpu_budget_mb() -> int:
 
 class Upscaler:
     """Super-resolve images with a generator. Accepts and returns PIL images, NumPy arrays
-    (HxW or HxWxC, uint8/uint16/float in [0,1]), float tensors (CxHxW or BxCxHxW in [0,1])
-    and `ImageData`; the output is of the same kind.
+    (HxW or HxWxC, uint8/uint16/float in [0,1]; other dtypes are refused), float tensors
+    (CxHxW or BxCxHxW in [0,1]) and `ImageData`; the output is of the same kind.
+
+    `precision`: see `srgan.precision` (auto runs 16-bit images in fp32 on the CPU, where it
+    would otherwise pick the bf16 mix).
 
     `batch`: tiles per forward pass (default: as many as the memory budget holds).
     `compile`: torch.compile the network (CUDA; pays off over many images of one size).
