@@ -107,3 +107,17 @@ def test_auto_runs_16_bit_images_in_fp32_and_8_bit_ones_in_bf16(native_bf16, net
     eight = np.abs(auto.upscale_quantized(shallow).pixels.astype(int)
                    - exact.upscale_quantized(shallow).pixels).max()
     assert 0 < eight <= 3  # 8-bit images keep the fast bf16 mix under auto
+
+
+# ------------------------------------------------------------- --outscale's output size
+def test_output_size_is_the_one_rule_for_every_outscale_path(exact):
+    from srgan.inference import output_size, resize_to
+
+    assert output_size(3, 5, 0.1) == (1, 1)  # never empty
+    assert output_size(10, 15, 1.5) == (15, 22)  # round half to even, as Python's round
+    assert output_size(7, 9, 2.5) == (18, 22)
+    img = smooth_image(7, 9, 3)
+    assert resize_to(exact.upscale_array(img), 7, 9, 2.5).shape == (18, 22, 3)
+    tensor = torch.from_numpy(img).permute(2, 0, 1)
+    assert exact.upscale(tensor, outscale=2.5).shape == (3, 18, 22)
+    assert exact.upscale(ImageData(img), outscale=1.5).pixels.shape[:2] == output_size(7, 9, 1.5)
