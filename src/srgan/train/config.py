@@ -99,7 +99,7 @@ class TrainSection:
     ema: float = 0.0  # EMA decay of the generator weights (e.g. 0.999); 0 = off
     max_bad_steps: int = 20  # stop after this many non-finite losses in a row
     amp: str = "auto"  # auto = bf16 on CUDA and on CPUs with native bf16, else fp32
-    channels_last: bool = True  # channels_last memory format (on CUDA)
+    channels_last: bool = True  # channels_last memory format (faster on CUDA and CPU)
     compile: bool = False  # torch.compile the networks (CUDA; slow first steps)
 
 
