@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -35,6 +36,13 @@ WEIGHTS = REPO / "src" / "srgan" / "weights"
 LOGS = REPO / "docs" / "training" / "logs"
 # The interim srresnet_x4 (before the campaign): 2,405 steps of batch 16, 110 minutes.
 INTERIM = {"patches_seen": 38_480, "train_hours": 110 / 60}
+# What `srgan models` says a model is for, in plain words.
+PURPOSE = {
+    "srresnet_x4": "SRResNet x4 (16 blocks, 64 channels), trained for fidelity (pixel MSE): "
+                   "faithful and smooth, the best PSNR; fine texture stays soft.",
+    "srgan_mse_x4": "SRGAN x4 (the SRResNet generator trained against a discriminator): "
+                    "trained for realism: sharper, with invented texture; lower PSNR.",
+}
 
 
 def set5_psnr(models: list[str], data: Path) -> dict[str, float]:
@@ -47,7 +55,9 @@ def set5_psnr(models: list[str], data: Path) -> dict[str, float]:
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         summary = json.loads((Path(out) / "summary.json").read_text())
     (scores,) = summary["datasets"].values()
-    return {m: scores["models"][m]["psnr_y"] for m in scores["models"]}
+    # the table names a model file by its stem
+    return {m: scores["models"][Path(m).stem if m.endswith(".safetensors") else m]["psnr_y"]
+            for m in models}
 
 
 def segment_totals(log: Path, batch: int, best_step: int) -> tuple[int, float]:
@@ -121,14 +131,22 @@ def main() -> int:
             "campaign_patches_seen": str(before["patches_seen"] + patches),
             "campaign_train_hours": f"{before['train_hours'] + hours:.3f}",
             "campaign_segments": str(len(segments) + 1),
-            "campaign_cpu": f"{capability()} ({why}), {torch.get_num_threads()} threads",
+            "campaign_cpu": f"{capability()} ({why}), {os.cpu_count()} cores shared with other work",
             "campaign_precision": precision,
             "set5_psnr_y": f"{new:.4f}",
         })
+        training = (
+            f"CPU training campaign (docs/campaign.md): {int(extra['campaign_patches_seen']):,} "
+            f"96x96 patches in {float(extra['campaign_train_hours']):.1f} h of training over "
+            f"{extra['campaign_segments']} segment(s), {precision} on {capability()}; "
+            f"688 photographs of ../shared/data/train (BSD200, BSDS500-test, T91, General100, "
+            f"Sun-Hays 80, Debian wallpapers), MATLAB-bicubic LR; best Set5-validated EMA "
+            f"weights, stored fp16. Last segment: {card.training}"
+        )
         net = load_generator(candidate)
-        save_generator(net, shipped, ModelCard(name=args.name, description=card.description,
-                                               training=card.training, extra=extra),
-                       dtype=torch.float16)
+        save_generator(net, shipped, ModelCard(
+            name=args.name, description=PURPOSE.get(args.name, card.description),
+            training=training, extra=extra), dtype=torch.float16)
         dest = LOGS / f"{index:02d}-{args.name}"
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copy2(run / "log.jsonl", dest / "log.jsonl")
