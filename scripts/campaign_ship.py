@@ -131,7 +131,8 @@ def main() -> int:
             "campaign_patches_seen": str(before["patches_seen"] + patches),
             "campaign_train_hours": f"{before['train_hours'] + hours:.3f}",
             "campaign_segments": str(len(segments) + 1),
-            "campaign_cpu": f"{capability()} ({why}), {os.cpu_count()} cores shared with other work",
+            "campaign_cpu": f"{capability()} ({why}), {os.cpu_count()} cores shared with "
+                            "other work",
             "campaign_precision": precision,
             "set5_psnr_y": f"{new:.4f}",
         })
