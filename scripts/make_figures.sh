@@ -62,6 +62,6 @@ PY
   box_args=()
   [ "$box" = auto ] || box_args=(--box "$box")
   "$PYTHON" -m srgan compare "${model_args[@]}" "${box_args[@]}" --panel-width 256 \
-    "$work/hr/$name.png" -o "$OUT/$name.png"
+    "$work/hr/$name.png" -o "$OUT/$name.png" --overwrite
 done
 echo "photographs: Debian mate-backgrounds (GPL-2+), credited in docs/figures/CREDITS.md" >&2
