@@ -142,11 +142,12 @@ def test_cpu_bf16_mix_keeps_the_input_stream_and_ends_in_fp32():
     model = inference_model(net, torch.bfloat16, cpu_mix=True, chunk_px=600)
     mix = model.net
     assert isinstance(mix, CpuBf16SRResNet)
-    f32 = [mix.head[0], mix.up_first.conv, mix.tail.conv]
+    first_block = [mix.body[0].conv1, mix.body[0].conv2]
+    f32 = [mix.head[0], *first_block, mix.up_first.conv, mix.tail.conv]
     assert all(c.weight.dtype == torch.float32 for c in f32)
     bf16 = [m for m in mix.modules() if isinstance(m, torch.nn.Conv2d) and
             all(m is not c for c in f32)]
-    assert len(bf16) == 34 and all(c.weight.dtype == torch.bfloat16 for c in bf16)
+    assert len(bf16) == 32 and all(c.weight.dtype == torch.bfloat16 for c in bf16)
     x = torch.from_numpy(smooth_image(20, 30, seed=5)).permute(2, 0, 1)[None]
     with torch.no_grad():
         y = model(x.contiguous(memory_format=torch.channels_last))  # float32 in, in chunks
@@ -190,7 +191,7 @@ def test_cpu_bf16_is_within_one_level_of_fp32_on_photographs_with_the_shipped_we
         b = fast.upscale_quantized(QuantizedImage(lr)).pixels.astype(int)
         assert np.abs(a - b).max() <= 1, name
         differ, total = differ + int((a != b).sum()), total + a.size
-    assert 0 < differ / total < 0.2  # measured 10.9%: bf16 ran
+    assert 0 < differ / total < 0.2  # measured 4.6%: bf16 ran
 
 
 # --------------------------------------------------------------------------- tiles
