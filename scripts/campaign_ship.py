@@ -124,8 +124,9 @@ def main() -> int:
         native, why = native_bf16()
         amp = cfg["train"]["amp"]
         precision = "bf16" if amp == "bf16" or (amp == "auto" and native) else "fp32"
-        segments = sorted(p for p in LOGS.glob(f"*-{args.name}") if p.is_dir())
-        index = len(sorted(LOGS.glob("*-*"))) + 1 if LOGS.is_dir() else 1
+        shipped_segments = [p for p in LOGS.glob("*-*") if p.is_dir()]
+        segments = [p for p in shipped_segments if p.name.endswith(f"-{args.name}")]
+        index = len(shipped_segments) + 1
         extra = dict(card.extra)
         extra.update({
             "campaign_patches_seen": str(before["patches_seen"] + patches),

@@ -361,11 +361,8 @@ def upscale_frame(upscaler: Any, rgb: np.ndarray, outscale: float | None, tta: b
                   even: bool = True) -> np.ndarray:
     """HxWx3 uint8 -> the upscaled frame, uint8: the model's integer pipeline, then (for
     --outscale, or an odd size under 4:2:0) MATLAB bicubic to the final size."""
-    import torch
-
     from srgan.imageio import QuantizedImage, from_array, to_array
-    from srgan.inference.outscale import output_size
-    from srgan.resize import imresize
+    from srgan.inference.outscale import output_size, resize_pixels
 
     h, w = rgb.shape[:2]
     size = output_size(h, w, upscaler.scale if outscale is None else outscale)
@@ -373,9 +370,7 @@ def upscale_frame(upscaler: Any, rgb: np.ndarray, outscale: float | None, tta: b
         size = even_size(*size)
     if size == (h * upscaler.scale, w * upscaler.scale):
         return upscaler.upscale_quantized(QuantizedImage(rgb, 8), tta).pixels
-    y = upscaler.upscale_array(from_array(rgb).pixels, tta)
-    t = torch.from_numpy(np.ascontiguousarray(y)).permute(2, 0, 1)
-    y = imresize(t, size=size).clamp_(0, 1).permute(1, 2, 0).contiguous().numpy()
+    y = resize_pixels(upscaler.upscale_array(from_array(rgb).pixels, tta), size)
     return to_array(from_array(y), np.uint8)
 
 

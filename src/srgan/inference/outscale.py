@@ -28,8 +28,15 @@ def resize_tensor(t: torch.Tensor, height: int, width: int, outscale: float) -> 
     return imresize(t, size=output_size(height, width, outscale)).clamp_(0, 1)
 
 
+def resize_pixels(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """An HxWxC float image -> `size` (height, width), MATLAB bicubic, clamped to [0, 1]."""
+    from srgan.resize import imresize
+
+    t = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)
+    return imresize(t, size=size).clamp_(0, 1).permute(1, 2, 0).contiguous().numpy()
+
+
 def resize_to(pixels: np.ndarray, height: int, width: int, outscale: float) -> np.ndarray:
     """Resize an upscaled HxWxC float image to round(outscale * input size), MATLAB bicubic."""
     check_outscale(outscale)
-    t = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)
-    return resize_tensor(t, height, width, outscale).permute(1, 2, 0).contiguous().numpy()
+    return resize_pixels(pixels, output_size(height, width, outscale))
