@@ -4,6 +4,7 @@
 #
 #   scripts/campaign.sh srresnet_x4 120      # stage 1: continues runs/campaign/srresnet_x4
 #   scripts/campaign.sh srgan_mse_x4 120     # stage 2: starts from the shipped srresnet_x4
+#   scripts/campaign.sh srresnet_x4 130 --set train.period_mult=1.2   # extra srgan train options
 #
 # A killed or time-limited segment continues with the same command (--auto-resume). Once the
 # run folder is gone (a new machine), the next segment starts from the shipped weights, so
@@ -13,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 stage=${1:?stage config: srresnet_x4 or srgan_mse_x4}
 minutes=${2:?minutes of training}
+shift 2  # the rest goes to srgan train as is (later --set options win)
 shared=${SRGAN_SHARED:-../shared}
 srgan=${SRGAN:-.venv/bin/srgan}
 common=(
@@ -26,14 +28,14 @@ case "$stage" in
   srresnet_x4)
     # Warm start from the shipped weights; segments of ~2 h on 2 cores, each 0.7x the last.
     exec "$srgan" train srresnet_x4 "${common[@]}" --set model.init=srresnet_x4 \
-      --set train.lr=2e-4 --set "train.period=${PERIOD:-12000}" --set train.restart_decay=0.7
+      --set train.lr=2e-4 --set "train.period=${PERIOD:-12000}" --set train.restart_decay=0.7 "$@"
     ;;
   srgan_mse_x4)
     # PSNR falls as realism grows, so the Set5 PSNR cannot pick stage 2's weights: keep the
     # last ones (log.export = last) and judge them by NIQE (srgan benchmark --niqe).
     exec "$srgan" train srgan_mse_x4 "${common[@]}" --set "model.init=${INIT:-srresnet_x4}" \
       --set train.lr=1e-4 --set "train.period=${PERIOD:-8000}" --set train.restart_decay=0.7 \
-      --set log.export=last
+      --set log.export=last "$@"
     ;;
   *) echo "unknown stage $stage" >&2; exit 2 ;;
 esac

@@ -37,3 +37,12 @@ def test_cosine_restarts_is_open_ended():
 def test_cosine_restarts_settings_checked(override):
     with pytest.raises(ConfigError):
         load_config("srresnet_x4", ["train.schedule=cosine_restarts", override])
+
+
+def test_adversarial_ramp_rises_linearly_then_stays_at_one():
+    from srgan.train.schedule import adversarial_ramp
+
+    assert adversarial_ramp(0, 0) == 1.0
+    assert [adversarial_ramp(4, s) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    with pytest.raises(ConfigError, match="loss.adversarial_warmup"):
+        load_config("srgan_mse_x4", ["loss.adversarial_warmup=-1"])

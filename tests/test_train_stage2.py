@@ -79,3 +79,15 @@ def test_vgg_run_without_weights_fails_at_start(tmp_path):
     assert res.exit_code == 1, res.output
     assert "ImageNet VGG19 weights are needed" in res.output
     assert "srgan_mse_x4" in res.output and "Traceback" not in res.output
+
+
+def test_adversarial_warmup_scales_the_adversarial_term_in_the_loss(image_dirs, tmp_path):
+    # log.every=1: each record is one step, so its loss shows that step's weight exactly
+    cfg = tiny_config(image_dirs, "train.steps=4", "log.every=1", "data.crop=24",
+                      "loss.adversarial=0.5", "loss.adversarial_warmup=4",
+                      "log.val_every=1000", config="srgan_mse_x4")
+    history = run_training(cfg, tmp_path / "warm").history
+    assert len(history) == 4
+    for step, h in enumerate(history):
+        weight = 0.5 * (step + 1) / 4  # 1/4, 2/4, 3/4, then the full weight
+        assert h["loss"] == pytest.approx(h["content_mse"] + weight * h["adv"], rel=1e-4), step

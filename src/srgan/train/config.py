@@ -113,6 +113,7 @@ class LossSection:
     vgg_weights: str = "imagenet"  # "imagenet" (torch hub cache / download) or a file path
     adversarial: float = 1e-3  # weight of -log D(G(LR))
     feature_matching: float = 0.0  # weight of the L1 discriminator feature-matching term
+    adversarial_warmup: int = 0  # steps over which the two weights above rise from 0 (D trains)
 
 
 @dataclass
@@ -213,6 +214,7 @@ class Config:
         need(lo.vgg_scale > 0, "loss.vgg_scale", "> 0")
         need(lo.adversarial >= 0, "loss.adversarial", ">= 0")
         need(lo.feature_matching >= 0, "loss.feature_matching", ">= 0")
+        need(lo.adversarial_warmup >= 0, "loss.adversarial_warmup", ">= 0")
         need(bool(lo.content), "loss.content", "at least one term, e.g. {mse = 1.0}")
         for term, weight in lo.content.items():
             if term not in PIXEL_LOSSES:

@@ -44,7 +44,7 @@ from srgan.train.distributed import DistInfo, all_reduce_max_
 from srgan.train.ema import EMA
 from srgan.train.guard import DivergenceWatch, eta_warning
 from srgan.train.logs import MetricWindow, RunLogger
-from srgan.train.schedule import lr_at
+from srgan.train.schedule import adversarial_ramp, lr_at
 from srgan.train.state import restore_trainer_state, trainer_state
 from srgan.train.stop import GO, SIGNALLED, TIME_LIMIT, StopFlag
 from srgan.train.validation import save_best, validate, validate_and_track, validation_due
@@ -275,7 +275,8 @@ class Trainer:
             if self.gan:
                 assert self.d is not None
                 self.d.requires_grad_(False)
-                fm_weight = cfg.loss.feature_matching
+                ramp = adversarial_ramp(cfg.loss.adversarial_warmup, self.step)
+                fm_weight = cfg.loss.feature_matching * ramp
                 if fm_weight > 0:
                     fake_logits, fake_feats = discriminator_features(self.d, sr)
                     with torch.no_grad():
@@ -287,7 +288,7 @@ class Trainer:
                     assert self.d_for_g is not None
                     fake_logits = self.d_for_g(sr)
                 adv = generator_adversarial_loss(fake_logits)
-                g_loss = g_loss + cfg.loss.adversarial * adv
+                g_loss = g_loss + cfg.loss.adversarial * ramp * adv
                 parts["adv"] = adv
         g_loss.backward()
         out.add("loss", g_loss.detach(), check=True)

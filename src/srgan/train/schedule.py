@@ -46,3 +46,12 @@ def _segment_of(step: int, period: int, mult: float) -> tuple[int, int, int]:
         index += 1
         length = max(1, round(length * mult))
     return index, start, length
+
+
+def adversarial_ramp(warmup_steps: int, step: int) -> float:
+    """Factor on the adversarial (and feature-matching) weight for the update after `step`
+    completed steps: rises linearly from ~0 to 1 over `warmup_steps`, so a fresh discriminator
+    learns first and its early, noisy gradients barely reach the generator."""
+    if warmup_steps <= 0:
+        return 1.0
+    return min(1.0, (step + 1) / warmup_steps)
