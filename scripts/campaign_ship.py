@@ -4,7 +4,9 @@
         [--min-gain 0.05] [--data ../shared/data/benchmark/Set5] [--dry-run]
 
 Issue 13's rule: the best validated weights of a run replace the shipped model only when they
-score at least `--min-gain` dB more on Set5 under `srgan benchmark`'s protocol. Then:
+score at least `--min-gain` dB more on Set5 under `srgan benchmark`'s protocol. A run with
+`log.export = "last"` (stage 2, whose PSNR falls as it gains realism) ships its last EMA
+weights instead, and only with --force, after NIQE and the compare figures have judged it. Then:
   - the weights go into src/srgan/weights/NAME.safetensors as fp16, with a model card that
     carries the campaign's running totals (patches seen, wall-clock training hours, the CPU,
     the precision) on top of the previous shipped model's;
@@ -99,10 +101,11 @@ def main() -> int:
     cfg = tomllib.loads((run / "config.toml").read_text())
     batch = int(cfg["train"]["batch_size"])
     ema = float(cfg["train"]["ema"]) > 0
+    best = cfg["log"].get("export", "best") == "best"  # else the last weights (stage 2)
 
     with tempfile.TemporaryDirectory() as tmp:
         candidate = Path(tmp) / "candidate.safetensors"
-        export_generator(run, candidate, ema=ema, best=True, dtype=torch.float16)
+        export_generator(run, candidate, ema=ema, best=best, dtype=torch.float16)
         card = read_metadata(candidate)[1]
         best_step = int(card.extra["steps"])
         shipped = WEIGHTS / f"{args.name}.safetensors"
@@ -111,7 +114,7 @@ def main() -> int:
         new = scores[str(candidate)]
         old = scores.get(args.name)
         gain = new - old if old is not None else float("inf")
-        print(f"candidate (step {best_step}): {new:.3f} dB; shipped: "
+        print(f"candidate ({'best' if best else 'last'}, step {best_step}): {new:.3f} dB; shipped: "
               f"{'none' if old is None else f'{old:.3f} dB'}; gain {gain:+.3f} dB")
         if gain < args.min_gain and not args.force:
             print(f"not shipped: below the {args.min_gain} dB rule")
@@ -137,12 +140,17 @@ def main() -> int:
             "campaign_precision": precision,
             "set5_psnr_y": f"{new:.4f}",
         })
+        init = str(cfg["model"].get("init", ""))
+        init_patches = previous_totals(init)["patches_seen"] if init and init != args.name else 0
+        chosen = "best Set5-validated" if best else "last"
+        start = f"from {init} ({init_patches:,} patches); " if init_patches else ""
         training = (
-            f"CPU training campaign (docs/campaign.md): {int(extra['campaign_patches_seen']):,} "
+            f"CPU training campaign (docs/campaign.md): {start}"
+            f"{int(extra['campaign_patches_seen']):,} "
             f"96x96 patches in {float(extra['campaign_train_hours']):.1f} h of training over "
             f"{extra['campaign_segments']} segment(s), {precision} on {capability()}; "
             f"688 photographs of ../shared/data/train (BSD200, BSDS500-test, T91, General100, "
-            f"Sun-Hays 80, Debian wallpapers), MATLAB-bicubic LR; best Set5-validated EMA "
+            f"Sun-Hays 80, Debian wallpapers), MATLAB-bicubic LR; {chosen} EMA "
             f"weights, stored fp16. Last segment: {card.training}"
         )
         net = load_generator(candidate)
@@ -158,7 +166,8 @@ def main() -> int:
             "patches_before": before["patches_seen"], "hours_before": before["train_hours"],
             "patches": patches, "hours": hours, "set5_psnr_y": new, "shipped_before": old,
             "cpu_flags_bf16": sorted(f for f in cpu_flags() if "bf16" in f),
-            "precision": precision,
+            "precision": precision, "weights": "best" if best else "last",
+            "init": init, "init_patches": init_patches,
         }, indent=1) + "\n")
         print(f"shipped {shipped} ({extra['campaign_patches_seen']} patches, "
               f"{extra['campaign_train_hours']} h in all); log in {dest}")

@@ -38,7 +38,8 @@ def read_segment(folder: Path, patches_before: int | None = None) -> Segment:
     batch = int(cfg["train"]["batch_size"])
     meta_path = folder / "segment.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    before = int(meta.get("patches_before", patches_before or 0))
+    # stage 2 goes on from the stage-1 weights it started from (init_patches)
+    before = int(meta.get("patches_before", patches_before or 0)) + int(meta.get("init_patches", 0))
     seg = Segment(folder.name, cfg["train"]["stage"], before, meta.get("shipped_before"))
     for line in (folder / "log.jsonl").read_text().splitlines():
         row = json.loads(line)

@@ -50,6 +50,11 @@ def test_curve_shifts_each_segment_by_the_patches_before_it(tmp_path):
     assert seg.start_psnr == 28.94 and seg.stage == "srresnet"
     live = curve.read_segment(_fake_run(tmp_path / "run", "srgan", 8), patches_before=1000)
     assert live.points[0] == (1000 + 4000, 29.0) and live.start_psnr is None
+    # stage 2 goes on from the stage-1 weights it started from
+    gan = _fake_run(tmp_path / "02-srgan_mse_x4", "srgan", 16)
+    (gan / "segment.json").write_text(json.dumps({"patches_before": 0, "init_patches": 222_480,
+                                                  "shipped_before": None}))
+    assert curve.read_segment(gan).points[0] == (222_480 + 8_000, 29.0)
 
 
 def test_curve_draws_a_png(tmp_path):
@@ -59,3 +64,40 @@ def test_curve_draws_a_png(tmp_path):
     out = tmp_path / "curve.png"
     curve.draw([seg], out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_checkerboard_script_scores_hr_near_one_and_a_patterned_model_above(tmp_path):
+    """scripts/checkerboard.py on a folder made here: HR ~1, a model that adds a pattern >> 1."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from srgan.evaluate.methods import Method
+
+    rng = np.random.default_rng(0)
+    f = np.fft.fftfreq(128)
+    radius = np.hypot(*np.meshgrid(f, f, indexing="ij"))
+    radius[0, 0] = 1.0
+    field = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal((128, 128))) / radius))
+    grey = np.clip(128 + 40 * field / field.std(), 0, 255).astype(np.uint8)
+    (tmp_path / "set").mkdir()
+    Image.fromarray(np.stack([grey] * 3, axis=-1)).save(tmp_path / "set" / "a.png")
+
+    class Checkered(Method):
+        name, scale = "checkered", 4
+
+        def __call__(self, lr: torch.Tensor) -> torch.Tensor:
+            from srgan.resize import imresize
+
+            up = imresize(lr, scale=4).to(torch.int16)
+            x = torch.arange(up.shape[-1])
+            sign = ((x[:, None] + x[None, :]) % 2) * 2 - 1
+            return (up + 6 * sign).clamp(0, 255).to(torch.uint8)
+
+    board = _load("checkerboard")
+    board.load_methods = lambda names, device: [Checkered()]
+    names, rows = board.scores_table(["checkered"], [str(tmp_path / "set")])
+    assert names == ["HR", "checkered"]
+    assert [label for label, _ in rows] == ["set/a", "set mean"]
+    hr, checkered = rows[0][1]
+    assert 0.5 < hr < 1.6 and checkered > 3 * hr

@@ -1,0 +1,69 @@
+"""Score the periodic (checkerboard) artefacts of models on benchmark sets, next to the HR images.
+
+    python scripts/checkerboard.py -m srresnet_x4 -m runs/x/generator.safetensors --data Set14
+
+For every image: the benchmark's protocol (modcrop, MATLAB-bicubic LR as uint8), each model's
+uint8 output, and `srgan.evaluate.artefacts.periodic_artefact_score` of its Y channel (about 1
+for a natural image). The table has one row per image and the set's mean, with the HR image
+and bicubic as references: a model well above the HR's score has laid a pattern over it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from srgan.evaluate.artefacts import periodic_artefact_score
+from srgan.evaluate.methods import load_methods, load_rgb8, prepare_pair, resolve_dataset
+from srgan.imageio import find_images
+from srgan.metrics import rgb_to_y
+
+
+def scores_table(models: list[str], data: list[str], image: str = "",
+                 tile: int = 32) -> tuple[list[str], list[tuple[str, list[float]]]]:
+    """(column names, rows): one row per image ("Set14/baboon") and one per set ("Set14 mean"),
+    each with the score of the HR image, then of every method (bicubic first)."""
+    methods = load_methods(models, device="cpu")
+    names = ["HR"] + [m.name for m in methods]
+    rows: list[tuple[str, list[float]]] = []
+    for item in data:
+        folder = resolve_dataset(item)
+        per_image = []
+        for path in find_images([folder]):
+            if image not in path.name:
+                continue
+            hr, lr = prepare_pair(load_rgb8(path)[0], 4)
+            with torch.inference_mode():
+                images = [hr] + [method(lr) for method in methods]  # uint8, as benchmarked
+            scores = [periodic_artefact_score(rgb_to_y(x.double()).numpy(), tile)
+                      for x in images]
+            per_image.append(scores)
+            rows.append((f"{folder.name}/{path.stem}", scores))
+        if per_image:
+            means = [sum(c) / len(c) for c in zip(*per_image, strict=True)]
+            rows.append((f"{folder.name} mean", means))
+    return names, rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-m", "--model", action="append", required=True,
+                        help="shipped model name or .safetensors file (repeatable)")
+    parser.add_argument("--data", nargs="+", default=["Set14"], help="sets or folders")
+    parser.add_argument("--image", default="", help="only images whose name contains this")
+    parser.add_argument("--tile", type=int, default=32, help="spectrum tile side (multiple of 4)")
+    args = parser.parse_args(argv)
+    names, rows = scores_table(args.model, args.data, args.image, args.tile)
+    print("| image | " + " | ".join(names) + " |")
+    print("|" + " --- |" * (len(names) + 1))
+    for label, scores in rows:
+        bold = "**" if label.endswith(" mean") else ""
+        print(f"| {bold}{label}{bold} | " + " | ".join(f"{bold}{v:.2f}{bold}" for v in scores)
+              + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
