@@ -48,6 +48,34 @@ def test_discriminator_accepts_any_crop(size):
     assert d(torch.rand(2, 3, size, size)).shape == (2,)
 
 
+def test_antialiased_discriminator_has_the_paper_state_dict():
+    plain, smooth = Discriminator(), Discriminator(antialias=True)
+    assert plain.state_dict().keys() == smooth.state_dict().keys()
+    smooth.load_state_dict(plain.state_dict())  # a plain D's checkpoint loads as it is
+    x = torch.randn(2, 3, 96, 96)
+    assert smooth(x).shape == (2,)
+
+
+def test_blur_conv_passes_back_no_checkerboard():
+    """A constant gradient through a 3x3 stride-2 conv comes back with a period-2 pattern
+    (uneven overlap); through BlurConv2d it comes back flat away from the border."""
+    from srgan.nets.discriminator import BlurConv2d
+
+    torch.manual_seed(0)
+    plain = torch.nn.Conv2d(4, 4, 3, stride=2, padding=1, bias=False)
+    smooth = BlurConv2d(4, 4, 3, stride=2, padding=1, bias=False)
+    smooth.weight.data.copy_(plain.weight.data.abs())
+    plain.weight.data.abs_()
+    grads = []
+    for conv in (plain, smooth):
+        x = torch.zeros(1, 4, 32, 32, requires_grad=True)
+        conv(x).sum().backward()
+        grads.append(x.grad[0, :, 4:-4, 4:-4])
+    uneven, flat = grads
+    assert (uneven[:, 0::2, 0::2] - uneven[:, 1::2, 1::2]).abs().min() > 1e-3
+    assert torch.allclose(flat, flat[:, :1, :1].expand_as(flat), atol=1e-5)
+
+
 def test_vgg_layer_indices_match_torchvision_layout():
     # torchvision vgg19().features: conv5_4 is index 34, its ReLU 35; conv2_2's ReLU is 8
     assert feature_layer_index(5, 4) == 35

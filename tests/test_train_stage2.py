@@ -91,3 +91,12 @@ def test_adversarial_warmup_scales_the_adversarial_term_in_the_loss(image_dirs, 
     for step, h in enumerate(history):
         weight = 0.5 * (step + 1) / 4  # 1/4, 2/4, 3/4, then the full weight
         assert h["loss"] == pytest.approx(h["content_mse"] + weight * h["adv"], rel=1e-4), step
+
+
+def test_discriminator_antialias_reaches_the_network(image_dirs, tmp_path):
+    from srgan.nets.discriminator import BlurConv2d
+
+    for flag, count in (("false", 0), ("true", 4)):  # the paper's four stride-2 convs
+        cfg = tiny_config(image_dirs, f"discriminator.antialias={flag}", config="srgan_mse_x4")
+        trainer = Trainer(cfg, tmp_path / flag, DistInfo(), torch.device("cpu"))
+        assert sum(isinstance(m, BlurConv2d) for m in trainer.d.modules()) == count

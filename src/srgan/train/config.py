@@ -58,6 +58,7 @@ class ModelSection:
 @dataclass
 class DiscriminatorSection:
     base_channels: int = 64
+    antialias: bool = False  # blur before each stride-2 conv: no checkerboard gradient for G
 
 
 @dataclass

@@ -142,7 +142,8 @@ class Trainer:
         self.g = SRResNet(m.scale, m.num_blocks, m.channels).to(device)
         self.d: Discriminator | None = None
         if self.gan:
-            self.d = Discriminator(base_channels=cfg.discriminator.base_channels).to(device)
+            self.d = Discriminator(base_channels=cfg.discriminator.base_channels,
+                                   antialias=cfg.discriminator.antialias).to(device)
         self.init_from = ""
         if m.init:
             self.init_from = m.init
