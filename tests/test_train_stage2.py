@@ -100,3 +100,19 @@ def test_discriminator_antialias_reaches_the_network(image_dirs, tmp_path):
         cfg = tiny_config(image_dirs, f"discriminator.antialias={flag}", config="srgan_mse_x4")
         trainer = Trainer(cfg, tmp_path / flag, DistInfo(), torch.device("cpu"))
         assert sum(isinstance(m, BlurConv2d) for m in trainer.d.modules()) == count
+
+
+def test_model_freeze_keeps_those_generator_weights_fixed(image_dirs, tmp_path):
+    cfg = tiny_config(image_dirs, "train.steps=2", "data.crop=24", "log.val_every=1000",
+                      "model.freeze=[\"upsample\", \"tail\"]", config="srgan_mse_x4")
+    trainer = Trainer(cfg, tmp_path / "frozen", DistInfo(), torch.device("cpu"))
+    before = {k: v.clone() for k, v in trainer.g.state_dict().items()}
+    result = run_training(cfg, tmp_path / "run")
+    after = load_generator(tmp_path / "run" / "generator.safetensors").state_dict()
+    assert result.finished
+    for k, v in before.items():
+        same = torch.equal(after[k], v)
+        assert same == k.startswith(("upsample", "tail")) or "running" in k or "num_batches" in k, k
+    wrong = tiny_config(image_dirs, "model.freeze=[\"upsampel\"]", config="srgan_mse_x4")
+    with pytest.raises(ConfigError, match="upsampel.*upsample"):
+        Trainer(wrong, tmp_path / "wrong", DistInfo(), torch.device("cpu"))

@@ -1,8 +1,9 @@
 """What a Trainer is built from: the precision choice, the stage-1 generator stage 2 starts
-from, and the BatchNorm buffers a skipped step restores."""
+from, the parameters it keeps fixed, and the BatchNorm buffers a skipped step restores."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -68,3 +69,17 @@ def copy_all(dst: list[torch.Tensor], src: list[torch.Tensor]) -> None:
     except (AttributeError, RuntimeError):
         for d, s in zip(dst, src, strict=True):
             d.copy_(s)
+
+
+def freeze_parameters(net: torch.nn.Module, prefixes: Sequence[str]) -> None:
+    """Keep the parameters whose names start with one of `prefixes` fixed (no gradient, so
+    Adam leaves them alone): e.g. ["upsample", "tail"] lets stage 2 change only the trunk."""
+    names = [name for name, _ in net.named_parameters()]
+    for prefix in prefixes:
+        if not any(name.startswith(prefix) for name in names):
+            tops = sorted({name.split(".")[0] for name in names})
+            raise ConfigError(f"model.freeze: {prefix!r} names no parameter of the generator "
+                              f"(its parts: {', '.join(tops)})")
+    for name, param in net.named_parameters():
+        if any(name.startswith(prefix) for prefix in prefixes):
+            param.requires_grad_(False)

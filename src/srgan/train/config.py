@@ -53,6 +53,7 @@ class ModelSection:
     num_blocks: int = 16
     channels: int = 64
     init: str = ""  # stage 2: a generator .safetensors or a stage-1 run folder
+    freeze: list[str] = field(default_factory=list)  # G parameter-name prefixes kept fixed
 
 
 @dataclass

@@ -36,6 +36,7 @@ from srgan.losses import (
     generator_adversarial_loss,
 )
 from srgan.nets import Discriminator, SRResNet
+from srgan.train import build
 from srgan.train import checkpoint as ckpt
 from srgan.train.build import bn_buffers, choose_amp, copy_all, load_init_generator
 from srgan.train.callbacks import TrainCallback, batch_through
@@ -148,6 +149,7 @@ class Trainer:
         if m.init:
             self.init_from = m.init
             self.g.load_state_dict(load_init_generator(m.init, cfg).state_dict())
+        build.freeze_parameters(self.g, m.freeze)
         self.g.to(memory_format=self.memory_format)
         if self.d is not None:
             self.d.to(memory_format=self.memory_format)
