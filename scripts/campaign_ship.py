@@ -62,17 +62,30 @@ def set5_psnr(models: list[str], data: Path) -> dict[str, float]:
             for m in models}
 
 
-def segment_totals(log: Path, batch: int, best_step: int) -> tuple[int, float]:
-    """(patches, wall-clock hours) from the segment's start to its best step, from log.jsonl."""
-    start = end = None
+def segment_totals(log: Path, batch: int, best_step: int,
+                   since_step: int = 0) -> tuple[int, float]:
+    """(patches, training hours) from step `since_step` to `best_step`, from log.jsonl.
+
+    The hours are wall clock while a process trained: from each start or resume to the next
+    stop, so the time between a stop and the next session's resume does not count. A run
+    folder that an earlier segment already shipped from is counted from that segment's best
+    step (`since_step`), so no patch is counted twice."""
+    hours = 0.0
+    prev: tuple[float, int] | None = None
     for line in log.read_text().splitlines():
         row = json.loads(line)
-        if row.get("event") in ("start", "resume") and start is None:
-            start = row["time"]
-        if row.get("step") == best_step and "time" in row:
-            end = row["time"]
-    hours = (end - start) / 3600 if start is not None and end is not None else 0.0
-    return best_step * batch, hours
+        if "time" not in row or "step" not in row:
+            continue
+        time, step = float(row["time"]), int(row["step"])
+        if row.get("event") in ("start", "resume"):
+            prev = (time, step)
+            continue
+        if prev is not None and step > prev[1]:
+            lo, hi = max(prev[1], since_step), min(step, best_step)
+            if hi > lo:  # the part of this interval inside [since_step, best_step]
+                hours += (time - prev[0]) * (hi - lo) / (step - prev[1]) / 3600
+        prev = None if row.get("event") == "stopped" else (time, step)
+    return (best_step - since_step) * batch, hours
 
 
 def previous_totals(name: str) -> dict[str, float]:
@@ -95,6 +108,12 @@ def main() -> int:
                         "benchmark" / "Set5")
     parser.add_argument("--force", action="store_true",
                         help="ship even without the gain (a stage-2 model judged by NIQE)")
+    parser.add_argument("--init-patches", type=int,
+                        help="patches behind the weights the run started from (model.init) "
+                             "[the shipped model's count: give it when that has changed since]")
+    parser.add_argument("--since-step", type=int, default=0,
+                        help="count this run's patches and hours from this step: the best "
+                             "step of an earlier segment shipped from the same run folder")
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args()
     run = args.run or REPO / "runs" / "campaign" / args.name
@@ -123,7 +142,7 @@ def main() -> int:
             return 0
 
         before = previous_totals(args.name)
-        patches, hours = segment_totals(run / "log.jsonl", batch, best_step)
+        patches, hours = segment_totals(run / "log.jsonl", batch, best_step, args.since_step)
         native, why = native_bf16()
         amp = cfg["train"]["amp"]
         precision = "bf16" if amp == "bf16" or (amp == "auto" and native) else "fp32"
@@ -141,7 +160,10 @@ def main() -> int:
             "set5_psnr_y": f"{new:.4f}",
         })
         init = str(cfg["model"].get("init", ""))
-        init_patches = previous_totals(init)["patches_seen"] if init and init != args.name else 0
+        init_patches = 0
+        if init and init != args.name:
+            init_patches = args.init_patches if args.init_patches is not None else \
+                previous_totals(init)["patches_seen"]
         chosen = "best Set5-validated" if best else "last"
         start = f"from {init} ({init_patches:,} patches); " if init_patches else ""
         training = (
@@ -167,7 +189,7 @@ def main() -> int:
             "patches": patches, "hours": hours, "set5_psnr_y": new, "shipped_before": old,
             "cpu_flags_bf16": sorted(f for f in cpu_flags() if "bf16" in f),
             "precision": precision, "weights": "best" if best else "last",
-            "init": init, "init_patches": init_patches,
+            "init": init, "init_patches": init_patches, "since_step": args.since_step,
         }, indent=1) + "\n")
         print(f"shipped {shipped} ({extra['campaign_patches_seen']} patches, "
               f"{extra['campaign_train_hours']} h in all); log in {dest}")

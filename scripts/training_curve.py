@@ -41,10 +41,12 @@ def read_segment(folder: Path, patches_before: int | None = None) -> Segment:
     # stage 2 goes on from the stage-1 weights it started from (init_patches)
     before = int(meta.get("patches_before", patches_before or 0)) + int(meta.get("init_patches", 0))
     seg = Segment(folder.name, cfg["train"]["stage"], before, meta.get("shipped_before"))
+    since = int(meta.get("since_step", 0))  # a run folder an earlier segment shipped from
     for line in (folder / "log.jsonl").read_text().splitlines():
         row = json.loads(line)
-        if "val/psnr_y" in row:
-            seg.points.append((before + int(row["step"]) * batch, float(row["val/psnr_y"])))
+        if "val/psnr_y" in row and int(row["step"]) > since:
+            seg.points.append((before + (int(row["step"]) - since) * batch,
+                               float(row["val/psnr_y"])))
     return seg
 
 

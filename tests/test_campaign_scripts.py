@@ -39,6 +39,22 @@ def test_segment_totals_count_up_to_the_best_step(tmp_path):
     assert hours == pytest.approx(600 / 3600)
 
 
+def test_segment_totals_skip_the_time_between_sessions_and_what_shipped_before(tmp_path):
+    ship = _load("campaign_ship")
+    rows = [{"time": 0.0, "event": "start", "step": 0},
+            {"time": 100.0, "step": 100}, {"time": 200.0, "step": 200},
+            {"time": 210.0, "event": "stopped", "step": 200},
+            {"time": 5000.0, "event": "resume", "step": 200},  # the next session
+            {"time": 5100.0, "step": 300}, {"time": 5200.0, "step": 400}]
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    patches, hours = ship.segment_totals(log, batch=16, best_step=400)
+    assert patches == 6_400 and hours == pytest.approx(400 / 3600)
+    # an earlier segment shipped step 150 from this run: count from there only
+    patches, hours = ship.segment_totals(log, batch=16, best_step=300, since_step=150)
+    assert patches == 2_400 and hours == pytest.approx(150 / 3600)
+
+
 def test_curve_shifts_each_segment_by_the_patches_before_it(tmp_path):
     curve = _load("training_curve")
     first = _fake_run(tmp_path / "01-srresnet_x4")
@@ -55,6 +71,11 @@ def test_curve_shifts_each_segment_by_the_patches_before_it(tmp_path):
     (gan / "segment.json").write_text(json.dumps({"patches_before": 0, "init_patches": 222_480,
                                                   "shipped_before": None}))
     assert curve.read_segment(gan).points[0] == (222_480 + 8_000, 29.0)
+    # a second segment from the same run folder: only its own steps, after the first's best
+    again = _fake_run(tmp_path / "03-srresnet_x4")
+    (again / "segment.json").write_text(json.dumps({"patches_before": 50_000,
+                                                    "since_step": 1000}))
+    assert curve.read_segment(again).points == [(50_000 + 8_000, 29.4)]
 
 
 def test_curve_draws_a_png(tmp_path):
