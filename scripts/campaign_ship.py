@@ -111,6 +111,9 @@ def main() -> int:
     parser.add_argument("--init-patches", type=int,
                         help="patches behind the weights the run started from (model.init) "
                              "[the shipped model's count: give it when that has changed since]")
+    parser.add_argument("--checkpoint", type=Path,
+                        help="ship this checkpoint of the run (its EMA weights) instead of the "
+                             "best or last: a stage-2 step that the judging preferred")
     parser.add_argument("--since-step", type=int, default=0,
                         help="count this run's patches and hours from this step: the best "
                              "step of an earlier segment shipped from the same run folder")
@@ -124,7 +127,8 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         candidate = Path(tmp) / "candidate.safetensors"
-        export_generator(run, candidate, ema=ema, best=best, dtype=torch.float16)
+        export_generator(args.checkpoint or run, candidate, ema=ema, best=best and not
+                         args.checkpoint, dtype=torch.float16)
         card = read_metadata(candidate)[1]
         best_step = int(card.extra["steps"])
         shipped = WEIGHTS / f"{args.name}.safetensors"
@@ -164,7 +168,8 @@ def main() -> int:
         if init and init != args.name:
             init_patches = args.init_patches if args.init_patches is not None else \
                 previous_totals(init)["patches_seen"]
-        chosen = "best Set5-validated" if best else "last"
+        chosen = "the chosen checkpoint's" if args.checkpoint else (
+            "best Set5-validated" if best else "last")
         start = f"from {init} ({init_patches:,} patches); " if init_patches else ""
         training = (
             f"CPU training campaign (docs/campaign.md): {start}"
@@ -188,7 +193,8 @@ def main() -> int:
             "patches_before": before["patches_seen"], "hours_before": before["train_hours"],
             "patches": patches, "hours": hours, "set5_psnr_y": new, "shipped_before": old,
             "cpu_flags_bf16": sorted(f for f in cpu_flags() if "bf16" in f),
-            "precision": precision, "weights": "best" if best else "last",
+            "precision": precision,
+            "weights": args.checkpoint.name if args.checkpoint else ("best" if best else "last"),
             "init": init, "init_patches": init_patches, "since_step": args.since_step,
         }, indent=1) + "\n")
         print(f"shipped {shipped} ({extra['campaign_patches_seen']} patches, "
