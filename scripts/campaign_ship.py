@@ -124,6 +124,7 @@ def main() -> int:
     batch = int(cfg["train"]["batch_size"])
     ema = float(cfg["train"]["ema"]) > 0
     best = cfg["log"].get("export", "best") == "best"  # else the last weights (stage 2)
+    which = args.checkpoint.name if args.checkpoint else ("best" if best else "last")
 
     with tempfile.TemporaryDirectory() as tmp:
         candidate = Path(tmp) / "candidate.safetensors"
@@ -137,7 +138,7 @@ def main() -> int:
         new = scores[str(candidate)]
         old = scores.get(args.name)
         gain = new - old if old is not None else float("inf")
-        print(f"candidate ({'best' if best else 'last'}, step {best_step}): {new:.3f} dB; shipped: "
+        print(f"candidate ({which}, step {best_step}): {new:.3f} dB; shipped: "
               f"{'none' if old is None else f'{old:.3f} dB'}; gain {gain:+.3f} dB")
         if gain < args.min_gain and not args.force:
             print(f"not shipped: below the {args.min_gain} dB rule")
@@ -168,8 +169,7 @@ def main() -> int:
         if init and init != args.name:
             init_patches = args.init_patches if args.init_patches is not None else \
                 previous_totals(init)["patches_seen"]
-        chosen = "the chosen checkpoint's" if args.checkpoint else (
-            "best Set5-validated" if best else "last")
+        chosen = {"best": "best Set5-validated", "last": "last"}.get(which, f"{which}'s")
         start = f"from {init} ({init_patches:,} patches); " if init_patches else ""
         training = (
             f"CPU training campaign (docs/campaign.md): {start}"
@@ -194,7 +194,7 @@ def main() -> int:
             "patches": patches, "hours": hours, "set5_psnr_y": new, "shipped_before": old,
             "cpu_flags_bf16": sorted(f for f in cpu_flags() if "bf16" in f),
             "precision": precision,
-            "weights": args.checkpoint.name if args.checkpoint else ("best" if best else "last"),
+            "weights": which,
             "init": init, "init_patches": init_patches, "since_step": args.since_step,
         }, indent=1) + "\n")
         print(f"shipped {shipped} ({extra['campaign_patches_seen']} patches, "

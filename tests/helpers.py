@@ -129,3 +129,13 @@ def write_photo(path: Path, size: tuple[int, int] = (12, 10), mode: str = "RGB")
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(arr[..., :len(mode)] if mode != "L" else arr[..., 0], mode).save(path)
     return path
+
+
+def pink_noise(size: int, seed: int = 0) -> np.ndarray:
+    """A random image with a photograph's 1/f amplitude spectrum, mean 128, std 40."""
+    rng = np.random.default_rng(seed)
+    f = np.fft.fftfreq(size)
+    radius = np.hypot(*np.meshgrid(f, f, indexing="ij"))
+    radius[0, 0] = 1.0
+    image = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal((size, size))) / radius))
+    return 128 + 40 * image / image.std()

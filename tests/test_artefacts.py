@@ -2,28 +2,18 @@
 
 import numpy as np
 import pytest
+from helpers import pink_noise
 
 from srgan.evaluate.artefacts import periodic_artefact_score
 
 
-def _pink_noise(size: int, seed: int = 0) -> np.ndarray:
-    """A random image with a photograph's 1/f amplitude spectrum, 0-255-ish."""
-    rng = np.random.default_rng(seed)
-    f = np.fft.fftfreq(size)
-    radius = np.hypot(*np.meshgrid(f, f, indexing="ij"))
-    radius[0, 0] = 1.0
-    spectrum = np.fft.fft2(rng.standard_normal((size, size))) / radius
-    image = np.real(np.fft.ifft2(spectrum))
-    return 128 + 40 * image / image.std()
-
-
 def test_a_natural_spectrum_scores_about_one():
-    assert 0.7 < periodic_artefact_score(_pink_noise(256)) < 1.4
+    assert 0.7 < periodic_artefact_score(pink_noise(256)) < 1.4
 
 
 @pytest.mark.parametrize("period", [2, 4])
 def test_a_faint_periodic_pattern_raises_the_score(period):
-    image = _pink_noise(256)
+    image = pink_noise(256)
     x = np.arange(256)
     pattern = np.where(((x[:, None] // (period // 2)) + (x[None, :] // (period // 2))) % 2, 1, -1)
     clean = periodic_artefact_score(image)
@@ -33,7 +23,7 @@ def test_a_faint_periodic_pattern_raises_the_score(period):
 
 def test_a_pattern_whose_sign_changes_from_region_to_region_still_counts():
     """GAN checkerboards follow the texture: the score works per tile, not on global phase."""
-    image = _pink_noise(256, seed=1)
+    image = pink_noise(256, seed=1)
     x = np.arange(256)
     checker = np.where((x[:, None] + x[None, :]) % 2, 1.0, -1.0)
     sign = np.where((x[:, None] // 64 + x[None, :] // 64) % 2, 1.0, -1.0)

@@ -91,16 +91,12 @@ def test_checkerboard_script_scores_hr_near_one_and_a_patterned_model_above(tmp_
     """scripts/checkerboard.py on a folder made here: HR ~1, a model that adds a pattern >> 1."""
     import numpy as np
     import torch
+    from helpers import pink_noise
     from PIL import Image
 
     from srgan.evaluate.methods import Method
 
-    rng = np.random.default_rng(0)
-    f = np.fft.fftfreq(128)
-    radius = np.hypot(*np.meshgrid(f, f, indexing="ij"))
-    radius[0, 0] = 1.0
-    field = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal((128, 128))) / radius))
-    grey = np.clip(128 + 40 * field / field.std(), 0, 255).astype(np.uint8)
+    grey = np.clip(pink_noise(128), 0, 255).astype(np.uint8)
     (tmp_path / "set").mkdir()
     Image.fromarray(np.stack([grey] * 3, axis=-1)).save(tmp_path / "set" / "a.png")
 

@@ -28,7 +28,7 @@ class BlurConv2d(nn.Conv2d):
             self.in_channels, 1, 3, 3).clone(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.blur.to(x.dtype),
+        x = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.blur,
                      groups=self.in_channels)
         return super().forward(x)
 
