@@ -1,4 +1,5 @@
-"""SRGAN losses: pixel and VGG content terms, adversarial BCE, feature matching."""
+"""SRGAN losses: pixel and VGG content terms, adversarial BCE, feature matching, the LDL
+artefact map."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from safetensors.torch import save_file
 
 from srgan.losses import (
     ContentLoss,
+    artifact_loss,
+    artifact_map,
     discriminator_features,
     discriminator_loss,
     feature_matching_loss,
@@ -108,3 +111,48 @@ def test_discriminator_features_and_feature_matching():
     assert fm.item() > 0
     fm.backward()
     assert xr.grad is not None and yr.grad is None  # the real side is a constant
+
+
+def _artifact_map_by_windows(hr, sr, ema, k=7):
+    """The map written the slow, obvious way: unbiased variance over each reflect-padded window."""
+    to01 = lambda t: (t + 1) / 2  # noqa: E731
+    res = (to01(hr) - to01(sr)).abs().sum(1, keepdim=True)
+    res_ema = (to01(hr) - to01(ema)).abs().sum(1, keepdim=True)
+    p = k // 2
+    win = F.pad(res, (p, p, p, p), mode="reflect").unfold(2, k, 1).unfold(3, k, 1)
+    local = win.reshape(*win.shape[:4], -1).var(dim=-1)
+    image = res.reshape(res.shape[0], -1).var(dim=1).reshape(-1, 1, 1, 1) ** 0.2
+    return image * local * (res >= res_ema)
+
+
+def test_artifact_map_matches_windowed_variance_and_marks_noise_not_flat_shifts():
+    g = torch.Generator().manual_seed(0)
+    hr = torch.rand(2, 3, 32, 40, generator=g) * 2 - 1
+    sr = hr.clone()
+    sr[:, :, 8:20, 8:24] += 0.3 * torch.randn(2, 3, 12, 16, generator=g)  # unstable texture
+    sr[:, :, 24:, :] += 0.2  # a flat shift: large residual, no local variance
+    ema = hr + 0.01 * torch.randn(hr.shape, generator=g)
+    m = artifact_map(hr, sr, ema)
+    torch.testing.assert_close(m, _artifact_map_by_windows(hr, sr, ema), rtol=1e-4, atol=1e-7)
+    assert m.shape == (2, 1, 32, 40) and not m.requires_grad
+    assert m[:, :, 10:18, 10:22].min() > 0  # inside the noisy patch
+    assert m[:, :, 28:, 4:36].max() < 1e-6  # inside the flat shift, away from its edge
+    # where the EMA generator does worse, nothing is blamed on the current one
+    worse = artifact_map(hr, sr, hr + 2 * (sr - hr))
+    assert (worse * (sr != hr).any(1, keepdim=True)).max() == 0
+
+
+def test_artifact_loss_pulls_only_the_marked_pixels_towards_hr():
+    g = torch.Generator().manual_seed(1)
+    hr = torch.rand(1, 3, 24, 24, generator=g) * 2 - 1
+    sr = hr.clone()
+    sr[:, :, :12] += 0.3 * torch.randn(1, 3, 12, 24, generator=g)
+    sr[:, :, 12:] += 0.2
+    sr.requires_grad_(True)
+    loss = artifact_loss(hr, sr, hr.clone())
+    loss.backward()
+    assert loss.item() > 0
+    assert sr.grad[:, :, :8].abs().sum() > 0 and sr.grad[:, :, 16:].abs().max() < 1e-9
+    # in [0, 1] units: half the L1 of [-1, 1] images, weighted by the map
+    expected = (artifact_map(hr, sr, hr) * (sr.detach() - hr).abs()).mean() / 2
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)

@@ -136,3 +136,34 @@ def feature_matching_loss(fake: list[torch.Tensor], real: list[torch.Tensor]) ->
     """
     terms = [F.l1_loss(f.float(), r.detach().float()) for f, r in zip(fake, real, strict=True)]
     return torch.stack(terms).mean()
+
+
+def artifact_map(hr: torch.Tensor, sr: torch.Tensor, sr_ema: torch.Tensor,
+                 window: int = 7) -> torch.Tensor:
+    """Where SR likely holds GAN artefacts, per pixel (LDL: Liang et al., CVPR 2022).
+
+    Artefacts are unstable, noisy residuals: high *local variance* of |HR - SR| (summed over
+    channels, over `window` x `window`, unbiased), scaled by the image's residual variance to
+    the 1/5 power (busy images tolerate more), and kept only where the EMA generator does
+    better than the current one (the stable weights did not make that detail). Images in
+    [-1, 1], computed in [0, 1] like the paper; the map is a weight, so it carries no gradient.
+    """
+    with torch.no_grad():
+        hr01, sr01, ema01 = ((t.float() + 1) * 0.5 for t in (hr, sr, sr_ema))
+        residual = (hr01 - sr01).abs().sum(1, keepdim=True)
+        residual_ema = (hr01 - ema01).abs().sum(1, keepdim=True)
+        pad = window // 2
+        padded = F.pad(residual, (pad, pad, pad, pad), mode="reflect")
+        mean = F.avg_pool2d(padded, window, stride=1)
+        mean_sq = F.avg_pool2d(padded * padded, window, stride=1)
+        n = window * window
+        local_var = (mean_sq - mean * mean).clamp_min(0) * (n / (n - 1))
+        image_var = residual.var(dim=(1, 2, 3), keepdim=True) ** 0.2
+        return image_var * local_var * (residual >= residual_ema)
+
+
+def artifact_loss(hr: torch.Tensor, sr: torch.Tensor, sr_ema: torch.Tensor) -> torch.Tensor:
+    """L1 between SR and HR weighted by `artifact_map` (in [0, 1] units, as in LDL): pulls
+    the generator back to HR where it paints unstable texture, leaves true detail alone."""
+    weight = artifact_map(hr, sr, sr_ema)
+    return (weight * (sr.float() - hr.float()).abs()).mean() * 0.5

@@ -36,6 +36,8 @@ def model_card(
         recipe = f"SRGAN stage 2: content {terms}, adversarial {cfg.loss.adversarial:g}"
         if cfg.loss.feature_matching:
             recipe += f", D feature matching {cfg.loss.feature_matching:g}"
+        if cfg.loss.artifacts:
+            recipe += f", LDL artefact map {cfg.loss.artifacts:g}"
         if cfg.uses_vgg():
             recipe += f", VGG feature scale {cfg.loss.vgg_scale:.6g}"
     else:

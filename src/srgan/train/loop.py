@@ -28,13 +28,7 @@ import torch
 from torch import nn
 
 from srgan.data import TrainingSet, ValImage, load_training_set, load_validation_set
-from srgan.losses import (
-    ContentLoss,
-    discriminator_features,
-    discriminator_loss,
-    feature_matching_loss,
-    generator_adversarial_loss,
-)
+from srgan.losses import ContentLoss, discriminator_loss
 from srgan.nets import Discriminator, SRResNet
 from srgan.train import build
 from srgan.train import checkpoint as ckpt
@@ -43,9 +37,10 @@ from srgan.train.callbacks import TrainCallback, batch_through
 from srgan.train.config import Config
 from srgan.train.distributed import DistInfo, all_reduce_max_
 from srgan.train.ema import EMA
+from srgan.train.gan_terms import generator_gan_terms
 from srgan.train.guard import DivergenceWatch, eta_warning
 from srgan.train.logs import MetricWindow, RunLogger
-from srgan.train.schedule import adversarial_ramp, lr_at
+from srgan.train.schedule import lr_at
 from srgan.train.state import restore_trainer_state, trainer_state
 from srgan.train.stop import GO, SIGNALLED, TIME_LIMIT, StopFlag
 from srgan.train.validation import save_best, validate, validate_and_track, validation_due
@@ -53,6 +48,7 @@ from srgan.train.validation import save_best, validate, validate_and_track, vali
 __all__ = ["StepOutcome", "TrainCallback", "TrainResult", "Trainer", "TrainingDiverged",
            "choose_amp"]
 
+GAN_TERMS = ("adv", "fm", "artifacts")  # logged under their own names, not content_*
 ETA_CHECK_STEPS = 12  # warn about a very long run once this many steps show the rate
 
 
@@ -267,7 +263,7 @@ class Trainer:
 
     def _generator_step(self, lr_img: torch.Tensor, hr_t: torch.Tensor,
                         out: _StepLog) -> torch.Tensor:
-        """The generator's losses (content, and in stage 2 adversarial and feature matching
+        """The generator's losses (content, and in stage 2 the GAN terms of gan_terms.py
         against the current D, whose weights get no gradient) and their backward. Returns
         the generated batch."""
         cfg = self.cfg
@@ -276,30 +272,26 @@ class Trainer:
             sr = self.g_run(lr_img)
             g_loss, parts = self.content_run(sr, hr_t)
             if self.gan:
-                assert self.d is not None
+                assert self.d is not None and self.d_for_g is not None
                 self.d.requires_grad_(False)
-                ramp = adversarial_ramp(cfg.loss.adversarial_warmup, self.step)
-                fm_weight = cfg.loss.feature_matching * ramp
-                if fm_weight > 0:
-                    fake_logits, fake_feats = discriminator_features(self.d, sr)
-                    with torch.no_grad():
-                        _, real_feats = discriminator_features(self.d, hr_t)
-                    fm = feature_matching_loss(fake_feats, real_feats)
-                    g_loss = g_loss + fm_weight * fm
-                    parts["fm"] = fm
-                else:
-                    assert self.d_for_g is not None
-                    fake_logits = self.d_for_g(sr)
-                adv = generator_adversarial_loss(fake_logits)
-                g_loss = g_loss + cfg.loss.adversarial * ramp * adv
-                parts["adv"] = adv
+                ema = self.ema
+                ema_output = None if ema is None else (lambda: self._ema_forward(ema, lr_img))
+                gan_loss, gan_parts = generator_gan_terms(
+                    cfg.loss, self.step, self.d, self.d_for_g, sr, hr_t, ema_output)
+                g_loss = g_loss + gan_loss
+                parts.update(gan_parts)
         g_loss.backward()
         out.add("loss", g_loss.detach(), check=True)
         for k, v in parts.items():
-            out.add(k if k in ("adv", "fm") else f"content_{k}", v.detach())
+            out.add(k if k in GAN_TERMS else f"content_{k}", v.detach())
         if "mse" not in parts:
             out.add("pixel_mse", torch.mean((sr.detach().float() - hr_t) ** 2))
         return sr
+
+    @staticmethod
+    @torch.no_grad()
+    def _ema_forward(ema: EMA, lr_img: torch.Tensor) -> torch.Tensor:
+        return ema.model(lr_img)
 
     def _discriminator_step(self, hr_t: torch.Tensor, sr: torch.Tensor, out: _StepLog) -> None:
         """The discriminator's loss on real and generated images, and its backward."""
