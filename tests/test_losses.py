@@ -15,6 +15,8 @@ from srgan.losses import (
     discriminator_features,
     discriminator_loss,
     feature_matching_loss,
+    flat_mse_loss,
+    flat_region_weight,
     generator_adversarial_loss,
 )
 from srgan.nets import Discriminator, VGGFeatures, VGGWeightsMissing
@@ -156,3 +158,21 @@ def test_artifact_loss_pulls_only_the_marked_pixels_towards_hr():
     # in [0, 1] units: half the L1 of [-1, 1] images, weighted by the map
     expected = (artifact_map(hr, sr, hr) * (sr.detach() - hr).abs()).mean() / 2
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_flat_region_weight_is_high_on_flat_hr_and_low_on_texture():
+    g = torch.Generator().manual_seed(2)
+    hr = torch.full((1, 3, 32, 32), 0.2)
+    hr[:, :, :, 16:] += 0.4 * torch.rand(1, 3, 32, 16, generator=g)  # texture on the right
+    w = flat_region_weight(hr)
+    assert w.shape == (1, 1, 32, 32) and not w.requires_grad
+    assert w[..., :12].min() > 0.99 and w[..., 20:].max() < 0.01
+    # the same streak costs far more on the flat half than on the textured one
+    streak = torch.zeros_like(hr)
+    streak[:, :, 8::2] = 0.05
+    left, right = hr.clone(), hr.clone()
+    left[..., :12] += streak[..., :12]
+    right[..., 20:] += streak[..., 20:]
+    assert flat_mse_loss(hr, left) > 50 * flat_mse_loss(hr, right)
+    expected = (flat_region_weight(hr) * (left - hr) ** 2).mean()
+    assert flat_mse_loss(hr, left).item() == pytest.approx(expected.item(), rel=1e-6)

@@ -93,14 +93,16 @@ def test_adversarial_warmup_scales_the_adversarial_term_in_the_loss(image_dirs, 
         assert h["loss"] == pytest.approx(h["content_mse"] + weight * h["adv"], rel=1e-4), step
 
 
-def test_artifact_term_is_logged_and_weighted_in_the_loss(image_dirs, tmp_path):
+def test_artifact_and_flat_terms_are_logged_and_weighted_in_the_loss(image_dirs, tmp_path):
     cfg = tiny_config(image_dirs, "train.steps=3", "log.every=1", "data.crop=24",
-                      "train.ema=0.9", "loss.artifacts=2.0", "log.val_every=1000",
-                      config="srgan_mse_x4")
+                      "train.ema=0.9", "loss.artifacts=2.0", "loss.flat_mse=3.0",
+                      "log.val_every=1000", config="srgan_mse_x4")
     history = run_training(cfg, tmp_path / "ldl").history
     assert any(h["artifacts"] > 0 for h in history)  # from the second step the EMA differs
     for h in history:
-        expected = h["content_mse"] + 1e-3 * h["adv"] + 2.0 * h["artifacts"]
+        assert h["flat"] > 0
+        expected = (h["content_mse"] + 1e-3 * h["adv"] + 2.0 * h["artifacts"]
+                    + 3.0 * h["flat"])
         assert h["loss"] == pytest.approx(expected, rel=1e-4)
     with pytest.raises(ConfigError, match="loss.artifacts"):
         tiny_config(image_dirs, "train.ema=0", "loss.artifacts=1", config="srgan_mse_x4")

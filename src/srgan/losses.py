@@ -167,3 +167,23 @@ def artifact_loss(hr: torch.Tensor, sr: torch.Tensor, sr_ema: torch.Tensor) -> t
     the generator back to HR where it paints unstable texture, leaves true detail alone."""
     weight = artifact_map(hr, sr, sr_ema)
     return (weight * (sr.float() - hr.float()).abs()).mean() * 0.5
+
+
+def flat_region_weight(hr: torch.Tensor, window: int = 7, tau: float = 0.01) -> torch.Tensor:
+    """Near 1 where the HR image is locally flat, near 0 on texture and edges:
+    exp(-s / tau), s the local standard deviation (over `window` x `window`, in [0, 1]
+    units, the channels' mean). Out-of-focus backgrounds and skies score s < 0.005."""
+    with torch.no_grad():
+        x = (hr.float() + 1) * 0.5
+        pad = window // 2
+        padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+        mean = F.avg_pool2d(padded, window, stride=1)
+        var = (F.avg_pool2d(padded * padded, window, stride=1) - mean * mean).clamp_min(0)
+        return torch.exp(-var.mean(1, keepdim=True).sqrt() / tau)
+
+
+def flat_mse_loss(hr: torch.Tensor, sr: torch.Tensor) -> torch.Tensor:
+    """Pixel MSE ([-1, 1] units, like the content MSE) weighted by `flat_region_weight`: an
+    adversarial generator paints streaks on flat regions, which cost the plain MSE little;
+    this term makes such regions expensive and leaves textured ones to the discriminator."""
+    return (flat_region_weight(hr) * (sr.float() - hr.float()) ** 2).mean()

@@ -38,6 +38,8 @@ def model_card(
             recipe += f", D feature matching {cfg.loss.feature_matching:g}"
         if cfg.loss.artifacts:
             recipe += f", LDL artefact map {cfg.loss.artifacts:g}"
+        if cfg.loss.flat_mse:
+            recipe += f", flat-region MSE {cfg.loss.flat_mse:g}"
         if cfg.uses_vgg():
             recipe += f", VGG feature scale {cfg.loss.vgg_scale:.6g}"
     else:

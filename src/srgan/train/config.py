@@ -117,6 +117,7 @@ class LossSection:
     feature_matching: float = 0.0  # weight of the L1 discriminator feature-matching term
     adversarial_warmup: int = 0  # steps over which the two weights above rise from 0 (D trains)
     artifacts: float = 0.0  # weight of the LDL artefact-map L1 term (stage 2; needs train.ema)
+    flat_mse: float = 0.0  # weight of the pixel MSE on locally flat HR regions (stage 2)
 
 
 @dataclass
@@ -219,6 +220,7 @@ class Config:
         need(lo.feature_matching >= 0, "loss.feature_matching", ">= 0")
         need(lo.adversarial_warmup >= 0, "loss.adversarial_warmup", ">= 0")
         need(lo.artifacts >= 0, "loss.artifacts", ">= 0")
+        need(lo.flat_mse >= 0, "loss.flat_mse", ">= 0")
         need(lo.artifacts == 0 or t.ema > 0, "loss.artifacts",
              "0 unless train.ema > 0 (the artefact map compares with the EMA generator)")
         need(bool(lo.content), "loss.content", "at least one term, e.g. {mse = 1.0}")

@@ -1,5 +1,6 @@
 """The generator's stage-2 terms, beside its content loss: adversarial, discriminator feature
-matching and the LDL artefact map. Kept apart from the loop so each option is read in one place."""
+matching, the LDL artefact map and the flat-region MSE. Kept apart from the loop so each
+option is read in one place."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from srgan.losses import (
     artifact_loss,
     discriminator_features,
     feature_matching_loss,
+    flat_mse_loss,
     generator_adversarial_loss,
 )
 from srgan.train.config import LossSection
@@ -44,4 +46,7 @@ def generator_gan_terms(
             raise ValueError("loss.artifacts needs the EMA generator (train.ema > 0)")
         parts["artifacts"] = artifact_loss(hr, sr, ema_output())
         total = total + loss.artifacts * parts["artifacts"]
+    if loss.flat_mse > 0:
+        parts["flat"] = flat_mse_loss(hr, sr)
+        total = total + loss.flat_mse * parts["flat"]
     return total, parts

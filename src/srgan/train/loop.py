@@ -48,7 +48,7 @@ from srgan.train.validation import save_best, validate, validate_and_track, vali
 __all__ = ["StepOutcome", "TrainCallback", "TrainResult", "Trainer", "TrainingDiverged",
            "choose_amp"]
 
-GAN_TERMS = ("adv", "fm", "artifacts")  # logged under their own names, not content_*
+GAN_TERMS = ("adv", "fm", "artifacts", "flat")  # logged under their own names, not content_*
 ETA_CHECK_STEPS = 12  # warn about a very long run once this many steps show the rate
 
 
