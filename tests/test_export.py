@@ -182,3 +182,18 @@ def test_export_keeps_an_existing_file_unless_overwrite(run_folder, tmp_path, fm
     res = cli("export", run_folder, "-o", out, "--format", fmt, "--overwrite")
     assert res.exit_code == 0, res.output
     assert out.read_bytes() != b"precious"
+
+
+def test_model_card_names_every_stage2_option_that_shaped_the_weights():
+    from srgan.export.generator import model_card
+    from srgan.train.config import load_config
+
+    cfg = load_config("srgan_mse_x4", ["loss.feature_matching=0.05", "loss.artifacts=2",
+                                       "loss.flat_mse=50", "train.ema=0.999",
+                                       'model.freeze=["upsample", "tail"]'])
+    training = model_card(cfg, step=1500, ema=True).training
+    for part in ("adversarial 0.001", "D feature matching 0.05", "LDL artefact map 2",
+                 "flat-region MSE 50", "kept fixed: upsample, tail", "1500 steps", "EMA 0.999"):
+        assert part in training, part
+    plain = model_card(load_config("srgan_mse_x4", []), step=3, ema=False).training
+    assert "LDL" not in plain and "flat-region" not in plain and "kept fixed" not in plain

@@ -499,9 +499,12 @@ def test_shipped_models_are_described_in_plain_words():
         body = c.get("/v1/models").json()
     by_name = {m["name"]: m for m in body["models"]}
     assert set(by_name) == {*list_models(), "bicubic"}
-    if "srresnet_x4" in by_name:
-        assert by_name["srresnet_x4"]["summary"].startswith("Faithful, smooth")
+    # both shipped models, fidelity and realism, each said in plain words
+    assert by_name["srresnet_x4"]["summary"].startswith("Faithful, smooth")
+    assert by_name["srgan_mse_x4"]["summary"].startswith("Sharper, invented texture")
     assert all(m["summary"] for m in body["models"])
+    # the faithful one is the default, as for `srgan upscale`, though srgan_ sorts first
+    assert body["default"] == "srresnet_x4"
 
 
 def test_bad_model_file_fails_at_start(tmp_path: Path):

@@ -360,3 +360,24 @@ def test_pickled_model_advice_works_as_written(tmp_path):
     loaded = load_generator(tmp_path / "sd.safetensors")
     for k, v in net.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v)
+
+
+def test_the_adversarial_model_ships_beside_the_faithful_one():
+    """Issue 13: srgan_mse_x4 ships, same network as srresnet_x4, its card says how it was
+    trained, and it upscales to something else than srresnet_x4 does."""
+    import numpy as np
+
+    from srgan import Upscaler
+    from srgan.weights import list_models, read_metadata, resolve_model
+
+    assert {"srresnet_x4", "srgan_mse_x4"} <= set(list_models())
+    gan_cfg, card = read_metadata(resolve_model("srgan_mse_x4"))
+    ref_cfg, _ = read_metadata(resolve_model("srresnet_x4"))
+    assert gan_cfg == ref_cfg
+    assert card.extra["stage"] == "srgan" and "adversarial 0.001" in card.training
+    rng = np.random.default_rng(0)
+    lr = (rng.random((24, 20, 3)) * 255).astype(np.uint8)
+    out = {n: np.asarray(Upscaler.from_pretrained(n, device="cpu", precision="fp32").upscale(lr),
+                         dtype=np.float64) for n in ("srresnet_x4", "srgan_mse_x4")}
+    assert out["srgan_mse_x4"].shape == out["srresnet_x4"].shape == (96, 80, 3)
+    assert np.abs(out["srgan_mse_x4"] - out["srresnet_x4"]).mean() > 1.0

@@ -44,6 +44,8 @@ def model_card(
             recipe += f", VGG feature scale {cfg.loss.vgg_scale:.6g}"
     else:
         recipe = f"SRResNet stage 1: content {terms}"
+    if cfg.model.freeze:
+        recipe += f"; kept fixed: {', '.join(cfg.model.freeze)}"
     folders = ", ".join(d.train)
     paired = f" with paired LR from {', '.join(d.train_lr)}" if d.train_lr else (
         " with MATLAB-bicubic LR made on the fly")
