@@ -138,6 +138,15 @@ def feature_matching_loss(fake: list[torch.Tensor], real: list[torch.Tensor]) ->
     return torch.stack(terms).mean()
 
 
+def local_variance(x: torch.Tensor, window: int) -> torch.Tensor:
+    """Per-pixel variance over a `window` x `window` neighbourhood (reflect-padded, so the
+    output keeps x's size), per channel: E[x^2] - E[x]^2 from two box filters."""
+    pad = window // 2
+    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    mean = F.avg_pool2d(padded, window, stride=1)
+    return (F.avg_pool2d(padded * padded, window, stride=1) - mean * mean).clamp_min(0)
+
+
 def artifact_map(hr: torch.Tensor, sr: torch.Tensor, sr_ema: torch.Tensor,
                  window: int = 7) -> torch.Tensor:
     """Where SR likely holds GAN artefacts, per pixel (LDL: Liang et al., CVPR 2022).
@@ -152,12 +161,8 @@ def artifact_map(hr: torch.Tensor, sr: torch.Tensor, sr_ema: torch.Tensor,
         hr01, sr01, ema01 = ((t.float() + 1) * 0.5 for t in (hr, sr, sr_ema))
         residual = (hr01 - sr01).abs().sum(1, keepdim=True)
         residual_ema = (hr01 - ema01).abs().sum(1, keepdim=True)
-        pad = window // 2
-        padded = F.pad(residual, (pad, pad, pad, pad), mode="reflect")
-        mean = F.avg_pool2d(padded, window, stride=1)
-        mean_sq = F.avg_pool2d(padded * padded, window, stride=1)
         n = window * window
-        local_var = (mean_sq - mean * mean).clamp_min(0) * (n / (n - 1))
+        local_var = local_variance(residual, window) * (n / (n - 1))  # unbiased, as in LDL
         image_var = residual.var(dim=(1, 2, 3), keepdim=True) ** 0.2
         return image_var * local_var * (residual >= residual_ema)
 
@@ -174,11 +179,7 @@ def flat_region_weight(hr: torch.Tensor, window: int = 7, tau: float = 0.01) -> 
     exp(-s / tau), s the local standard deviation (over `window` x `window`, in [0, 1]
     units, the channels' mean). Out-of-focus backgrounds and skies score s < 0.005."""
     with torch.no_grad():
-        x = (hr.float() + 1) * 0.5
-        pad = window // 2
-        padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-        mean = F.avg_pool2d(padded, window, stride=1)
-        var = (F.avg_pool2d(padded * padded, window, stride=1) - mean * mean).clamp_min(0)
+        var = local_variance((hr.float() + 1) * 0.5, window)
         return torch.exp(-var.mean(1, keepdim=True).sqrt() / tau)
 
 
