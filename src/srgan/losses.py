@@ -177,7 +177,8 @@ def artifact_loss(hr: torch.Tensor, sr: torch.Tensor, sr_ema: torch.Tensor) -> t
 def flat_region_weight(hr: torch.Tensor, window: int = 7, tau: float = 0.01) -> torch.Tensor:
     """Near 1 where the HR image is locally flat, near 0 on texture and edges:
     exp(-s / tau), s the local standard deviation (over `window` x `window`, in [0, 1]
-    units, the channels' mean). Out-of-focus backgrounds and skies score s < 0.005."""
+    units, the channels' mean). On Set14 about a tenth of face's pixels weigh over 0.5 and
+    almost none of baboon's."""
     with torch.no_grad():
         var = local_variance((hr.float() + 1) * 0.5, window)
         return torch.exp(-var.mean(1, keepdim=True).sqrt() / tau)
