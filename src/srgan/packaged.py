@@ -6,6 +6,9 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+# The shipped model used when none is named (CLI, Python API, web page): the faithful one.
+DEFAULT_MODEL = "srresnet_x4"
+
 
 def shipped_files(folder: str, suffix: str) -> dict[str, Path]:
     """{name: path} of the `*suffix` files in the package's `folder`, sorted by name."""

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from srgan.commands.options import device_option, precision_option, tile_option
 from srgan.commands.video import video_options
+from srgan.packaged import DEFAULT_MODEL
 
 EXAMPLES = """
 \b
@@ -119,7 +120,7 @@ def distributed_rank() -> tuple[int, int, int]:
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(path_type=Path),
               help="Output folder (created if needed); or, for one input file, an output "
                    "file name such as big.png.")
-@click.option("-m", "--model", default="srresnet_x4", show_default=True,
+@click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True,
               help="Shipped model name (see `srgan models`) or a .safetensors file.")
 @click.option("--outscale", type=float, default=None,
               help="Final scale; the model's x4 output is resized (MATLAB bicubic) to it.")

@@ -50,6 +50,7 @@ from srgan.inference.batches import (
 from srgan.inference.planes import check_size, pin_alpha, split_planes
 from srgan.inference.tiling import Tile, plan_tiles
 from srgan.nets import SRResNet
+from srgan.packaged import DEFAULT_MODEL
 from srgan.precision import image_dtype, pick_dtype
 from srgan.weights import load_generator
 
@@ -159,7 +160,7 @@ class Upscaler:
     @classmethod
     def from_pretrained(
         cls,
-        name_or_path: str | Path = "srresnet_x4",
+        name_or_path: str | Path = DEFAULT_MODEL,
         device: str | torch.device = "auto",
         precision: str = "auto",
         tile: int | None = None,

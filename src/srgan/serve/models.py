@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from srgan.evaluate.methods import BICUBIC, BICUBIC_DESCRIPTION
+from srgan.packaged import DEFAULT_MODEL
 from srgan.weights import ModelFileError, list_models, read_metadata, resolve_model
-
-DEFAULT_SHIPPED = "srresnet_x4"
 
 # What each shipped model does, in plain words for someone choosing between them (the card's
 # description is written for people who train models). Other files: the card's first sentence.
@@ -54,8 +53,8 @@ def collect_models(models: str | Path | Sequence[str | Path] | None) -> dict[str
 
     Each file's metadata is read now, so a bad model file stops the server at start-up
     instead of failing the first request."""
-    if models is None:  # the faithful model first (the default), as for `srgan upscale`
-        items: list[str | Path] = sorted(list_models(), key=lambda n: n != DEFAULT_SHIPPED)
+    if models is None:  # the default model first: the first entry is the server's default
+        items: list[str | Path] = sorted(list_models(), key=lambda n: n != DEFAULT_MODEL)
     elif isinstance(models, str | Path):
         items = [models]
     else:

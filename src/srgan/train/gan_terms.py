@@ -4,8 +4,6 @@ option is read in one place."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
@@ -22,11 +20,12 @@ from srgan.train.schedule import adversarial_ramp
 
 def generator_gan_terms(
     loss: LossSection, step: int, d: nn.Module, d_for_g: nn.Module,
-    sr: torch.Tensor, hr: torch.Tensor, ema_output: Callable[[], torch.Tensor] | None,
+    lr: torch.Tensor, sr: torch.Tensor, hr: torch.Tensor, ema: nn.Module | None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Weighted sum and unweighted parts. `d` is the bare discriminator (its features for
-    feature matching), `d_for_g` the one to call for logits (DDP-wrapped or compiled);
-    `ema_output` runs the EMA generator on the batch, only when the artefact term needs it."""
+    feature matching), `d_for_g` the one to call for logits (DDP-wrapped or compiled); `ema`
+    is the EMA generator, run on `lr` only when the artefact term needs it (the config
+    requires train.ema > 0 for that term)."""
     ramp = adversarial_ramp(loss.adversarial_warmup, step)
     parts: dict[str, torch.Tensor] = {}
     total = sr.new_zeros((), dtype=torch.float32)
@@ -42,9 +41,10 @@ def generator_gan_terms(
     parts["adv"] = generator_adversarial_loss(fake_logits)
     total = total + loss.adversarial * ramp * parts["adv"]
     if loss.artifacts > 0:
-        if ema_output is None:
-            raise ValueError("loss.artifacts needs the EMA generator (train.ema > 0)")
-        parts["artifacts"] = artifact_loss(hr, sr, ema_output())
+        assert ema is not None
+        with torch.no_grad():
+            sr_ema = ema(lr)
+        parts["artifacts"] = artifact_loss(hr, sr, sr_ema)
         total = total + loss.artifacts * parts["artifacts"]
     if loss.flat_mse > 0:
         parts["flat"] = flat_mse_loss(hr, sr)

@@ -274,10 +274,9 @@ class Trainer:
             if self.gan:
                 assert self.d is not None and self.d_for_g is not None
                 self.d.requires_grad_(False)
-                ema = self.ema
-                ema_output = None if ema is None else (lambda: self._ema_forward(ema, lr_img))
+                ema = None if self.ema is None else self.ema.model
                 gan_loss, gan_parts = generator_gan_terms(
-                    cfg.loss, self.step, self.d, self.d_for_g, sr, hr_t, ema_output)
+                    cfg.loss, self.step, self.d, self.d_for_g, lr_img, sr, hr_t, ema)
                 g_loss = g_loss + gan_loss
                 parts.update(gan_parts)
         g_loss.backward()
@@ -287,11 +286,6 @@ class Trainer:
         if "mse" not in parts:
             out.add("pixel_mse", torch.mean((sr.detach().float() - hr_t) ** 2))
         return sr
-
-    @staticmethod
-    @torch.no_grad()
-    def _ema_forward(ema: EMA, lr_img: torch.Tensor) -> torch.Tensor:
-        return ema.model(lr_img)
 
     def _discriminator_step(self, hr_t: torch.Tensor, sr: torch.Tensor, out: _StepLog) -> None:
         """The discriminator's loss on real and generated images, and its backward."""
