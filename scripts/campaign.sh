@@ -4,6 +4,7 @@
 #
 #   scripts/campaign.sh srresnet_x4 120      # stage 1: continues runs/campaign/srresnet_x4
 #   scripts/campaign.sh srgan_mse_x4 120     # stage 2: starts from the shipped srresnet_x4
+#   scripts/campaign.sh srresnet_real_x4 120 # real photos: realistic degradations, DRealSR val
 #   scripts/campaign.sh srresnet_x4 130 --set train.period_mult=1.2   # extra srgan train options
 #
 # A killed or time-limited segment continues with the same command (--auto-resume). Once the
@@ -36,6 +37,14 @@ case "$stage" in
     exec "$srgan" train srgan_mse_x4 "${common[@]}" --set "model.init=${INIT:-srresnet_x4}" \
       --set train.lr=1e-4 --set "train.period=${PERIOD:-8000}" --set train.restart_decay=0.7 \
       --set log.export=last "$@"
+    ;;
+  srresnet_real_x4)
+    # Realistic degradations (one worker process), from the shipped srresnet_x4, L1; validated
+    # on real camera pairs (DRealSR: the LR is the camera's own), 24 of the 93 each time.
+    exec "$srgan" train srresnet_real_x4 "${common[@]}" --set model.init=srresnet_x4 \
+      --set "data.val=$shared/data/real/DRealSR/HR" --set "data.val_lr=$shared/data/real/DRealSR/LR" \
+      --set data.val_max_images=24 --set log.val_every=1000 --set log.ckpt_every=500 \
+      --set train.lr=1e-4 --set "train.period=${PERIOD:-16000}" --set train.restart_decay=0.7 "$@"
     ;;
   *) echo "unknown stage $stage" >&2; exit 2 ;;
 esac

@@ -9,6 +9,7 @@ not to the pixels, so augmentation costs nothing extra.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -209,6 +210,114 @@ class TrainingSet:
         self.generator.set_state(state["generator"].cpu())
 
 
+class RealisticTrainingSet:
+    """A TrainingSet whose LR crops come from the realistic degradation model (srgan.degrade)
+    instead of bicubic, computed per patch in `workers` worker processes (0: inline) while the
+    training process trains on the batch before.
+
+    The crops and one seed per batch are drawn from the wrapped set's generator in the
+    training process; a patch's degradation depends only on that seed, so the batches are the
+    same whatever the number of workers. Batches are prepared `prefetch` ahead, and
+    state_dict() is the generator as it was before the oldest batch not yet handed out: an
+    exact resume replays that batch.
+    """
+
+    def __init__(self, base: TrainingSet, params=None, workers: int = 1, prefetch: int = 2
+                 ) -> None:
+        from srgan.degrade import DegradationParams
+
+        self.base = base
+        self.params = params or DegradationParams()
+        self.workers, self.prefetch = workers, max(1, prefetch)
+        self._pool = None
+        self._pending: list[tuple[torch.Tensor, int, object]] = []  # (state, batch, result)
+
+    # the TrainingSet face the trainer uses
+    @property
+    def hr(self) -> ImageBank:
+        return self.base.hr
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def _draw(self, batch: int) -> object:
+        b = self.base
+        index, y, x, transform = b.sample_indices(batch)
+        seed = int(torch.randint(0, 2**62, (1,), generator=b.generator, device=b.device))
+        hr_u8 = b.hr.crops(index, y, x, b.crop, transform).cpu().contiguous().numpy()
+        if self.workers <= 0:
+            return hr_u8, degrade_batch(hr_u8, seed, b.scale, self.params)
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn, not fork: a forked child of a process that already ran OpenMP can hang
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_one_thread)
+        return hr_u8, self._pool.submit(degrade_batch, hr_u8, seed, b.scale, self.params)
+
+    def batch(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(LR in [0, 1], (B, 3, crop/scale, crop/scale); HR in [0, 1], (B, 3, crop, crop))."""
+        if self._pending and self._pending[0][1] != batch:
+            self._rewind()
+        while len(self._pending) < self.prefetch:
+            state = self.base.generator.get_state()
+            self._pending.append((state, batch, self._draw(batch)))
+        _, _, (hr_u8, lr) = self._pending.pop(0)
+        state = self.base.generator.get_state()
+        self._pending.append((state, batch, self._draw(batch)))
+        lr_u8 = lr if isinstance(lr, np.ndarray) else lr.result()
+        to = self.base._to_float
+        return to(torch.from_numpy(lr_u8)), to(torch.from_numpy(hr_u8))
+
+    def _rewind(self) -> None:
+        """Drop the prepared batches and put the generator back to before the first one."""
+        if self._pending:
+            self.base.generator.set_state(self._pending[0][0])
+        for _, _, (_, lr) in self._pending:
+            if not isinstance(lr, np.ndarray):
+                lr.cancel()
+        self._pending.clear()
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        if self._pending:
+            return {"generator": self._pending[0][0].clone()}
+        return self.base.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self._rewind()
+        self.base.load_state_dict(state)
+
+    def close(self) -> None:
+        self._rewind()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # at interpreter shutdown
+            self.close()
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def degrade_batch(hr_u8: np.ndarray, seed: int, scale: int, params=None) -> np.ndarray:
+    """(B, 3, H, W) uint8 HR crops -> (B, 3, H/scale, W/scale) uint8 realistic LR; patch i's
+    random draws come from the i-th child of `seed` (srgan.degrade.degrade_patch)."""
+    from srgan.degrade import degrade_patch
+
+    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(hr_u8))]
+    out = []
+    for patch, rng in zip(hr_u8, rngs, strict=True):
+        hr = torch.from_numpy(np.ascontiguousarray(patch)).float().div_(255.0)
+        lr = degrade_patch(hr, scale, rng, params)
+        out.append(lr.mul(255).round().to(torch.uint8).numpy())
+    return np.stack(out)
+
+
 def degrade(hr: torch.Tensor, scale: int, quantize: bool = True) -> torch.Tensor:
     """The paper's degradation: MATLAB bicubic x1/scale (antialiased), optionally 8-bit."""
     lr = imresize(hr, 1.0 / scale)
@@ -314,24 +423,47 @@ def load_validation_set(
     device: torch.device | str = "cpu",
     max_images: int = 0,
     log: Log = print,
+    lr_folder: str | Path = "",
 ) -> list[ValImage]:
-    """Whole HR images (cropped to a multiple of the scale) and their MATLAB-bicubic LR."""
+    """Whole HR images (cropped to a multiple of the scale) and their LR: MATLAB bicubic of
+    the HR, or with `lr_folder` the real LR photographs there, paired by name (DRealSR)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"validation folder {display_path(folder)} (data.val) does not exist")
     paths = _find_images(folder)
-    if max_images:
-        paths = paths[:max_images]
+    partners: dict[Path, Path | None] = {}
+    if lr_folder:
+        lr_dir = Path(lr_folder)
+        if not lr_dir.is_dir():
+            raise DataError(f"LR folder {display_path(lr_dir)} (data.val_lr) does not exist")
+        partners = pair_lr_files(paths, _find_images(lr_dir), scale)
+        for p in [p for p in paths if partners[p] is None]:
+            log(f"warning: no LR image for {display_path(p)} in {display_path(lr_dir)}; skipped")
+        paths = [p for p in paths if partners[p] is not None]
+    if max_images and len(paths) > max_images:  # spread over the set (DRealSR's cameras)
+        paths = [paths[int(i)] for i in np.linspace(0, len(paths) - 1, max_images)]
+    real = [partners[p] for p in paths] if lr_folder else []
+    lr_images = iter(_decode_all(real, log)) if lr_folder else None
     out = []
     for path, im in zip(paths, _decode_all(paths, log), strict=True):
-        if im is None:
+        real_lr = next(lr_images) if lr_images is not None else None
+        if im is None or (lr_images is not None and real_lr is None):
             continue
         h, w = (im.shape[0] // scale) * scale, (im.shape[1] // scale) * scale
         if h < scale * 4 or w < scale * 4:
             log(f"warning: validation image {display_path(path)} is too small; skipped")
             continue
         hr = torch.from_numpy(np.ascontiguousarray(im[:h, :w])).permute(2, 0, 1).to(device)
-        lr = degrade(hr[None].float() / 255.0, scale, quantize=True)
+        if real_lr is not None:
+            if real_lr.shape[0] < h // scale or real_lr.shape[1] < w // scale:
+                log(f"warning: {display_path(partners[path])} is {real_lr.shape[1]}x"
+                    f"{real_lr.shape[0]}, expected {w // scale}x{h // scale}; skipped")
+                continue
+            lr_u8 = np.ascontiguousarray(real_lr[: h // scale, : w // scale])
+            lr = torch.from_numpy(lr_u8).permute(2, 0, 1)[None].to(device).float() / 255.0
+            lr = lr.contiguous(memory_format=torch.channels_last)
+        else:
+            lr = degrade(hr[None].float() / 255.0, scale, quantize=True)
         out.append(ValImage(path.stem, lr, hr.contiguous()))
     if not out:
         raise DataError(f"no usable validation image in {display_path(folder)}")

@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from srgan.degrade import DegradationParams
 from srgan.packaged import find_shipped_or_file, shipped_files
 
 STAGES = ("srresnet", "srgan")
 SCHEDULES = ("constant", "multistep", "cosine", "cosine_restarts")
 AMP_MODES = ("auto", "bf16", "none")
 SAMPLING = ("image", "area")
+DEGRADATIONS = ("bicubic", "realistic")
 EXPORT_WHICH = ("best", "last")
 PIXEL_LOSSES = ("mse", "l1")
 PAPER_VGG_SCALE = 1.0 / 12.75
@@ -69,11 +71,14 @@ class DataSection:
     train: list[str] = field(default_factory=lambda: ["data/DIV2K/DIV2K_train_HR"])
     train_lr: list[str] = field(default_factory=list)  # paired LR folders, same order as train
     val: str = ""  # folder of HR images for validation; "" = no validation
-    val_max_images: int = 0  # 0 = all
+    val_lr: str = ""  # real LR images paired with data.val by name; "" = bicubic of the HR
+    val_max_images: int = 0  # 0 = all; else this many, evenly spread over the sorted names
     crop: int = 96  # HR crop size (LR crop = crop / scale)
     augment: bool = True  # random flips and 90-degree rotations
     sample: str = "image"  # image: each image equally likely; area: by pixel count
     quantize_lr: bool = True  # round LR crops to 8 bits, like LR images saved as PNG
+    degradation: str = "bicubic"  # or "realistic": blur, resize, noise, JPEG ([degradation])
+    workers: int = 1  # processes degrading realistic patches beside training (0 = inline)
     device: str = "auto"  # where decoded images live: auto = the training device, or "cpu"
     max_images: int = 0  # use at most this many training images (0 = all)
 
@@ -142,6 +147,7 @@ class Config:
     data: DataSection = field(default_factory=DataSection)
     train: TrainSection = field(default_factory=TrainSection)
     loss: LossSection = field(default_factory=LossSection)
+    degradation: DegradationParams = field(default_factory=DegradationParams)
     log: LogSection = field(default_factory=LogSection)
     source: str = ""  # the config's name or path (not a TOML key)
 
@@ -199,6 +205,13 @@ class Config:
         need(d.crop >= m.scale and d.crop % m.scale == 0, "data.crop",
              f"a positive multiple of model.scale ({m.scale})")
         need(len(d.train) >= 1, "data.train", "at least one folder")
+        need(d.degradation in DEGRADATIONS, "data.degradation", f"one of {DEGRADATIONS}")
+        need(d.degradation == "bicubic" or not d.train_lr, "data.degradation",
+             "bicubic when data.train_lr gives ready-made LR images")
+        need(0 <= d.workers <= 64, "data.workers", "0 (inline) to 64")
+        need(not d.val_lr or bool(d.val), "data.val_lr", "empty unless data.val is set")
+        for problem in self.degradation.check():
+            raise ConfigError(f"degradation.{problem}")
         need(not d.train_lr or len(d.train_lr) == len(d.train), "data.train_lr",
              f"empty or one LR folder per data.train folder ({len(d.train)})")
         need(t.steps >= 1, "train.steps", ">= 1")
@@ -254,6 +267,7 @@ class Config:
         d.train = [absolute(x) for x in d.train]
         d.train_lr = [absolute(x) for x in d.train_lr]
         d.val = absolute(d.val)
+        d.val_lr = absolute(d.val_lr)
         init = self.model.init
         if init and ("/" in init or (base / init).exists()):
             self.model.init = absolute(init)

@@ -27,7 +27,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from srgan.data import TrainingSet, ValImage, load_training_set, load_validation_set
+from srgan.data import (
+    RealisticTrainingSet,
+    TrainingSet,
+    ValImage,
+    load_training_set,
+    load_validation_set,
+)
 from srgan.losses import ContentLoss, discriminator_loss
 from srgan.nets import Discriminator, SRResNet
 from srgan.train import build
@@ -170,7 +176,7 @@ class Trainer:
         self.best_step = 0
         self.patches = 0
         self.train_seconds = 0.0
-        self.data: TrainingSet | None = None
+        self.data: TrainingSet | RealisticTrainingSet | None = None
         self.val: list[ValImage] = []
         self._buffers = bn_buffers(self.g, self.d)
         self._snapshot = [b.clone() for b in self._buffers]
@@ -198,10 +204,15 @@ class Trainer:
         mpx = self.data.hr.pixels.numel() / 1e6
         self.log(f"training set: {len(self.data)} images, {mpx:.1f} Mpx, decoded in "
                  f"{time.monotonic() - t0:.1f}s onto {data_device}")
+        if d.degradation == "realistic":
+            self.data = RealisticTrainingSet(self.data, c.degradation, workers=d.workers)
+            self.log(f"LR: realistic degradations (blur, resize, noise, JPEG) in {d.workers} "
+                     "worker process(es)" if d.workers else "LR: realistic degradations, inline")
         if d.val and self.dist.is_main:
             self.val = load_validation_set(d.val, c.model.scale, self.device, d.val_max_images,
-                                           log=self.log)
-            self.log(f"validation set: {len(self.val)} images from {d.val}")
+                                           log=self.log, lr_folder=d.val_lr)
+            what = f"real LR from {d.val_lr}" if d.val_lr else "bicubic LR"
+            self.log(f"validation set: {len(self.val)} images from {d.val} ({what})")
 
     def wrap(self) -> None:
         """DistributedDataParallel under torchrun, then torch.compile if asked."""
