@@ -24,9 +24,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 __all__ = [
-    "KERNEL_TYPES", "RESIZE_MODES", "DegradationParams", "Round", "circular_lowpass_kernel",
-    "degrade_patch", "filter2d", "gaussian_kernel", "generalized_kernel", "jpeg",
-    "gaussian_noise", "plateau_kernel", "poisson_noise", "random_kernel", "resize",
+    "KERNEL_TYPES", "RESIZE_MODES", "DegradationParams", "Recipe", "Round", "RoundDraw",
+    "apply_recipe", "circular_lowpass_kernel", "degrade_patch", "draw_recipe", "filter2d",
+    "gaussian_kernel", "gaussian_noise", "generalized_kernel", "jpeg", "plateau_kernel",
+    "poisson_noise", "random_kernel", "resize",
 ]
 
 KERNEL_TYPES = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso",
@@ -203,12 +204,13 @@ def _beta(rng: np.random.Generator, rng_range: list[float]) -> float:
     return float(rng.uniform(max(1.0, lo), hi))
 
 
-def random_kernel(rng: np.random.Generator, r: Round) -> np.ndarray:
-    """One blur kernel of the round's family, 7..21 pixels wide, padded to 21 x 21."""
+def random_kernel(rng: np.random.Generator, r: Round) -> tuple[str, np.ndarray]:
+    """(kind, kernel): one blur kernel of the round's family ("sinc" or one of KERNEL_TYPES),
+    7..21 pixels wide, padded to 21 x 21."""
     size = int(rng.choice(np.arange(7, MAX_KERNEL + 1, 2)))
     if rng.random() < r.sinc_prob:
         lo = math.pi / 3 if size < 13 else math.pi / 5
-        return _pad_kernel(circular_lowpass_kernel(size, float(rng.uniform(lo, math.pi))))
+        return "sinc", _pad_kernel(circular_lowpass_kernel(size, float(rng.uniform(lo, math.pi))))
     probs = np.asarray(r.kernel_probs, dtype=np.float64)
     kind = KERNEL_TYPES[int(rng.choice(len(KERNEL_TYPES), p=probs / probs.sum()))]
     sx = float(rng.uniform(*r.blur_sigma))
@@ -222,7 +224,7 @@ def random_kernel(rng: np.random.Generator, r: Round) -> np.ndarray:
         k = plateau_kernel(size, sx, sy, theta, _beta(rng, r.betap))
     else:
         k = gaussian_kernel(size, sx, sy, theta)
-    return _pad_kernel(k)
+    return kind, _pad_kernel(k)
 
 
 # ------------------------------------------------------------------------------ operators
@@ -290,64 +292,106 @@ def jpeg(img: torch.Tensor, quality: int) -> torch.Tensor:
 # ------------------------------------------------------------------------------ the model
 
 
-def _noise(img: torch.Tensor, rng: np.random.Generator, r: Round) -> torch.Tensor:
-    gray = rng.random() < r.gray_noise_prob
-    if rng.random() < r.gaussian_noise_prob:
-        return gaussian_noise(img, rng, float(rng.uniform(*r.noise_sigma)) / 255.0, gray)
-    return poisson_noise(img, rng, float(rng.uniform(*r.poisson_scale)), gray)
+@dataclass(frozen=True)
+class RoundDraw:
+    """What one round does to a patch, drawn before any pixel is touched."""
+
+    blur: str  # "none", "sinc" or one of KERNEL_TYPES
+    kernel: np.ndarray | None
+    size: tuple[int, int]  # after the random resize
+    resize: str  # "up", "down" or "keep"
+    resize_mode: str
+    noise: str  # "gaussian" (level = sigma in [0, 1] units) or "poisson" (level = scale)
+    noise_level: float
+    gray_noise: bool
+    quality: int
 
 
-def _resize_factor(rng: np.random.Generator, r: Round) -> float:
-    probs = np.asarray(r.resize_probs, dtype=np.float64)
-    how = int(rng.choice(3, p=probs / probs.sum()))
-    lo, hi = r.resize_range
-    if how == 0:
-        return float(rng.uniform(1.0, max(1.0, hi)))
-    if how == 1:
-        return float(rng.uniform(min(lo, 1.0), 1.0))
-    return 1.0
+@dataclass(frozen=True)
+class Recipe:
+    """A whole patch's degradation: two rounds, then the final resize (mode, optional sinc)
+    and JPEG, the JPEG first when `jpeg_first`."""
+
+    first: RoundDraw
+    second: RoundDraw
+    lr_size: tuple[int, int]
+    final_mode: str
+    final_sinc: np.ndarray | None
+    final_quality: int
+    jpeg_first: bool
 
 
-def _round(img: torch.Tensor, rng: np.random.Generator, r: Round,
-           size_of: tuple[int, int]) -> torch.Tensor:
-    """Blur, random resize (relative to `size_of`), noise, JPEG."""
+def _draw_round(rng: np.random.Generator, r: Round, size_of: tuple[int, int]) -> RoundDraw:
+    blur, kernel = "none", None
     if rng.random() < r.blur_prob:
-        img = filter2d(img, random_kernel(rng, r))
-    f = _resize_factor(rng, r)
+        blur, kernel = random_kernel(rng, r)
+    probs = np.asarray(r.resize_probs, dtype=np.float64)
+    how = ("up", "down", "keep")[int(rng.choice(3, p=probs / probs.sum()))]
+    lo, hi = r.resize_range
+    f = {"up": lambda: rng.uniform(1.0, max(1.0, hi)), "down": lambda: rng.uniform(min(lo, 1.0),
+         1.0), "keep": lambda: 1.0}[how]()
     mode = RESIZE_MODES[int(rng.integers(len(RESIZE_MODES)))]
     size = (max(1, int(size_of[0] * f)), max(1, int(size_of[1] * f)))
-    img = resize(img, size, mode)
-    img = _noise(img, rng, r)
+    gray = bool(rng.random() < r.gray_noise_prob)
+    if rng.random() < r.gaussian_noise_prob:
+        noise, level = "gaussian", float(rng.uniform(*r.noise_sigma)) / 255.0
+    else:
+        noise, level = "poisson", float(rng.uniform(*r.poisson_scale))
     q = int(rng.integers(int(r.jpeg_quality[0]), int(r.jpeg_quality[1]) + 1))
-    return jpeg(img, q)
+    return RoundDraw(blur, kernel, size, how, mode, noise, level, gray, q)
+
+
+def draw_recipe(rng: np.random.Generator, shape: tuple[int, int], scale: int,
+                params: DegradationParams | None = None) -> Recipe:
+    """Every random choice of one patch's degradation (HR `shape` = (H, W)); the noise
+    samples themselves are drawn when the recipe is applied."""
+    h, w = shape
+    if h % scale or w % scale:
+        raise ValueError(f"patch {w}x{h} is not a multiple of the scale {scale}")
+    first, second = (params or DegradationParams()).rounds()
+    lr_size = (h // scale, w // scale)
+    d1 = _draw_round(rng, first, (h, w))
+    d2 = _draw_round(rng, second, lr_size)
+    sinc = None
+    if rng.random() < (params or DegradationParams()).final_sinc_prob:
+        size = int(rng.choice(np.arange(7, MAX_KERNEL + 1, 2)))
+        cutoff = float(rng.uniform(math.pi / 3, math.pi))
+        sinc = _pad_kernel(circular_lowpass_kernel(size, cutoff))
+    mode = RESIZE_MODES[int(rng.integers(len(RESIZE_MODES)))]
+    q = int(rng.integers(int(second.jpeg_quality[0]), int(second.jpeg_quality[1]) + 1))
+    return Recipe(d1, d2, lr_size, mode, sinc, q, bool(rng.random() < 0.5))
+
+
+def _apply_round(img: torch.Tensor, d: RoundDraw, rng: np.random.Generator) -> torch.Tensor:
+    if d.kernel is not None:
+        img = filter2d(img, d.kernel)
+    img = resize(img, d.size, d.resize_mode)
+    if d.noise == "gaussian":
+        img = gaussian_noise(img, rng, d.noise_level, d.gray_noise)
+    else:
+        img = poisson_noise(img, rng, d.noise_level, d.gray_noise)
+    return jpeg(img, d.quality)
+
+
+def apply_recipe(hr: torch.Tensor, recipe: Recipe, rng: np.random.Generator) -> torch.Tensor:
+    """(3, H, W) float HR in [0, 1] -> (3, H/scale, W/scale) LR in [0, 1], 8-bit values."""
+    img = _apply_round(hr.float(), recipe.first, rng)
+    img = _apply_round(img, recipe.second, rng)
+
+    def to_lr(x: torch.Tensor) -> torch.Tensor:
+        x = resize(x, recipe.lr_size, recipe.final_mode)
+        return filter2d(x, recipe.final_sinc) if recipe.final_sinc is not None else x
+
+    q = recipe.final_quality
+    img = to_lr(jpeg(img, q)) if recipe.jpeg_first else jpeg(to_lr(img), q)
+    return img.clamp(0, 1).mul(255).round().div(255)
 
 
 def degrade_patch(hr: torch.Tensor, scale: int, rng: np.random.Generator,
                   params: DegradationParams | None = None) -> torch.Tensor:
-    """(3, H, W) float HR in [0, 1] -> (3, H/scale, W/scale) LR in [0, 1], 8-bit values.
+    """(3, H, W) float HR in [0, 1] -> (3, H/scale, W/scale) realistic LR in [0, 1].
 
     First round at HR size, second round relative to the LR size, then in random order (a) a
     resize to the LR size, with a sinc filter at probability final_sinc_prob, and (b) a JPEG.
     """
-    p = params or DegradationParams()
-    first, second = p.rounds()
-    h, w = hr.shape[-2:]
-    if h % scale or w % scale:
-        raise ValueError(f"patch {w}x{h} is not a multiple of the scale {scale}")
-    lr_size = (h // scale, w // scale)
-    img = _round(hr.float(), rng, first, (h, w))
-    img = _round(img, rng, second, lr_size)
-    sinc = None
-    if rng.random() < p.final_sinc_prob:
-        size = int(rng.choice(np.arange(7, MAX_KERNEL + 1, 2)))
-        sinc = _pad_kernel(circular_lowpass_kernel(size, float(rng.uniform(math.pi / 3,
-                                                                            math.pi))))
-    mode = RESIZE_MODES[int(rng.integers(len(RESIZE_MODES)))]
-    q = int(rng.integers(int(second.jpeg_quality[0]), int(second.jpeg_quality[1]) + 1))
-
-    def to_lr(x: torch.Tensor) -> torch.Tensor:
-        x = resize(x, lr_size, mode)
-        return filter2d(x, sinc) if sinc is not None else x
-
-    img = jpeg(to_lr(img), q) if rng.random() < 0.5 else to_lr(jpeg(img, q))
-    return img.clamp(0, 1).mul(255).round().div(255)
+    return apply_recipe(hr, draw_recipe(rng, tuple(hr.shape[-2:]), scale, params), rng)

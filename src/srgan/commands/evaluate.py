@@ -17,10 +17,13 @@ Examples:
   srgan benchmark -m srresnet_x4 --data Set14 --niqe      # + NIQE, HR images included
   srgan benchmark -m my.safetensors --data Set5 --ssim paper   # the SRGAN paper's SSIM
   srgan benchmark -m srresnet_x4 --data ~/sets/Set5/HR --lr-dir ~/sets/Set5/LR_bicubic/X4
+  srgan benchmark -m srresnet_real_x4 --data DRealSR --niqe   # real camera pairs (HR/, LR/)
+  srgan benchmark -m srresnet_real_x4 --data RealSRSet --lr-input   # real LR, no HR: NIQE
 
 \b
 A --data (or --lr-dir) that is not an existing folder is looked up by name: under
---data-root, then $SRGAN_DATA_ROOT, then ../shared/data/benchmark.
+--data-root, then $SRGAN_DATA_ROOT, then ../shared/data/benchmark and ../shared/data/real.
+A set folder holding HR/ and LR/ (DRealSR) is scored on its own LR images, matched by name.
 Writes scores.csv (per image), results.md (the table) and summary.json (settings, versions,
 device, seconds per image) into --out. Unreadable or unusable images are reported on one
 line each and skipped; the exit status is 1 only when no image at all could be scored.
@@ -62,10 +65,13 @@ def _err(line: str) -> None:
 @click.option("--niqe", is_flag=True,
               help="NIQE column (no reference, lower is better) for every method and for the "
                    "HR images themselves.")
+@click.option("--lr-input", is_flag=True,
+              help="The --data folders hold real low-resolution images with no ground truth "
+                   "(RealSRSet, one's own photos): upscale them as they are and score NIQE.")
 @click.option("--overwrite", is_flag=True, help="Replace the result files of an earlier run.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def benchmark(models, data, more_data, data_root, scale, crop_border, lr_dirs, out, device,
-              precision, tta, ssim, lpips, niqe, overwrite, quiet) -> None:
+              precision, tta, ssim, lpips, niqe, lr_input, overwrite, quiet) -> None:
     """PSNR / SSIM of models on folders of HR images, under the SR literature's protocol.
 
     Each HR image is modcropped to the scale and made 8-bit RGB (grey images replicated);
@@ -86,6 +92,12 @@ def benchmark(models, data, more_data, data_root, scale, crop_border, lr_dirs, o
             f"{len(lr_dirs)} --lr-dir for {len(datasets)} datasets: give one per dataset"
         )
     names = list(models) or list(list_models())
+    if lr_input:
+        if lr_dirs:
+            raise click.UsageError("--lr-input scores the --data images themselves as LR: "
+                                   "give no --lr-dir")
+        _noref(names, datasets, scale, crop_border, device, precision, tta, data_root, out)
+        return
     try:
         result = run_benchmark(
             names, datasets, scale=scale, crop_border=crop_border,
@@ -103,6 +115,24 @@ def benchmark(models, data, more_data, data_root, scale, crop_border, lr_dirs, o
     if result.skipped:
         _err(f"{len(result.skipped)} image(s) skipped (listed in "
              f"{display_path(paths['json'])})")
+    _err("wrote " + ", ".join(display_path(paths[k]) for k in ("csv", "markdown", "json")))
+
+
+def _noref(names, datasets, scale, crop_border, device, precision, tta, data_root, out) -> None:
+    from srgan.evaluate.noref import run_noref
+    from srgan.imageio import display_path, display_text
+    from srgan.weights import ModelFileError
+
+    try:
+        result = run_noref(names, datasets, scale=scale, crop_border=crop_border, device=device,
+                           precision=precision, tta=tta, log=_err, data_root=data_root)
+    except (ModelFileError, ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(display_text(exc)) from exc
+    if not result.scores:
+        _err(f"no image could be scored ({len(result.skipped)} skipped)")
+        sys.exit(1)
+    paths = result.write(out)
+    click.echo(result.to_markdown())
     _err("wrote " + ", ".join(display_path(paths[k]) for k in ("csv", "markdown", "json")))
 
 

@@ -36,6 +36,7 @@ from srgan.evaluate.methods import (
     load_rgb8,
     prepare_pair,
     resolve_dataset,
+    split_pair_folder,
 )
 from srgan.evaluate.scoring import SSIM_KINDS, lpips_scorer, niqe_note, niqe_score, score_pair
 from srgan.imageio import display_path, display_text
@@ -331,8 +332,9 @@ def run_benchmark(
     """Score `models` (names, .safetensors paths or `Method`s; `bicubic` is always added
     first) on image folders `datasets`, under the literature's protocol.
 
-    `datasets` (and `lr_dirs`) are folder paths or set names (`Set5`, `Set14/HR`...) found
-    under `data_root`, $SRGAN_DATA_ROOT or ../shared/data/benchmark (`resolve_dataset`).
+    `datasets` (and `lr_dirs`) are folder paths or set names (`Set5`, `Set14/HR`, `DRealSR`)
+    found under `data_root`, $SRGAN_DATA_ROOT or ../shared/data (`resolve_dataset`). A set
+    folder of `HR/` and `LR/` (DRealSR) is scored on its own LR images, paired by name.
     `niqe` adds the no-reference NIQE of every output and of each HR image.
 
     `crop_border` defaults to `scale`. `lr_dirs`, one per dataset (None for "make it"),
@@ -349,12 +351,19 @@ def run_benchmark(
         raise ValueError(f"crop_border must be >= 0, got {crop}")
     if not datasets:
         raise ValueError("no dataset folders given")
-    paths = [resolve_dataset(d, data_root) for d in datasets]
-    lrs: list[Path | None] = [None] * len(paths) if lr_dirs is None else \
+    folders = [resolve_dataset(d, data_root) for d in datasets]
+    lrs: list[Path | None] = [None] * len(folders) if lr_dirs is None else \
         [None if d is None else resolve_dataset(d, data_root, what="LR folder")
          for d in lr_dirs]
-    if len(lrs) != len(paths):
-        raise ValueError(f"{len(lrs)} LR folders for {len(paths)} datasets: give one per dataset")
+    if len(lrs) != len(folders):
+        raise ValueError(f"{len(lrs)} LR folders for {len(folders)} datasets: give one per "
+                         "dataset")
+    names = _dataset_names(folders)
+    paths = []
+    for i, folder in enumerate(folders):  # a folder of HR/ + LR/ is a set of real pairs
+        hr_dir, real_lr = split_pair_folder(folder)
+        paths.append(hr_dir)
+        lrs[i] = lrs[i] or real_lr
 
     methods = load_methods(models, scale=scale, device=device, precision=precision, tta=tta,
                            tile=tile)
@@ -373,7 +382,6 @@ def run_benchmark(
             with bar.external_write_mode():
                 log(line)
 
-    names = _dataset_names(paths)
     jobs: list[tuple[str, Path, Path | None]] = []
     skipped: list[Skipped] = []
     for name, folder, lr_dir in zip(names, paths, lrs, strict=True):

@@ -28,6 +28,7 @@ DATA_ROOT_ENV = "SRGAN_DATA_ROOT"
 # Where the project's standard sets live, relative to the working directory (a checkout next
 # to the shared data, as the README's commands assume).
 DEFAULT_DATA_ROOT = Path("..") / "shared" / "data" / "benchmark"
+REAL_DATA_ROOT = Path("..") / "shared" / "data" / "real"  # real camera pairs (DRealSR)
 
 
 class ProtocolError(ValueError):
@@ -146,7 +147,8 @@ def data_roots(
     data_root: str | Path | None = None, env: Mapping[str, str] | None = None
 ) -> list[tuple[Path, str]]:
     """The folders a set name is looked up in, in order, each with where it came from:
-    `data_root` (--data-root), then $SRGAN_DATA_ROOT, then ../shared/data/benchmark."""
+    `data_root` (--data-root), then $SRGAN_DATA_ROOT, then ../shared/data/benchmark and
+    ../shared/data/real."""
     env = os.environ if env is None else env
     roots: list[tuple[Path, str]] = []
     if data_root is not None:
@@ -154,7 +156,19 @@ def data_roots(
     if env.get(DATA_ROOT_ENV):
         roots.append((Path(env[DATA_ROOT_ENV]), f"${DATA_ROOT_ENV}"))
     roots.append((DEFAULT_DATA_ROOT, "default"))
+    roots.append((REAL_DATA_ROOT, "default"))
     return roots
+
+
+def split_pair_folder(folder: Path) -> tuple[Path, Path | None]:
+    """A set folder holding `HR/` and `LR/` and no image of its own (DRealSR, RealSR) is a
+    set of real pairs: (its HR folder, its LR folder). Any other folder: (itself, None)."""
+    from srgan.imageio import find_images
+
+    hr, lr = folder / "HR", folder / "LR"
+    if hr.is_dir() and lr.is_dir() and not find_images([folder], recursive=False):
+        return hr, lr
+    return folder, None
 
 
 def resolve_dataset(
