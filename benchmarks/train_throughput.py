@@ -16,6 +16,11 @@ Prints one row per (stage, batch): patches/s of both and their ratio. No asserti
 hold on a noisy shared machine: fp32, bf16 autocast, bf16 + channels_last, bf16 +
 torch.compile, each against the fp32 row; the header says which CPU capability torch uses and
 whether bf16 is native there (what `train.amp = "auto"` decides on).
+
+`--degradations` measures the cost of the realistic degradation model (`data.degradation =
+"realistic"`: blur, resize, noise and JPEG per patch in worker processes) against the bicubic
+one, in one process, rounds alternated (bicubic, realistic with --workers worker(s), realistic
+inline) so the ratios hold on a busy machine.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from srgan.data import ImageBank, TrainingSet, read_rgb_uint8
+from srgan.data import ImageBank, RealisticTrainingSet, TrainingSet, read_rgb_uint8
 from srgan.losses import discriminator_loss, generator_adversarial_loss
 from srgan.nets import Discriminator, SRResNet
 from srgan.train.config import load_config
@@ -66,7 +71,9 @@ def sync(device: torch.device) -> None:
 
 def ours(args, stage: int, batch: int, images: list[np.ndarray], device: torch.device,
          amp: str = "auto", channels_last: bool | None = None, compile: bool | None = None,
-         ) -> float:
+         workers: int | None = None) -> float:
+    """patches/s of Trainer.train_step; `workers` set: realistic LR from that many worker
+    processes (0 = inline) instead of bicubic."""
     config = "srresnet_x4" if stage == 1 else ("srgan_x4" if args.vgg else "srgan_mse_x4")
     compile = args.compile if compile is None else compile
     cfg = load_config(config, [
@@ -85,6 +92,8 @@ def ours(args, stage: int, batch: int, images: list[np.ndarray], device: torch.d
                     net.to(memory_format=fmt)
         bank = ImageBank.pack(images, [str(i) for i in range(len(images))], device)
         trainer.data = TrainingSet(bank, args.crop, 4, seed=0)
+        if workers is not None:
+            trainer.data = RealisticTrainingSet(trainer.data, workers=workers)
         trainer.wrap()
         for _ in range(args.warmup):
             trainer.train_step()
@@ -93,7 +102,33 @@ def ours(args, stage: int, batch: int, images: list[np.ndarray], device: torch.d
         for _ in range(args.steps):
             trainer.train_step()
         sync(device)
-        return args.steps * batch / (time.perf_counter() - start)
+        rate = args.steps * batch / (time.perf_counter() - start)
+        if isinstance(trainer.data, RealisticTrainingSet):
+            trainer.data.close()
+        return rate
+
+
+def degradations(args, images: list[np.ndarray], device: torch.device) -> None:
+    """Bicubic vs realistic LR (worker processes, and inline), alternated over rounds."""
+    workers = max(1, args.workers)
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} training "
+          f"thread(s), SRResNet {args.blocks}x{args.channels}, crop {args.crop}, "
+          f"{args.steps} steps per row")
+    rows = [("bicubic", None), (f"realistic, {workers} worker(s)", workers),
+            ("realistic, inline", 0)]
+    rates: dict[str, list[float]] = {label: [] for label, _ in rows}
+    for stage in (int(s) for s in args.stages.split(",")):
+        for batch in (int(b) for b in args.batch_sizes.split(",")):
+            for _ in range(args.rounds):
+                for label, w in rows:
+                    rates[label].append(ours(args, stage, batch, images, device, workers=w))
+            base = float(np.median(rates["bicubic"]))
+            for label, _ in rows:
+                med = float(np.median(rates[label]))
+                print(f"stage {stage} batch {batch:>4}  {label:<26} {med:>7.1f} patches/s "
+                      f"({med / base:.2f} of bicubic; rounds: "
+                      + ", ".join(f"{r:.1f}" for r in rates[label]) + ")", flush=True)
+                rates[label].clear()
 
 
 # ------------------------------------------------------------------------------ plain
@@ -177,6 +212,9 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile ours")
     parser.add_argument("--vgg", action="store_true", help="stage 2 with the VGG54 loss")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain loop")
+    parser.add_argument("--degradations", action="store_true",
+                        help="bicubic vs realistic LR (degradations in --workers processes)")
+    parser.add_argument("--rounds", type=int, default=3, help="--degradations: rounds")
     parser.add_argument("--cpu-variants", action="store_true",
                         help="fp32 / bf16 / channels_last / compile rows for the CPU trainer")
     args = parser.parse_args()
@@ -185,6 +223,9 @@ def main() -> None:
     images = load_images(args.images, args.max_images)
     if args.cpu_variants:
         cpu_variants(args, images)
+        return
+    if args.degradations:
+        degradations(args, images, device)
         return
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device {name}, torch {torch.__version__}, {len(images)} images, crop {args.crop}, "
