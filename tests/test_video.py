@@ -377,3 +377,27 @@ def test_torchrun_processes_share_a_folder_of_videos(tmp_path, tiny_model_path, 
         assert r.exit_code == 0, r.output
         made.append(sorted(p.name for p in out.iterdir()))
     assert made == [["a_x4.mp4", "c_x4.mp4"], ["b_x4.mp4"]]  # disjoint, together complete
+
+
+def test_cli_folder_of_a_video_and_images_does_both(tmp_path, tiny_model_path):
+    from helpers import write_photo
+
+    mixed, photos = tmp_path / "m", tmp_path / "photos"
+    mixed.mkdir()
+    make_clip(mixed / "clip.mp4", n=2, audio=False)
+    write_photo(mixed / "a.png")
+    write_photo(mixed / "b.png")
+    write_photo(photos / "c.png")
+    r = CliRunner().invoke(main, ["upscale", str(mixed), str(photos), "-o", str(tmp_path / "out"),
+                                  "-q", "-m", str(tiny_model_path), "--precision", "fp32"])
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["a_x4.png", "b_x4.png", "c_x4.png",
+                                                     "clip_x4.mp4"]
+    assert "images: 3 upscaled, 0 skipped, 0 failed" in r.output
+    assert "videos: 1 upscaled, 0 skipped, 0 failed" in r.output
+    # a video file and an image file on one command line: both done, both reported
+    r = CliRunner().invoke(main, ["upscale", str(mixed / "clip.mp4"), str(photos / "c.png"),
+                                  "-o", str(tmp_path / "two"), "-q", "-m", str(tiny_model_path)])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["c_x4.png", "clip_x4.mp4"]

@@ -7,6 +7,7 @@ import re
 import stat
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -72,11 +73,13 @@ def is_own_output(f: Path, root: Path, outdir: Path, suffix: str) -> bool:
 
 
 def collect_inputs(
-    inputs: tuple[Path, ...], outdir: Path | None = None, suffix: str = ""
+    inputs: tuple[Path, ...], outdir: Path | None = None, suffix: str = "",
+    video_roots: set[Path] | frozenset[Path] = frozenset(),
 ) -> tuple[list[tuple[Path, Path | None]], list[str]]:
     """(file, folder it was found in or None) for every input, and errors for inputs that
     cannot be used (missing, name too long, ...): those never stop the others. With
-    `outdir`, files in input folders that are our own earlier outputs are left out."""
+    `outdir`, files in input folders that are our own earlier outputs are left out. A folder
+    in `video_roots` holds videos, so having no images is no error there."""
     from srgan.imageio import IMAGE_EXTENSIONS, display_path, find_images
 
     jobs: list[tuple[Path, Path | None]] = []
@@ -96,7 +99,7 @@ def collect_inputs(
             tqdm.write(f"note: {display_path(item)}: {len(mine)} earlier output(s) of "
                        f"srgan upscale in {display_path(outdir)} left out", file=sys.stderr)
         jobs += [(f, item) for f in found if f not in mine]
-        if not found:
+        if not found and item not in video_roots:
             exts = " ".join(sorted(IMAGE_EXTENSIONS))
             errors.append(f"{display_path(item)}: no images in this folder (looked for {exts})")
     return jobs, errors
@@ -160,27 +163,18 @@ def upscale(
     quiet: bool,
     **video,
 ) -> None:
-    """Upscale images (files or folders) with a super-resolution model.
+    """Upscale images and videos (files or folders) with a super-resolution model.
 
     Each output is written to a temporary file and renamed, so an interrupted run never
-    leaves a half-written image. Existing outputs are kept unless --overwrite, an input is
+    leaves a half-written file. Existing outputs are kept unless --overwrite, an input is
     never replaced, and earlier outputs found in an input folder are not upscaled again.
     A file that cannot be read or written is reported and skipped; the exit status is 1 if
-    any file failed.
+    any file failed. Images and videos may be mixed (in one folder or on one command
+    line): each kind keeps its own output rules and gets its own summary line.
     """
-    from srgan.commands.pipeline import io_depth, overlapped
-    from srgan.heap import keep_freed_memory
-    from srgan.imageio import (
-        WRITE_EXTENSIONS,
-        ImageReadError,
-        check_writable_size,
-        display_path,
-        display_text,
-        read_quantized,
-        write_image,
-    )
-    from srgan.inference import DEFAULT_TILE_PAD, Upscaler, output_size
-    from srgan.outputs import InputSet, OutputError, check_name_part, check_target, prepare_folder
+    from srgan.imageio import WRITE_EXTENSIONS, display_path
+    from srgan.inference import DEFAULT_TILE_PAD, Upscaler
+    from srgan.outputs import OutputError, check_name_part
     from srgan.weights import ModelFileError
 
     rank, world, local_rank = distributed_rank()
@@ -221,28 +215,69 @@ def upscale(
     if suffix is None:
         suffix = default_suffix(upscaler.scale, outscale)
     from srgan.commands.video import find_videos, upscale_videos
-    if videos := find_videos(inputs):  # video files and folders of videos: srgan.video
-        return upscale_videos(inputs, videos, out_file or outdir, upscaler, suffix,
-                              outscale=outscale, tta=tta, overwrite=overwrite, quiet=quiet, **video)
 
-    jobs, errors = collect_inputs(inputs, outdir, suffix)
-    if not jobs and not errors:
-        errors.append("no input images")
-    if jobs or rank == 0:
-        try:  # before any computing: a folder that cannot be made fails now, not at the end
-            prepare_folder(outdir)
-        except OutputError as exc:
-            raise click.ClickException(str(exc)) from None
-    inputs_seen = InputSet(f for f, _ in jobs)
-    jobs = shard(jobs, rank, world)
+    # images and videos in one run, each with its own output rules and its own tally
+    videos = find_videos(inputs)
+    video_files = {v for v, root in videos if root is None}
+    image_inputs = tuple(i for i in inputs if i not in video_files)
+    video_roots = {root for _, root in videos if root is not None}
+    tallies = []
+    if image_inputs or not videos:
+        tallies.append(upscale_images(
+            image_inputs, video_roots, out_file, outdir, upscaler, suffix, ext=ext,
+            outscale=outscale, tta=tta, overwrite=overwrite, quiet=quiet, rank=rank,
+            world=world))
+    if videos:
+        tallies.append(upscale_videos(
+            inputs, videos, out_file or outdir, upscaler, suffix, outscale=outscale, tta=tta,
+            overwrite=overwrite, quiet=quiet, **video))
+    report(tallies, rank, world)
+
+
+@dataclass
+class Tally:
+    """What one kind of input (images, videos) came to: counted and reported apiece."""
+
+    kind: str
+    done: int = 0
+    skipped: int = 0
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    outdir: Path | None = None
+    written: list[Path] = field(default_factory=list)
+    extra: str = ""
+
+
+def report(tallies: list[Tally], rank: int, world: int) -> None:
+    """One summary line per kind of input (named when both ran); exit status 1 on a failure."""
+    from srgan.imageio import display_path
+
+    prefix = f"[rank {rank}/{world}] " if world > 1 else ""
+    for t in tallies:
+        kind = f"{t.kind}: " if len(tallies) > 1 else ""
+        line = (f"{prefix}{kind}{t.done} upscaled, {t.skipped} skipped, {len(t.failures)} "
+                f"failed in {t.seconds:.1f}s"
+                + (f" -> {display_path(t.outdir)}" if t.done > 1 and t.outdir else "")
+                + t.extra)
+        click.echo(line, err=True)
+    written = [w for t in tallies for w in t.written]
+    if len(written) == 1:
+        click.echo(display_path(written[0]))  # where the one result went
+    failures = [f for t in tallies for f in t.failures]
+    if failures:
+        click.echo("failed:\n  " + "\n  ".join(failures), err=True)
+        sys.exit(1)
+
+
+def plan_images(jobs: list[tuple[Path, Path | None]], out_file: Path | None, outdir: Path,
+                suffix: str, ext: str, overwrite: bool, inputs_seen, tally: Tally,
+                bar: tqdm) -> list[tuple[Path, Path]]:
+    """(input, output) for every image to compute; clashes and existing outputs are counted
+    in `tally` (failed or skipped) before anything is computed."""
+    from srgan.imageio import display_path, display_text
+    from srgan.outputs import OutputError, check_target
+
     planned: dict[Path, Path] = {}
-    done = skipped = 0
-    failures: list[str] = list(errors) if rank == 0 else []
-    for line in failures:
-        click.echo(f"error: {line}", err=True)
-    bar = tqdm(total=len(jobs), unit="img", disable=quiet or not jobs, desc="upscale",
-               position=0, leave=True, file=sys.stderr)
-    started = time.perf_counter()
     todo: list[tuple[Path, Path]] = []
     for src, root in jobs:
         dst = out_file or output_path(src, root, outdir, suffix, ext)
@@ -256,17 +291,56 @@ def upscale(
             except OutputError as exc:
                 problem = f"{display_path(src)}: {display_text(exc)}"
         if problem is not None:
-            failures.append(problem)
+            tally.failures.append(problem)
             tqdm.write(f"error: {problem}", file=sys.stderr)
             bar.update(1)
             continue
         if (dst.exists() or dst.is_symlink()) and not overwrite:
-            skipped += 1
+            tally.skipped += 1
             tqdm.write(f"skip: {display_path(dst)} exists (use --overwrite to replace it)",
                        file=sys.stderr)
             bar.update(1)
             continue
         todo.append((src, dst))
+    return todo
+
+
+def upscale_images(
+    inputs: tuple[Path, ...], video_roots: set[Path], out_file: Path | None, outdir: Path,
+    upscaler, suffix: str, *, ext: str, outscale: float | None, tta: bool, overwrite: bool,
+    quiet: bool, rank: int, world: int,
+) -> Tally:
+    """Upscale the image files and the images in folders (this process's share)."""
+    from srgan.commands.pipeline import io_depth, overlapped
+    from srgan.heap import keep_freed_memory
+    from srgan.imageio import (
+        ImageReadError,
+        check_writable_size,
+        display_path,
+        read_quantized,
+        write_image,
+    )
+    from srgan.inference import output_size
+    from srgan.outputs import InputSet, OutputError, prepare_folder
+
+    tally = Tally("images", outdir=outdir)
+    jobs, errors = collect_inputs(inputs, outdir, suffix, video_roots)
+    if not jobs and not errors:
+        errors.append("no input images")
+    if jobs or rank == 0:
+        try:  # before any computing: a folder that cannot be made fails now, not at the end
+            prepare_folder(outdir)
+        except OutputError as exc:
+            raise click.ClickException(str(exc)) from None
+    inputs_seen = InputSet(f for f, _ in jobs)
+    jobs = shard(jobs, rank, world)
+    tally.failures = list(errors) if rank == 0 else []
+    for line in tally.failures:
+        click.echo(f"error: {line}", err=True)
+    bar = tqdm(total=len(jobs), unit="img", disable=quiet or not jobs, desc="upscale",
+               position=0, leave=True, file=sys.stderr)
+    started = time.perf_counter()
+    todo = plan_images(jobs, out_file, outdir, suffix, ext, overwrite, inputs_seen, tally, bar)
     if upscaler.device.type == "cpu" and todo:
         keep_freed_memory()  # activations reuse pages instead of faulting in new ones
 
@@ -290,11 +364,12 @@ def upscale(
         write_image(result, job[1], overwrite=overwrite)
 
     # the next file is decoded and the previous one encoded while this one computes
-    for (src, _), exc in overlapped(todo, lambda job: read_quantized(job[0]), compute, save,
-                                    depth=io_depth(upscaler.device)):
+    written = []
+    for (src, dst), exc in overlapped(todo, lambda job: read_quantized(job[0]), compute, save,
+                                      depth=io_depth(upscaler.device)):
         bar.update(1)
         if exc is None:
-            done += 1
+            written.append(dst)
             continue
         if isinstance(exc, ImageReadError | OSError | ValueError):
             msg = str(exc) if display_path(src) in str(exc) else f"{display_path(src)}: {exc}"
@@ -302,20 +377,12 @@ def upscale(
             msg = f"{src}: out of memory (try a smaller --tile)"
         else:
             raise exc
-        failures.append(msg)
+        tally.failures.append(msg)
         tqdm.write(f"error: {msg}", file=sys.stderr)
     bar.close()
-    seconds = time.perf_counter() - started
-    prefix = f"[rank {rank}/{world}] " if world > 1 else ""
-    summary = (
-        f"{prefix}{done} upscaled, {skipped} skipped, {len(failures)} failed in {seconds:.1f}s"
-        + (f" -> {display_path(outdir)}" if done > 1 else "")
-    )
+    tally.seconds = time.perf_counter() - started
+    tally.done = len(written)
+    tally.written = written if len(written) == 1 and len(todo) == 1 else []
     if upscaler.fp32_fallbacks:
-        summary += f" ({upscaler.fp32_fallbacks} tiles redone in fp32)"
-    click.echo(summary, err=True)
-    if done == 1 and len(todo) == 1:
-        click.echo(display_path(todo[0][1]))  # where the one result went
-    if failures:
-        click.echo("failed:\n  " + "\n  ".join(failures), err=True)
-        sys.exit(1)
+        tally.extra = f" ({upscaler.fp32_fallbacks} tiles redone in fp32)"
+    return tally

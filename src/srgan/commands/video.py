@@ -118,12 +118,12 @@ def upscale_videos(
     lossless: bool,
     start: float,
     duration: float | None,
-) -> None:
-    """Upscale every video (this torchrun process's share); exit status 1 if any failed."""
+) -> Any:
+    """Upscale every video (this torchrun process's share); a Tally of what came of them."""
     from tqdm import tqdm
 
     from srgan.atomic import atomic_write
-    from srgan.commands.upscale import is_own_output, shard
+    from srgan.commands.upscale import Tally, is_own_output, shard
     from srgan.device import torchrun_env
     from srgan.imageio import display_path
     from srgan.outputs import InputSet, OutputError, check_target, prepare_folder
@@ -139,8 +139,7 @@ def upscale_videos(
                                  "(try libx264, libx265, libvpx-vp9, ffv1, mpeg4)",
                                  param_hint="--codec") from None
     window = Window(start, duration)
-    failures = [f"{display_path(i)}: an image; upscale images and videos in separate runs"
-                for i in inputs if not os.path.isdir(i) and all(i != v for v, _ in videos)]
+    failures: list[str] = []
     out_file = output if output.suffix.lower() in VIDEO_EXTENSIONS else None
     if out_file is not None and (len(inputs) != 1 or len(videos) != 1):
         raise click.UsageError(f"-o {display_path(output)} names a file, but the inputs may be "
@@ -155,6 +154,7 @@ def upscale_videos(
     rank, world = env.rank, env.world_size
     seen = InputSet(v for v, _ in videos)
     done = skipped = 0
+    written = []
     started = time.perf_counter()
     for src, root in shard(videos, rank, world):
         dst = out_file or video_target(src, root, outdir, suffix, opts)
@@ -184,6 +184,7 @@ def upscale_videos(
             dst.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(dst, emit, overwrite=overwrite)
             done += 1
+            written.append(dst)
         except (VideoError, OSError) as exc:
             failures.append(str(exc) if display_path(src) in str(exc)
                             else f"{display_path(src)}: {exc}")
@@ -192,8 +193,5 @@ def upscale_videos(
             bar.close()
     if not videos and not failures:
         failures.append("no input videos")
-    click.echo(f"{done} upscaled, {skipped} skipped, {len(failures)} failed in "
-               f"{time.perf_counter() - started:.1f}s", err=True)
-    if failures:
-        click.echo("failed:\n  " + "\n  ".join(failures), err=True)
-        sys.exit(1)
+    return Tally("videos", done, skipped, failures, time.perf_counter() - started, outdir,
+                 written if len(written) == 1 else [])
