@@ -118,7 +118,7 @@ def request(port: int, method: str, path: str, body: bytes | None = None,
 
 def upload(port: int, data: bytes, filename: str = "a.png", **fields: str):
     body = multipart(data, filename, fields)
-    return request(port, "POST", "/v1/upscale", body,
+    return request(port, "POST", "/v1/upscale?wait=true", body,
                    {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
 
 

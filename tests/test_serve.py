@@ -22,7 +22,7 @@ pytest.importorskip("multipart")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from srgan.inference import Upscaler, resize_to  # noqa: E402
-from srgan.serve.app import STATIC_DIR, BodyLimit, JobQueue, QueueFull, create_app  # noqa: E402
+from srgan.serve.app import STATIC_DIR, BodyLimit, create_app  # noqa: E402
 
 
 def png_bytes(w: int = 20, h: int = 12, mode: str = "RGB", seed: int = 0) -> bytes:
@@ -48,10 +48,12 @@ def png_header_only(w: int, h: int) -> bytes:
 
 
 LOCAL = "http://127.0.0.1:8000"  # the Host a browser on this machine sends
+SYNC = "/v1/upscale?wait=true"  # answers with the image, as the API did before jobs
 
 
 def upload(client: TestClient, data: bytes, name: str = "photo.png", **fields):
-    return client.post("/v1/upscale", files={"image": (name, data, "image/png")},
+    """A synchronous upscale (?wait=true): the answer is the image, or the error."""
+    return client.post(SYNC, files={"image": (name, data, "image/png")},
                        data={k: str(v) for k, v in fields.items()})
 
 
@@ -144,14 +146,6 @@ def test_bicubic_is_not_a_loaded_model(client: TestClient):
     assert "bicubic" not in client.get("/healthz").json()["models_loaded"]
 
 
-def test_bad_request_is_the_deprecated_name_of_api_error():
-    from srgan.serve import app as app_module
-
-    with pytest.warns(DeprecationWarning, match="ApiError"):
-        assert app_module.BadRequest is app_module.ApiError
-    assert issubclass(app_module.ApiError, Exception)
-
-
 # --------------------------------------------------------------------------- errors
 
 
@@ -225,11 +219,11 @@ def test_422_outscale_out_of_range(client: TestClient, bad: str):
 
 def test_422_two_files_in_the_image_field(client: TestClient):
     """Issue 15 bug 7: two files got a 200 and the last one was upscaled silently."""
-    r = client.post("/v1/upscale", files=[("image", ("a.png", png_bytes(8, 8), "image/png")),
+    r = client.post(SYNC, files=[("image", ("a.png", png_bytes(8, 8), "image/png")),
                                           ("image", ("b.png", png_bytes(6, 6), "image/png"))])
     assert r.status_code == 422
     assert r.json()["detail"].startswith("image: sent more than once")
-    r = client.post("/v1/upscale", files={"image": ("a.png", png_bytes(8, 8), "image/png")},
+    r = client.post(SYNC, files={"image": ("a.png", png_bytes(8, 8), "image/png")},
                     data={"outscale": ["2", "3"]})
     assert r.status_code == 422 and "outscale: sent more than once" in r.json()["detail"]
 
@@ -255,7 +249,7 @@ def test_non_ascii_file_name_is_kept(client: TestClient):
     r = upload(client, png_bytes(8, 8), name="été à Zürich.png")
     assert r.status_code == 200
     assert r.headers["content-disposition"] == (
-        "inline; filename=\"t_Z_rich_x4.png\"; "
+        "inline; filename=\"ete_a_Zurich_x4.png\"; "
         "filename*=UTF-8''%C3%A9t%C3%A9_%C3%A0_Z%C3%BCrich_x4.png")
     r = upload(client, png_bytes(8, 8), name="фото.png")
     assert "filename*=UTF-8''%D1%84%D0%BE%D1%82%D0%BE_x4.png" in r.headers["content-disposition"]
@@ -339,30 +333,6 @@ def test_503_with_retry_after_when_the_queue_is_full(tiny_model_path: Path):
         assert upload(c, png_bytes()).status_code == 200
 
 
-def test_job_queue_counts_and_releases():
-    async def main():
-        q = JobQueue(workers=1, waiting=0)
-        gate = threading.Event()
-        first = asyncio.create_task(q.run(gate.wait, 5))
-        await asyncio.sleep(0.05)
-        with pytest.raises(QueueFull) as info:
-            await q.run(lambda: None)
-        assert info.value.retry_after >= 1
-        gate.set()
-        assert await first is True
-        assert await q.run(lambda: 42) == 42
-        assert q.stats()["done"] == 2 and q.admitted == 0
-        q.shutdown()
-
-        # the time estimate starts from the first job's own time, not from a guess
-        q = JobQueue(workers=1, waiting=1)
-        await q.run(time.sleep, 0.3)
-        assert 0.3 <= q.mean_seconds < 0.6
-        q.shutdown()
-
-    asyncio.run(main())
-
-
 def test_408_when_an_upload_stalls():
     """A client that sends headers and then nothing is answered (and let go) after the timeout."""
 
@@ -437,22 +407,27 @@ def test_healthz(client: TestClient):
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "ok"
-    assert body["queue"]["capacity"] == 1 + 8
+    assert body["queue"]["capacity"] == 1 + 32
 
 
-def test_models_lists_scale_card_and_limits(client: TestClient):
+def test_models_lists_what_a_client_needs_and_no_training_record(client: TestClient):
+    """/v1/models was 5.8 KB with the training config and the trainer's absolute paths: now
+    name, kind, scale, summary and the limits."""
     r = client.get("/v1/models")
     assert r.status_code == 200
     body = r.json()
     assert body["default"] == "tiny_x4"
     by_name = {m["name"]: m for m in body["models"]}
-    assert by_name["tiny_x4"]["scale"] == 4 and by_name["tiny_x4"]["kind"] == "network"
-    assert by_name["tiny_x4"]["card"]["description"] == "test"
-    assert by_name["tiny_x4"]["config"] == {"arch": "srresnet", "num_blocks": 1, "channels": 8}
+    assert by_name["tiny_x4"] == {"name": "tiny_x4", "kind": "network", "scale": 4,
+                                  "default": True, "summary": "test."}
     assert by_name["bicubic"]["kind"] == "interpolation"
     assert body["limits"]["max_pixels"] == 50_000
     assert body["limits"]["max_upload_bytes"] == 256 * 1024
     assert body["limits"]["formats"] == ["png", "jpg", "webp"]
+    with TestClient(create_app(None, device="cpu"), base_url=LOCAL) as c:
+        shipped = c.get("/v1/models")
+    assert len(shipped.content) < 1500, len(shipped.content)
+    assert "/" not in shipped.text and "config" not in shipped.text
 
 
 def test_docs_and_openapi(client: TestClient):
@@ -591,7 +566,8 @@ def test_schemathesis_no_server_errors(tiny_model_path: Path):
             case.validate_response(response, checks=[not_a_server_error])
 
         check()
-    assert set(calls) == {"/healthz", "/v1/models", "/v1/upscale", "/v1/queue/{ticket}"}
+    assert set(calls) == {"/healthz", "/v1/models", "/v1/upscale", "/v1/jobs/{job_id}",
+                          "/v1/jobs/{job_id}/result"}
     assert len(calls["/v1/upscale"]) >= 20
     assert all(code < 500 for codes in calls.values() for code in codes)
 
@@ -650,13 +626,13 @@ def test_cross_origin_post_is_refused(client: TestClient):
     """A page elsewhere can POST multipart here with no preflight: the Origin says so."""
     for origin in ["http://evil.example", "null", "http://127.0.0.1:9999",
                    "http://127.0.0.1:8000.evil.example"]:
-        r = client.post("/v1/upscale", files={"image": ("a.png", png_bytes(), "image/png")},
+        r = client.post(SYNC, files={"image": ("a.png", png_bytes(), "image/png")},
                         headers={"origin": origin})
         assert r.status_code == 403, origin
         assert "--allow-origin" in r.json()["detail"]
         assert "access-control-allow-origin" not in r.headers
     for origin in ["http://127.0.0.1:8000", "http://localhost:8000"]:  # the page itself
-        r = client.post("/v1/upscale", files={"image": ("a.png", png_bytes(), "image/png")},
+        r = client.post(SYNC, files={"image": ("a.png", png_bytes(), "image/png")},
                         headers={"origin": origin})
         assert r.status_code == 200, origin
     assert upload(client, png_bytes()).status_code == 200  # no Origin: curl, scripts
@@ -666,7 +642,7 @@ def test_allowed_origins_option(tiny_model_path: Path):
     app = create_app([str(tiny_model_path)], device="cpu",
                      allowed_origins=["https://photos.example"])
     with TestClient(app, base_url=LOCAL) as c:
-        r = c.post("/v1/upscale", files={"image": ("a.png", png_bytes(), "image/png")},
+        r = c.post(SYNC, files={"image": ("a.png", png_bytes(), "image/png")},
                    headers={"origin": "https://photos.example"})
         assert r.status_code == 200
         assert r.headers["access-control-allow-origin"] == "https://photos.example"
@@ -674,41 +650,9 @@ def test_allowed_origins_option(tiny_model_path: Path):
         pre = c.options("/v1/upscale", headers={"origin": "https://photos.example",
                                                 "access-control-request-method": "POST"})
         assert pre.status_code == 204 and "POST" in pre.headers["access-control-allow-methods"]
-        r = c.post("/v1/upscale", files={"image": ("a.png", png_bytes(), "image/png")},
+        r = c.post(SYNC, files={"image": ("a.png", png_bytes(), "image/png")},
                    headers={"origin": "https://other.example"})
         assert r.status_code == 403
-
-
-def test_queue_position_and_cancel(tiny_model_path: Path):
-    """A waiting job's ticket reports the jobs ahead of it, and DELETE withdraws it (409)."""
-    blocker = _Blocking(Upscaler.from_pretrained(tiny_model_path, device="cpu"))
-    app = create_app([str(tiny_model_path)], workers=1, queue_size=2,
-                     loader=lambda path: blocker)
-    results: dict[str, int] = {}
-    with TestClient(app, base_url=LOCAL) as c:
-        def send(ticket: str) -> None:
-            results[ticket] = upload(c, png_bytes(), ticket=ticket).status_code
-
-        first = threading.Thread(target=send, args=("first",))
-        first.start()
-        assert blocker.entered.wait(10)
-        second = threading.Thread(target=send, args=("second",))
-        second.start()
-        for _ in range(200):
-            if c.get("/v1/queue/second").json()["state"] == "waiting":
-                break
-            time.sleep(0.02)
-        assert c.get("/v1/queue/first").json()["state"] == "running"
-        assert c.get("/v1/queue/second").json() == {"state": "waiting", "ahead": 1,
-                                                    "eta_s": None}
-        assert c.get("/v1/queue/nobody").json()["state"] == "unknown"
-        assert c.delete("/v1/queue/second").json() == {"state": "cancelled"}
-        assert c.delete("/v1/queue/first").json() == {"state": "running"}  # cannot stop
-        blocker.release.set()
-        first.join(10)
-        second.join(10)
-    assert results == {"first": 200, "second": 409}
-    assert upload(c, png_bytes(), ticket="bad ticket!").status_code == 422
 
 
 def test_serve_command_host_and_origin_options(tiny_model_path: Path, monkeypatch):

@@ -9,7 +9,7 @@ from srgan.commands.options import device_option, precision_option, tile_option
 try:  # the web extra's own defaults
     from srgan.serve.app import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB, DEFAULT_QUEUE
 except ImportError:  # without it `srgan serve --help` still works (tests check these agree)
-    DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB, DEFAULT_QUEUE = 1_000_000, 20.0, 8
+    DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB, DEFAULT_QUEUE = 1_000_000, 20.0, 32
 WEB_EXTRA = "`srgan serve` needs the web extra: pip install 'srgan[web]'"
 
 EXAMPLES = """
@@ -19,7 +19,7 @@ Examples:
   srgan serve --model srresnet_x4 --device cuda   # one model, on the GPU
   srgan serve -m mine.safetensors -m srresnet_x4  # your file (the default) and a shipped one
   srgan serve --host 0.0.0.0 --port 8080 --max-pixels 4000000 --max-upload-mb 50
-  curl -F image=@photo.jpg -F outscale=4 http://127.0.0.1:8000/v1/upscale -o photo_x4.png
+  curl -F image=@photo.jpg 'http://127.0.0.1:8000/v1/upscale?wait=true' -o photo_x4.png
 """
 
 
@@ -41,7 +41,8 @@ Examples:
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Images upscaled at the same time (each needs its own memory).")
 @click.option("--queue", "queue_size", type=click.IntRange(min=0), default=DEFAULT_QUEUE,
-              show_default=True, help="Requests that may wait for a worker; more get 503.")
+              show_default=True, help="Jobs that may wait in line for a worker (each "
+                                      "holds its upload, not its pixels); more get 503.")
 @click.option("--max-connections", type=click.IntRange(min=1), default=200, show_default=True,
               help="Open connections before uvicorn answers 503 itself.")
 @click.option("--upload-timeout", type=click.FloatRange(min=1), default=30.0, show_default=True,

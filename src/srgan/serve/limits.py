@@ -80,9 +80,12 @@ class BodyLimit:
             return
         started = False
         seen = 0
+        complete = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, complete
+            if complete:  # the body is in: later receives only wait for a disconnect
+                return await receive()
             wait = min(self.idle_timeout, deadline - time.monotonic())
             if wait <= 0:
                 raise BodyTimeout(self.idle_timeout)
@@ -92,6 +95,7 @@ class BodyLimit:
                 raise BodyTimeout(self.idle_timeout) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if seen > self.limit:
                     if message.get("more_body", False):
                         await self._discard(receive, self.drain, deadline)

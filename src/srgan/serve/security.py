@@ -129,6 +129,13 @@ class Security:
                 and _port(netloc) == _port(host)):
             return None  # http://localhost:8000 vs http://127.0.0.1:8000: the same server
         shown = origin.encode("ascii", "replace").decode()[:100]
+        if origin.lower() == "null" or not _NETLOC.fullmatch(netloc):
+            # an opaque origin: a file:// page or a sandboxed frame. Allowing "null" would
+            # let every such page in, so the advice is to give the page a real address.
+            return 403, ("requests from a page without an origin of its own (a file:// page "
+                         "or a sandboxed frame: Origin null) are refused; open the page from "
+                         "this server, or serve it from a web address and start srgan serve "
+                         "with --allow-origin https://that.address")
         return 403, (f"requests from pages of another origin ({shown}) are refused; start "
                      f"srgan serve with --allow-origin {shown} to allow it")
 

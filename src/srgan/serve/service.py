@@ -1,0 +1,234 @@
+"""What the routes share: the models, the loaded upscalers, the limits, the queue, and the
+work of one job (decode, upscale tile by tile, encode), all in memory.
+
+The pixel limit is imageio's: `probe_size` applies it from the header before the job is
+queued (with the output size), `read_image` again while it decodes. What the output format
+loses comes back from `encode` as notes, sent in X-Srgan-Warnings.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import re
+import threading
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from srgan.serve.jobs import Job, JobQueue
+from srgan.serve.models import ModelEntry
+from srgan.serve.params import FORMATS, OUTSCALE_MAX, OUTSCALE_MIN, Context, JobParams
+from srgan.weights import ModelFileError
+
+
+class ApiError(Exception):
+    """An answer other than 200: its status and the sentence sent as `{"detail": ...}`."""
+
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None
+                 ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = headers
+
+
+@dataclass
+class Limits:
+    max_pixels: int
+    max_output_pixels: int
+    max_upload_bytes: int
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "max_pixels": self.max_pixels,
+            "max_output_pixels": self.max_output_pixels,
+            "max_upload_bytes": self.max_upload_bytes,
+            "outscale": [OUTSCALE_MIN, OUTSCALE_MAX],
+            "formats": list(FORMATS),
+        }
+
+
+@dataclass
+class Result:
+    payload: bytes
+    media_type: str
+    filename: str
+    seconds: float
+    warnings: list[str]
+
+
+try:
+    from torch import OutOfMemoryError as _OutOfMemory
+except ImportError:  # older torch
+    from torch.cuda import OutOfMemoryError as _OutOfMemory
+
+
+class Service:
+    def __init__(self, models: dict[str, ModelEntry], default: str, limits: Limits,
+                 queue: JobQueue, loader: Callable[[Path], Any]) -> None:
+        self.models = models
+        self.default = default
+        self.limits = limits
+        self.queue = queue
+        self.loader = loader
+        self.context = Context({n: e.scale for n, e in models.items()}, default)
+        self._upscalers: dict[str, Any] = {}
+        self._load_lock = threading.Lock()
+        queue.runner = self.run
+        queue.error_of = error_of
+
+    def upscaler(self, name: str) -> Any:
+        """The loaded model (loaded once, on first use, in a worker thread), or the bicubic
+        pseudo-model, which has nothing to load."""
+        if self.models[name].path is None:
+            from srgan.evaluate.methods import Bicubic
+
+            return Bicubic()
+        with self._load_lock:
+            if name not in self._upscalers:
+                path = self.models[name].path
+                assert path is not None
+                self._upscalers[name] = self.loader(path)
+            return self._upscalers[name]
+
+    def loaded(self) -> list[str]:
+        return sorted(self._upscalers)
+
+    # ------------------------------------------------------------ checks before queueing
+    def probe(self, data: bytes, filename: str, params: JobParams
+              ) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(input, output) sizes from the header only (nothing decoded): refuse too many
+        pixels in or out."""
+        from srgan.imageio import ImageReadError, probe_size
+        from srgan.inference.outscale import output_size
+
+        try:
+            w, h = probe_size(io.BytesIO(data), self.limits.max_pixels, name=filename)
+        except ImageReadError as exc:
+            raise read_error(filename, exc) from None
+        oh, ow = output_size(h, w, params.outscale)
+        if ow * oh > self.limits.max_output_pixels:
+            raise ApiError(
+                422, f"{filename}: the output would be {ow}x{oh} = {ow * oh:,} pixels, over "
+                f"this server's limit of {self.limits.max_output_pixels:,}; "
+                "choose a smaller outscale")
+        return (w, h), (ow, oh)
+
+    # ------------------------------------------------------------ the job (worker thread)
+    def run(self, job: Job) -> Result:
+        """Upload bytes in, encoded bytes out: read, upscale (reporting each tile), encode."""
+        import time
+
+        from srgan.imageio import ImageReadError, ImageWriteError, encode, read_image
+
+        start = time.perf_counter()
+        p: JobParams = job.params
+        assert job.upload is not None
+        try:
+            data = read_image(io.BytesIO(job.upload), max_pixels=self.limits.max_pixels,
+                              name=job.filename)
+        except ImageReadError as exc:
+            raise read_error(job.filename, exc) from None
+        job.upload = None  # the decoded pixels are what counts now
+        try:
+            up = self.upscaler(p.model)
+        except ModelFileError as exc:  # the file changed or vanished since start-up
+            raise ApiError(500, f"model {p.model!r} cannot be loaded: {exc}") from None
+        channels = data.pixels.shape[2] if data.pixels.ndim == 3 else 1
+        tiles = up.tiles_for(data.height, data.width, channels) if hasattr(up, "tiles_for") \
+            else 1
+        self.queue.start_tiles(job, tiles)
+        scale = None if p.outscale == up.scale else p.outscale
+        kwargs: dict[str, Any] = {"outscale": scale, "tta": p.tta}
+        if _takes_progress(up):
+            kwargs["progress"] = lambda n: self.queue.progress(job, n)
+        try:
+            result = up.upscale_image(data, **kwargs)
+        except (MemoryError, _OutOfMemory) as exc:
+            raise ApiError(503, f"{job.filename}: out of memory while upscaling "
+                           f"({type(exc).__name__}); try a smaller image") from None
+        if "progress" not in kwargs:
+            self.queue.progress(job, tiles)
+        self.queue.end_tiles(job)
+        notes = list(result.warnings)
+        try:
+            payload = encode(result, p.format, notes=notes)
+        except ImageWriteError as exc:
+            raise ApiError(422, f"{job.filename}: cannot write {p.format}: {exc.reason}"
+                           ) from None
+        job.out_size = (result.width, result.height)
+        return Result(payload, FORMATS[p.format][0], self.result_name(job.filename, p),
+                      time.perf_counter() - start, notes)
+
+    def result_name(self, filename: str, p: JobParams) -> str:
+        """`photo_x4.png` for the default model; another model's name is in the name
+        (`photo_srgan_mse_x4.png`, `photo_bicubic_x4.png`), so two results never clash."""
+        scale = f"x{p.outscale:g}"
+        middle = "" if p.model == self.default else f"_{p.model}"
+        if not middle.endswith(f"_{scale}"):
+            middle += f"_{scale}"
+        return f"{safe_stem(filename)}{middle}{FORMATS[p.format][1]}"
+
+
+def _takes_progress(up: Any) -> bool:
+    try:
+        return "progress" in inspect.signature(up.upscale_image).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def read_error(filename: str, exc: Exception) -> ApiError:
+    """An upload imageio cannot read, said as this server says it (422)."""
+    from srgan.imageio import TooManyPixels
+
+    if isinstance(exc, TooManyPixels):
+        w, h = exc.width, exc.height
+        return ApiError(422, f"{filename}: image is {w}x{h} = {w * h:,} pixels, over this "
+                        f"server's limit of {exc.limit:,}; send a smaller image")
+    return ApiError(422, f"{filename}: {getattr(exc, 'reason', exc)}")
+
+
+def error_of(exc: BaseException) -> tuple[int, str]:
+    """A failed job's (status, sentence): ApiErrors as they are, anything else a logged 500."""
+    if isinstance(exc, ApiError):
+        return exc.status, exc.detail
+    import logging
+
+    logging.getLogger("srgan.serve").error("job failed", exc_info=exc)
+    return 500, f"internal error ({type(exc).__name__}); the server logged it"
+
+
+def safe_stem(filename: str) -> str:
+    """The file name's stem with letters and digits of any script kept, everything else
+    (separators, quotes, controls, bidi overrides) turned into '_'."""
+    stem = Path(unicodedata.normalize("NFC", filename or "image").replace("\\", "/")).stem
+    kept = "".join(ch if ch in "._-" or unicodedata.category(ch)[0] in "LN" else "_"
+                   for ch in stem)
+    return re.sub(r"_+", "_", kept).strip("._")[:80] or "image"
+
+
+def ascii_name(name: str) -> str:
+    """An ASCII stand-in for a file name: accents dropped from their letters (été -> ete),
+    other characters turned into '_'."""
+    plain = "".join(ch for ch in unicodedata.normalize("NFKD", name)
+                    if not unicodedata.combining(ch))
+    return re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9._-]", "_", plain)).strip("_") or "image"
+
+
+def content_disposition(name: str, kind: str = "inline") -> str:
+    """`inline` with an ASCII fallback name and the real one in RFC 5987 form."""
+    fallback = ascii_name(name)
+    if fallback.startswith("."):
+        fallback = "image" + fallback
+    if fallback == name:
+        return f'{kind}; filename="{name}"'
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def header_text(text: str, limit: int = 400) -> str:
+    clean = text.encode("ascii", "replace").decode("ascii")
+    return re.sub(r"[\x00-\x1f\x7f]", " ", clean)[:limit]
