@@ -9,6 +9,11 @@ from pathlib import Path
 # The shipped model used when none is named (CLI, Python API, web page): the faithful one.
 DEFAULT_MODEL = "srresnet_x4"
 
+# --denoise interpolates the weights of these two (same network, one fine-tuned from the
+# other): 0 = the first (clean photos: keeps fine texture), 1 = the second (real photos:
+# removes noise, JPEG blocks and blur).
+DENOISE_MODELS = ("srresnet_x4", "srresnet_real_x4")
+
 
 def shipped_files(folder: str, suffix: str) -> dict[str, Path]:
     """{name: path} of the `*suffix` files in the package's `folder`, sorted by name."""

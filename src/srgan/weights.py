@@ -7,9 +7,10 @@ metadata alone. Nothing is ever unpickled.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -219,6 +220,55 @@ def load_generator(name_or_path: str | Path, device: str | torch.device = "cpu")
     net.load_state_dict(state)
     net.card = card  # type: ignore[attr-defined]
     return net.to(device).eval()
+
+
+def interpolate_generators(a: SRResNet, b: SRResNet, t: float) -> SRResNet:
+    """A network whose every weight is (1 - t) a + t b: between two models of the same
+    architecture fine-tuned from one another this moves smoothly from one's behaviour to the
+    other's (ESRGAN's network interpolation). t = 0 and t = 1 are a and b exactly."""
+    if not 0 <= t <= 1:
+        raise ValueError(f"interpolation strength must be in [0, 1], got {t}")
+    sa, sb = a.state_dict(), b.state_dict()
+    shapes = lambda s: {k: tuple(v.shape) for k, v in s.items()}  # noqa: E731
+    if shapes(sa) != shapes(sb):
+        raise ModelFileError("cannot interpolate two networks of different architectures")
+    mixed = {}
+    for key, va in sa.items():
+        vb = sb[key]
+        if not va.is_floating_point() or t == 0:
+            mixed[key] = va.clone()
+        elif t == 1:
+            mixed[key] = vb.clone()
+        else:
+            mixed[key] = torch.lerp(va.float(), vb.float(), t).to(va.dtype)
+    net = copy.deepcopy(a)
+    net.load_state_dict(mixed)
+    return net.eval()
+
+
+def denoise_generator(name_or_path: str | Path, strength: float) -> SRResNet:
+    """srresnet_x4 and srresnet_real_x4 blended at `strength` (0 = the first, 1 = the
+    second, exactly), with a model card that says so."""
+    from srgan.packaged import DEFAULT_MODEL, DENOISE_MODELS
+
+    if not (isinstance(strength, int | float) and 0 <= strength <= 1):
+        raise ValueError(f"denoise strength must be a number from 0 to 1, got {strength!r}")
+    clean, real = DENOISE_MODELS
+    chosen = resolve_model(name_or_path)
+    pair = [resolve_model(clean), resolve_model(real)]
+    if str(name_or_path) != DEFAULT_MODEL and chosen not in pair:
+        raise ModelFileError(f"denoise works by blending {clean} and {real}; it cannot be "
+                             f"used with {name_or_path}")
+    a, b = load_generator(pair[0]), load_generator(pair[1])
+    net = interpolate_generators(a, b, float(strength))
+    card = b.card if strength == 1 else a.card  # type: ignore[attr-defined]
+    if 0 < strength < 1:
+        card = replace(
+            b.card, name=f"{real} (denoise {strength:g})",  # type: ignore[attr-defined]
+            description=f"The weights of {clean} and {real} blended at {strength:g} "
+                        f"(0 = {clean}, 1 = {real}).")
+    net.card = card  # type: ignore[attr-defined]
+    return net
 
 
 def list_models() -> dict[str, Path]:

@@ -52,7 +52,7 @@ from srgan.inference.tiling import Tile, plan_tiles
 from srgan.nets import SRResNet
 from srgan.packaged import DEFAULT_MODEL
 from srgan.precision import image_dtype, pick_dtype
-from srgan.weights import load_generator
+from srgan.weights import denoise_generator, load_generator
 
 BACKENDS = ("torch", "onnxruntime")
 DEFAULT_TILE_PAD = 24  # LR pixels of context around each tile; see tests/test_inference.py
@@ -166,12 +166,20 @@ class Upscaler:
         tile: int | None = None,
         tile_pad: int = DEFAULT_TILE_PAD,
         memory_budget_mb: int | None = None,
+        denoise: float | None = None,
         **options: Any,
     ) -> Upscaler:
         """Load a shipped model by name (see `srgan models`) or a .safetensors model file;
-        `options`: batch, compile, backend (see the class)."""
-        return cls(load_generator(name_or_path), device, precision, tile, tile_pad,
-                   memory_budget_mb, **options)
+        `options`: batch, compile, backend (see the class).
+
+        `denoise` (0 to 1) blends the weights of srresnet_x4 (0: keeps fine texture, and the
+        noise) and srresnet_real_x4 (1: removes noise, JPEG blocks and blur); the model must
+        then be one of the two or left at its default."""
+        if denoise is None:
+            return cls(load_generator(name_or_path), device, precision, tile, tile_pad,
+                       memory_budget_mb, **options)
+        return cls(denoise_generator(name_or_path, denoise), device, precision, tile,
+                   tile_pad, memory_budget_mb, **options)
 
     # ----------------------------------------------------------------- sizing
     def _budget_mb(self, budget_mb: int | None) -> int:
