@@ -479,12 +479,27 @@ def test_cli_benchmark_keeps_earlier_results_unless_overwrite(dataset, tmp_path)
     args = ["benchmark", "-m", "bicubic", "--data", str(dataset), "--out", str(out),
             "--no-lpips", "--device", "cpu"]
     r = CliRunner().invoke(main, args)
-    assert r.exit_code == 1 and "use --overwrite" in r.output and "scored" in r.output
+    assert r.exit_code == 1 and "--overwrite" in r.output and "results.md" in r.output
     assert (out / "results.md").read_text() == "my notes"
     assert not (out / "scores.csv").exists()
     r = CliRunner().invoke(main, [*args, "--overwrite"])
     assert r.exit_code == 0, r.output
     assert "| Tiny (3) |" in (out / "results.md").read_text()
+
+
+def test_a_second_benchmark_says_it_kept_the_first_ones_results(dataset, tmp_path):
+    # "Error: nothing scored" read as if the images had failed; it only refused to replace
+    args = ["benchmark", "-m", "bicubic", "--data", str(dataset), "--out", str(tmp_path / "r"),
+            "--no-lpips", "--device", "cpu"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    first = (tmp_path / "r" / "scores.csv").read_bytes()
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 1
+    assert "nothing scored" not in r.output
+    assert "results of an earlier run" in r.output and "are kept" in r.output
+    assert "-o/--out" in r.output and "--overwrite" in r.output
+    assert len(r.output.strip().splitlines()) == 1
+    assert (tmp_path / "r" / "scores.csv").read_bytes() == first
 
 
 # --------------------------------------------------------------------------- odd inputs

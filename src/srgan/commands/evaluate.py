@@ -244,17 +244,27 @@ def compare(images, models, out, scale, box, box_size, panel_width, grid, lr_inp
 def check_result_files(out: Path, overwrite: bool) -> None:
     """Refuse now, not after the scoring, to replace an earlier run's results (or any file
     of those names) unless --overwrite."""
-    from srgan.imageio import display_text
+    from srgan.imageio import display_path, display_text
     from srgan.outputs import InputSet, OutputError, check_target
 
-    problems = []
+    problems, in_the_way = [], []
     for name in ("scores.csv", "results.md", "summary.json"):
+        target = out / name
         try:
-            check_target(out / name, InputSet([]), overwrite)
+            check_target(target, InputSet([]), overwrite)
         except OutputError as exc:
-            problems.append(str(exc))
+            if overwrite or not (target.exists() or target.is_symlink()) or target.is_dir():
+                problems.append(str(exc))
+            else:
+                in_the_way.append(name)
+    if in_the_way and not problems:
+        raise click.ClickException(display_text(
+            f"not run: {display_path(out)} already holds the results of an earlier run "
+            f"({', '.join(in_the_way)}), which are kept; give another folder with -o/--out, "
+            "or --overwrite to replace them"))
+    problems += [f"output {out / n} exists (use --overwrite to replace it)" for n in in_the_way]
     if problems:
-        raise click.ClickException(display_text("nothing scored:\n  " + "\n  ".join(problems)))
+        raise click.ClickException(display_text("not run:\n  " + "\n  ".join(problems)))
 
 
 def figure_targets(files: list[Path], out_file: Path | None, folder: Path, grid: bool
