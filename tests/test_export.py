@@ -172,6 +172,32 @@ def test_export_never_replaces_a_checkpoint(run_folder, fmt):
     assert res.exit_code == 1 and newest.read_bytes() == before
 
 
+@pytest.mark.parametrize("fmt", ["torchscript", "safetensors"])
+def test_export_never_replaces_a_checkpoint_anywhere(run_folder, tmp_path, fmt):
+    """Another run's newest checkpoint, or a stand-alone one, is known by its content."""
+    import shutil
+
+    import torch
+
+    other = tmp_path / "other_run"
+    shutil.copytree(run_folder, other)
+    name = "x.safetensors" if fmt == "safetensors" else "x.pt"
+    targets = [other / "checkpoints" / "step_000000004.pt", tmp_path / "other.pt",
+               tmp_path / name]
+    shutil.copy(targets[0], targets[1])
+    torch.save({"anything": torch.zeros(2)}, targets[2], _use_new_zipfile_serialization=False)
+    for target in targets:
+        before = target.read_bytes()
+        res = cli("export", run_folder, "-o", target, "--format", fmt, "--overwrite")
+        assert res.exit_code == 1 and "is a PyTorch checkpoint" in res.output, res.output
+        assert target.read_bytes() == before
+    # an earlier export of ours (TorchScript is a zip too) is replaced with --overwrite
+    out = tmp_path / ("m.safetensors" if fmt == "safetensors" else "m.pt")
+    assert cli("export", run_folder, "-o", out, "--format", fmt).exit_code == 0
+    res = cli("export", run_folder, "-o", out, "--format", fmt, "--overwrite")
+    assert res.exit_code == 0, res.output
+
+
 @pytest.mark.parametrize("fmt,name", [("safetensors", "m.safetensors"),
                                       ("torchscript", "m.pt")])
 def test_export_keeps_an_existing_file_unless_overwrite(run_folder, tmp_path, fmt, name):

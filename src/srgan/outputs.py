@@ -1,7 +1,8 @@
 """Where commands may write: the rules every command that writes files follows.
 
 No command replaces a file it did not create in the same run unless the user said
-`--overwrite`; none ever writes over one of its own inputs, even then; and outputs stay
+`--overwrite`; none ever writes over one of its own inputs or a checkpoint (known by its
+content), even then; and outputs stay
 inside the folder the user gave. These checks run before any computing, so a mistake in
 `-o` costs nothing.
 """
@@ -9,6 +10,7 @@ inside the folder the user gave. These checks run before any computing, so a mis
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -69,13 +71,14 @@ def check_name_part(value: str, option: str) -> str:
 
 
 def check_target(path: Path, inputs: InputSet, overwrite: bool) -> None:
-    """Refuse to write `path` over an input (always) or over an existing file (unless
-    `overwrite`), or where a folder or a file-as-folder is in the way."""
+    """Refuse to write `path` over an input or a checkpoint (always) or over an existing
+    file (unless `overwrite`), or where a folder or a file-as-folder is in the way."""
     if path in inputs:
         raise OutputError(f"output {path} is one of the inputs; an output never replaces "
                           "its input, even with --overwrite (choose another -o or name)")
     if path.is_dir():
         raise OutputError(f"output {path} is a folder")
+    check_not_checkpoint(path)
     if not overwrite and (path.exists() or path.is_symlink()):
         raise OutputError(f"output {path} exists (use --overwrite to replace it)")
     for parent in path.parents:
@@ -86,6 +89,36 @@ def check_target(path: Path, inputs: InputSet, overwrite: bool) -> None:
                 raise OutputError(f"output {path}: cannot write into {parent} "
                                   "(permission denied)")
             break
+
+
+def is_checkpoint(path: Path) -> bool:
+    """Whether `path` holds what torch.save writes (a training checkpoint or any other saved
+    state), by its content, whatever its name or folder: a pickle stream, or a zip archive
+    with a data.pkl and none of TorchScript's constants.pkl. No command writes such a file,
+    so none may replace one."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return False
+    if head[:1] == b"\x80":  # pickle protocol 2+ (and the legacy torch.save format)
+        return True
+    if head != b"PK\x03\x04":
+        return False
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+    leaves = {n.rsplit("/", 1)[-1] for n in names}
+    return "data.pkl" in leaves and "constants.pkl" not in leaves
+
+
+def check_not_checkpoint(path: Path) -> None:
+    """Refuse to write over a checkpoint, wherever it lies and even with --overwrite."""
+    if is_checkpoint(path):
+        raise OutputError(f"output {path} is a PyTorch checkpoint (saved training state); "
+                          "it is never replaced, even with --overwrite (write elsewhere)")
 
 
 def prepare_folder(folder: Path) -> Path:

@@ -57,7 +57,8 @@ def export(source: Path, output: Path, fmt: str, ema: bool, best: bool, fp16: bo
 def check_export_target(source: Path, output: Path, overwrite: bool) -> None:
     """Before any loading: the output must not be the source, nor anything in a run's
     checkpoints folder (replacing the newest checkpoint loses the training after the one
-    `--resume` falls back to), and an existing file needs --overwrite."""
+    `--resume` falls back to), nor a checkpoint anywhere (known by its content), and an
+    existing file needs --overwrite."""
     candidates = [source]
     if source.is_dir():
         checkpoints = source / "checkpoints"
@@ -67,7 +68,7 @@ def check_export_target(source: Path, output: Path, overwrite: bool) -> None:
                               "replaces a checkpoint (write it elsewhere, e.g. "
                               f"{source / 'exported.safetensors'})")
         candidates += sorted(checkpoints.glob("*.pt"))
-    check_target(output, InputSet(candidates), overwrite)
+    check_target(output, InputSet(candidates), overwrite)  # and never over a checkpoint
 
 
 def _readable(exc: Exception, source: Path) -> str:
