@@ -2,6 +2,8 @@
 
     python scripts/campaign_ship.py srresnet_x4 [--run runs/campaign/srresnet_x4]
         [--min-gain 0.05] [--data ../shared/data/benchmark/Set5] [--dry-run]
+    python scripts/campaign_ship.py srresnet_real_x4 --data ../shared/data/real/DRealSR \
+        --against srresnet_x4 --min-gain 0.3
 
 Issue 13's rule: the best validated weights of a run replace the shipped model only when they
 score at least `--min-gain` dB more on Set5 under `srgan benchmark`'s protocol. A run with
@@ -44,10 +46,15 @@ PURPOSE = {
                    "faithful and smooth, the best PSNR; fine texture stays soft.",
     "srgan_mse_x4": "SRGAN x4 (the SRResNet generator trained against a discriminator): "
                     "trained for realism: sharper, with invented texture; lower PSNR.",
+    "srresnet_real_x4": "SRResNet x4 for real photos: trained on photographs degraded as "
+                        "cameras and the web degrade them (blur, resizing, sensor noise, JPEG, "
+                        "twice over), so it removes noise and JPEG blocks instead of "
+                        "sharpening them. For phone photos, web images, thumbnails and "
+                        "scans; on clean images it is softer than srresnet_x4.",
 }
 
 
-def set5_psnr(models: list[str], data: Path) -> dict[str, float]:
+def benchmark_psnr(models: list[str], data: Path) -> dict[str, float]:
     """Y-PSNR of each model on `data` through `srgan benchmark` itself (the shipped protocol)."""
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, "-m", "srgan", "benchmark", "--data", str(data), "-o", out,
@@ -106,6 +113,8 @@ def main() -> int:
     parser.add_argument("--min-gain", type=float, default=0.05, help="dB on --data")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" /
                         "benchmark" / "Set5")
+    parser.add_argument("--against", help="the model the gain is measured against when NAME "
+                        "is not shipped yet [NAME itself]; e.g. srresnet_x4 on DRealSR")
     parser.add_argument("--force", action="store_true",
                         help="ship even without the gain (a stage-2 model judged by NIQE)")
     parser.add_argument("--init-patches", type=int,
@@ -133,13 +142,15 @@ def main() -> int:
         card = read_metadata(candidate)[1]
         best_step = int(card.extra["steps"])
         shipped = WEIGHTS / f"{args.name}.safetensors"
-        models = [str(candidate)] + ([args.name] if shipped.is_file() else [])
-        scores = set5_psnr(models, args.data)
+        baseline = args.name if shipped.is_file() else args.against
+        models = [str(candidate)] + ([baseline] if baseline else [])
+        scores = benchmark_psnr(models, args.data)
         new = scores[str(candidate)]
-        old = scores.get(args.name)
+        old = scores.get(baseline) if baseline else None
         gain = new - old if old is not None else float("inf")
-        print(f"candidate ({which}, step {best_step}): {new:.3f} dB; shipped: "
-              f"{'none' if old is None else f'{old:.3f} dB'}; gain {gain:+.3f} dB")
+        print(f"candidate ({which}, step {best_step}): {new:.3f} dB on {args.data.name}; "
+              f"{baseline or 'shipped'}: {'none' if old is None else f'{old:.3f} dB'}; "
+              f"gain {gain:+.3f} dB")
         if gain < args.min_gain and not args.force:
             print(f"not shipped: below the {args.min_gain} dB rule")
             return 3
@@ -162,14 +173,21 @@ def main() -> int:
             "campaign_cpu": f"{capability()} ({why}), {os.cpu_count()} cores shared with "
                             "other work",
             "campaign_precision": precision,
-            "set5_psnr_y": f"{new:.4f}",
+            f"{args.data.name.lower()}_psnr_y": f"{new:.4f}",
         })
         init = str(cfg["model"].get("init", ""))
         init_patches = 0
         if init and init != args.name:
             init_patches = args.init_patches if args.init_patches is not None else \
                 previous_totals(init)["patches_seen"]
-        chosen = {"best": "best Set5-validated", "last": "last"}.get(which, f"{which}'s")
+        val_name = Path(str(cfg["data"].get("val", "") or "Set5")).name
+        if val_name.upper() in ("HR", "GT"):  # DRealSR/HR: the set's own name
+            val_name = Path(str(cfg["data"]["val"])).parent.name
+        chosen = {"best": f"best {val_name}-validated", "last": "last"}.get(which,
+                                                                             f"{which}'s")
+        lr_made = ("realistic degradations (Real-ESRGAN's second-order blur, resize, noise "
+                   "and JPEG)" if cfg["data"].get("degradation") == "realistic"
+                   else "MATLAB-bicubic LR")
         start = f"from {init} ({init_patches:,} patches); " if init_patches else ""
         training = (
             f"CPU training campaign (docs/campaign.md): {start}"
@@ -177,7 +195,7 @@ def main() -> int:
             f"96x96 patches in {float(extra['campaign_train_hours']):.1f} h of training over "
             f"{extra['campaign_segments']} segment(s), {precision} on {capability()}; "
             f"688 photographs of ../shared/data/train (BSD200, BSDS500-test, T91, General100, "
-            f"Sun-Hays 80, Debian wallpapers), MATLAB-bicubic LR; {chosen} EMA "
+            f"Sun-Hays 80, Debian wallpapers), {lr_made}; {chosen} EMA "
             f"weights, stored fp16. Last segment: {card.training}"
         )
         net = load_generator(candidate)
@@ -191,7 +209,8 @@ def main() -> int:
         (dest / "segment.json").write_text(json.dumps({
             "name": args.name, "best_step": best_step, "batch": batch,
             "patches_before": before["patches_seen"], "hours_before": before["train_hours"],
-            "patches": patches, "hours": hours, "set5_psnr_y": new, "shipped_before": old,
+            "patches": patches, "hours": hours, f"{args.data.name.lower()}_psnr_y": new,
+            "shipped_before": old, "against": baseline,
             "cpu_flags_bf16": sorted(f for f in cpu_flags() if "bf16" in f),
             "precision": precision,
             "weights": which,
