@@ -415,7 +415,7 @@ def test_set_names_resolve_from_data_root_env_then_shared(tmp_path, monkeypatch)
     for where in (f"{root / 'Urban100'} (--data-root)", f"{env_root / 'Urban100'} "
                   "($SRGAN_DATA_ROOT)", "../shared/data/benchmark/Urban100 (default)"):
         assert where in msg
-    assert msg.endswith("sets there: Set14, Set5")
+    assert "sets there: Set14, Set5. Urban100 (Huang" in msg
     with pytest.raises(FileNotFoundError, match=r"\$SRGAN_DATA_ROOT not set"):
         resolve_dataset("Urban100", None, {})
     (work / "file.png").write_bytes(b"x")
@@ -423,6 +423,30 @@ def test_set_names_resolve_from_data_root_env_then_shared(tmp_path, monkeypatch)
         resolve_dataset("file.png", None, {})
     with pytest.raises(FileNotFoundError, match="not found"):
         resolve_dataset(tmp_path / "absent", root, env)  # absolute: not looked up under roots
+
+
+def test_a_standard_set_not_found_says_where_it_comes_from(tmp_path, monkeypatch):
+    # a user from GitHub has no ../shared/data: "not found" alone left them stuck
+    from srgan.evaluate.methods import resolve_dataset
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as exc:
+        resolve_dataset("Set5", None, {})
+    msg = str(exc.value)
+    assert "Bevilacqua" in msg and "neither ships nor downloads" in msg
+    assert "--data path/to/Set5" in msg and "--data-root DIR" in msg
+    assert "$SRGAN_DATA_ROOT" in msg and "docs/faq.md" in msg
+    with pytest.raises(FileNotFoundError, match="Zeyde"):
+        resolve_dataset("set14/HR", None, {})
+    with pytest.raises(FileNotFoundError) as exc:
+        resolve_dataset("MyPhotos", None, {})
+    assert "standard benchmark" not in str(exc.value)
+    r = CliRunner().invoke(main, ["benchmark", "-m", "bicubic", "--data", "Set5",
+                                  "--no-lpips", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "Bevilacqua" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(main, ["data", "download", "Set5", str(tmp_path / "d")])
+    assert r.exit_code == 2 and "Bevilacqua" in r.output and "--data-root DIR" in r.output
+    assert not (tmp_path / "d").exists()
 
 
 def test_cli_benchmark_takes_set_names(niqe_dataset, dataset, tmp_path, monkeypatch):

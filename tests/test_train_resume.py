@@ -221,3 +221,7 @@ def test_val_set_by_name_as_the_readme_writes_it(image_dirs, tmp_path, monkeypat
     cfg = load_config("srresnet_x4", [*TINY, f"data.train=[{train}]", "data.val=NoSet"])
     with pytest.raises(DataError, match=r"NoSet.*not found.*looked in"):
         run_training(cfg, tmp_path / "unnamed")
+    monkeypatch.chdir(tmp_path)  # a user's clone: no ../shared/data/benchmark/Set5
+    cfg = load_config("srresnet_x4", [*TINY, f"data.train=[{train}]", "data.val=Set5"])
+    with pytest.raises(DataError, match=r"Set5.*not found.*Bevilacqua.*--data-root DIR"):
+        run_training(cfg, tmp_path / "set5")

@@ -14,8 +14,24 @@ def data() -> None:
     """Download training data."""
 
 
+def _dataset(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """div2k, the one set srgan downloads; a standard benchmark set's name gets where it
+    comes from and how to point at one's own copy, instead of a bare 'invalid choice'."""
+    if value.lower() == "div2k":
+        return "div2k"
+    from srgan.evaluate.methods import STANDARD_SETS
+
+    if value.lower() in STANDARD_SETS:
+        raise click.BadParameter(
+            f"{STANDARD_SETS[value.lower()]} is not downloaded by srgan (only div2k is): get "
+            "its HR images from the authors or a super-resolution toolbox and give the folder "
+            f"to srgan benchmark as --data path/to/{value}, or the folder that holds it as "
+            "--data-root DIR (see docs/faq.md)")
+    raise click.BadParameter(f"{value!r}: srgan downloads div2k only")
+
+
 @data.command("download")
-@click.argument("dataset", type=click.Choice(["div2k"]))
+@click.argument("dataset", metavar="{div2k}", callback=_dataset)
 @click.argument("target", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--base-url", default=DEFAULT_BASE_URL, envvar=BASE_URL_ENV, show_default=True,
               help=f"Where the archives are (a mirror with the same names); env {BASE_URL_ENV}.")
@@ -28,7 +44,7 @@ def download_command(dataset: str, target: Path, base_url: str, parts: str,
 
     \b
       srgan data download div2k data/DIV2K
-      srgan train srresnet_x4 --set data.train=[data/DIV2K/DIV2K_train_HR]
+      srgan train srresnet_x4 --set 'data.train=[data/DIV2K/DIV2K_train_HR]'
     """
     from srgan.datasets.div2k import download_div2k
     from srgan.datasets.download import DownloadError
@@ -44,5 +60,5 @@ def download_command(dataset: str, target: Path, base_url: str, parts: str,
         click.echo(f"{name}\t{folder}")
     if "train_hr" in folders:
         val = f" --set data.val={folders['valid_hr']}" if "valid_hr" in folders else ""
-        click.echo(f"train with: srgan train srresnet_x4 --set data.train=[{folders['train_hr']}]"
-                   f"{val}", err=True)
+        click.echo("train with: srgan train srresnet_x4 --set "
+                   f"'data.train=[{folders['train_hr']}]'{val}", err=True)

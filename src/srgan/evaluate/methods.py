@@ -29,6 +29,20 @@ DATA_ROOT_ENV = "SRGAN_DATA_ROOT"
 # to the shared data, as the README's commands assume).
 DEFAULT_DATA_ROOT = Path("..") / "shared" / "data" / "benchmark"
 REAL_DATA_ROOT = Path("..") / "shared" / "data" / "real"  # real camera pairs (DRealSR)
+# The standard benchmark sets, with the papers they come from: srgan neither ships nor
+# downloads them, so a "not found" names where they come from and how to point at them.
+STANDARD_SETS = {
+    "set5": "Set5 (Bevilacqua et al., BMVC 2012)",
+    "set14": "Set14 (Zeyde et al., Curves and Surfaces 2010)",
+    "bsd100": "BSD100 (the 100 test images of the Berkeley segmentation set, Martin et al., "
+              "ICCV 2001)",
+    "b100": "B100 (the 100 test images of the Berkeley segmentation set, Martin et al., "
+            "ICCV 2001)",
+    "urban100": "Urban100 (Huang et al., CVPR 2015)",
+    "manga109": "Manga109 (Matsui et al., 2017)",
+    "general100": "General100 (Dong et al., ECCV 2016)",
+    "div2k": "DIV2K (Agustsson and Timofte, CVPR workshops 2017)",
+}
 
 
 class ProtocolError(ValueError):
@@ -203,7 +217,22 @@ def resolve_dataset(
     hint = f"; sets there: {', '.join(sorted(found))}" if found else \
         "; give a folder path, --data-root DIR or $SRGAN_DATA_ROOT"
     raise FileNotFoundError(f"{what} {str(name)!r} not found: looked in "
-                            + ", ".join(looked) + hint)
+                            + ", ".join(looked) + hint + standard_set_hint(path))
+
+
+def standard_set_hint(path: Path) -> str:
+    """For a standard set's name: where it comes from and how to use one's own copy, since
+    srgan has no copy of its own to fall back on ('' for any other name)."""
+    key = path.parts[0].lower() if path.parts else ""
+    if key not in STANDARD_SETS:
+        return ""
+    if key == "div2k":
+        return ". DIV2K is fetched with `srgan data download div2k DIR`"
+    return (f". {STANDARD_SETS[key]} is a standard benchmark set that srgan neither ships "
+            "nor downloads: get its HR images from the authors or a super-resolution "
+            f"toolbox, then give the folder itself (--data path/to/{path.parts[0]}) or the "
+            f"folder that holds {path.parts[0]}/ (--data-root DIR, or $SRGAN_DATA_ROOT); "
+            "docs/faq.md has more")
 
 
 # --------------------------------------------------------------------------- images
