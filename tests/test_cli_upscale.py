@@ -140,7 +140,7 @@ def test_upscale_cpu_only_torch_and_cuda_is_a_clear_error(tmp_path, tiny_model_p
     res = CliRunner().invoke(main, ["upscale", str(write_photo(tmp_path / "a.png")), "-o",
                                     str(tmp_path / "o"), "-m", str(tiny_model_path),
                                     "--device", "cuda"])
-    assert res.exit_code == 1 and not isinstance(res.exception, AssertionError)
+    assert res.exit_code == 2 and not isinstance(res.exception, AssertionError)  # usage error
     assert "--device cuda" in res.output and "--device cpu" in res.output
 
 

@@ -76,3 +76,48 @@ def test_every_caller_goes_through_it(gpus, monkeypatch):
     monkeypatch.setenv("RANK", "3")
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert distributed_rank() == (3, 4, 1)
+
+
+def test_devices_that_hold_no_data_are_refused(gpus):
+    """`meta` only tracks shapes and a backend this PyTorch lacks cannot take a tensor: both
+    used to reach the first copy and end in a traceback."""
+    gpus(0)
+    with pytest.raises(DeviceError, match="--device meta: the meta device holds no data"):
+        pick_device("meta")
+    with pytest.raises(DeviceError, match="run.device meta:.*use run.device cpu"):
+        pick_device("meta", what="run.device")
+    with pytest.raises(DeviceError, match="--device xla: this PyTorch cannot use it"):
+        pick_device("xla")
+    assert pick_device("cpu:0") == torch.device("cpu", 0)
+
+
+@pytest.mark.parametrize("command", ["upscale", "benchmark", "serve"])
+def test_every_device_option_refuses_them_as_a_usage_error(command, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from srgan.cli import main
+
+    if command == "serve":
+        uvicorn = pytest.importorskip("uvicorn")
+        monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("the server started"))
+
+    args = {"upscale": [str(tmp_path / "a.png"), "-o", str(tmp_path / "o")],
+            "benchmark": ["--data", str(tmp_path)], "serve": []}[command]
+    res = CliRunner().invoke(main, [command, *args, "--device", "meta"])
+    assert res.exit_code == 2, res.output
+    assert "--device meta: the meta device holds no data" in res.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_train_run_device_is_a_one_line_error(tmp_path):
+    from click.testing import CliRunner
+
+    from srgan.cli import main
+
+    for device in ("meta", "banana"):
+        res = CliRunner().invoke(main, ["train", "srresnet_x4", "--run-dir", str(tmp_path / "r"),
+                                        "--set", f"run.device={device}"])
+        assert res.exit_code == 1 and not isinstance(res.exception, ValueError), res.output
+        assert res.output.startswith(f"Error: run.device {device}") or \
+            res.output.startswith(f"Error: device '{device}'"), res.output
+        assert not (tmp_path / "r").exists()

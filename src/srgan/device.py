@@ -81,5 +81,22 @@ def pick_device(requested: str | torch.device = "auto", local_rank: int | None =
                               "device(s) here")
     elif dev.type == "mps" and not _mps_available():
         raise DeviceError(f"{what} {requested}: MPS is not available here; use {what} cpu")
+    elif dev.type != "cpu":
+        _check_holds_data(dev, requested, what)
     return dev
+
+
+def _check_holds_data(dev: torch.device, requested: object, what: str) -> None:
+    """Refuse a device that names no memory (`meta` tracks only shapes) or whose backend this
+    PyTorch lacks (xpu, hpu, xla ...): one tensor there and back, else a DeviceError rather
+    than a traceback at the first copy."""
+    if dev.type == "meta":
+        raise DeviceError(f"{what} {requested}: the meta device holds no data (it only tracks "
+                          f"shapes); use {what} cpu (or auto)")
+    try:
+        torch.zeros(1, device=dev).cpu()
+    except Exception as exc:  # NotImplementedError, AssertionError, ImportError ...: unusable
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DeviceError(f"{what} {requested}: this PyTorch cannot use it ({why[:120]}); "
+                          f"use {what} cpu (or auto)") from None
 

@@ -15,8 +15,20 @@ PRECISION_HELP = ("auto: fp16 on GPUs, a bf16 mix on CPUs with native bf16 (16-b
                   "in fp32), else fp32; fp32: the exact path.")
 
 
+def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A usage error for a device that is not there or holds no data (`meta`), before any
+    model is loaded; the name itself is passed on (torchrun processes pick their GPU later)."""
+    from srgan.device import DeviceError, pick_device
+
+    try:
+        pick_device(value)
+    except DeviceError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
 def device_option(f: F) -> F:
-    return click.option("--device", default="auto", show_default=True,
+    return click.option("--device", default="auto", show_default=True, callback=_check_device,
                         help="auto, cpu, cuda, cuda:1 ...")(f)
 
 

@@ -89,6 +89,7 @@ def train(
       torchrun --nproc_per_node 8 -m srgan train srresnet_x4 --set data.train=[photos]
     """
     from srgan.data import DataError
+    from srgan.device import DeviceError
     from srgan.nets import VGGWeightsMissing
     from srgan.train.checkpoint import CheckpointError
     from srgan.train.loop import TrainingDiverged
@@ -105,8 +106,8 @@ def train(
             cfg, folder, resume=resuming,
             time_limit=time_limit * 60 if time_limit is not None else None, log=_echo,
         )
-    except (ConfigError, DataError, VGGWeightsMissing, CheckpointError, TrainingDiverged,
-            ModelFileError) as exc:
+    except (ConfigError, DataError, DeviceError, VGGWeightsMissing, CheckpointError,
+            TrainingDiverged, ModelFileError) as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         from srgan.train.distributed import shutdown
