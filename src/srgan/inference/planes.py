@@ -1,6 +1,8 @@
 """Alpha and grey: how an image of 1 to 4 channels becomes what an RGB network can run.
 
-Grey runs as RGB (a broadcast view, not three copies) and is averaged back; alpha runs
+Grey runs as RGB (a broadcast view, not three copies) and is averaged back; so does an RGB
+image whose three channels are equal (a grey photograph stored as RGB), which is then
+written back as RGB with three equal channels, so that it never gains colour; alpha runs
 through the network too (as grey), after transparent pixels' colours are filled in from
 their opaque neighbours, and is then pinned to exactly 0 / the maximum where the input was
 fully transparent / opaque. Both of `Upscaler`'s pixel paths (float and quantised) use this.
@@ -31,15 +33,21 @@ class Planes:
     colour: np.ndarray
     alpha: np.ndarray | None
     opaque: bool
+    grey_rgb: bool = False  # colour is one channel of an RGB image whose channels are equal
 
     @property
     def grey(self) -> bool:
         return self.colour.shape[2] == 1
 
     @property
+    def colour_channels(self) -> int:
+        """Colour channels of the output: the input's (3 for a grey RGB image)."""
+        return 3 if self.grey_rgb else self.colour.shape[2]
+
+    @property
     def channels(self) -> int:
         """Channels of the output: the input's."""
-        return self.colour.shape[2] + (self.alpha is not None)
+        return self.colour_channels + (self.alpha is not None)
 
     def colour_tensor(self) -> torch.Tensor:
         """(1,3,H,W): float32 (converted if need be), or the integers without a copy; grey
@@ -69,16 +77,32 @@ def split_planes(pixels: np.ndarray) -> Planes:
     c = pixels.shape[2]
     if c not in (1, 2, 3, 4):
         raise ValueError(f"expected 1 to 4 channels, got {c}")
+    colour = pixels if c in (1, 3) else pixels[..., :-1]
+    grey_rgb = colour.shape[2] == 3 and channels_equal(colour)
+    if grey_rgb:  # run as grey: an RGB network may tint a grey photo (up to 33 levels seen)
+        colour = colour[..., :1]
     if c not in (2, 4):
-        return Planes(pixels, None, True)
-    colour, alpha = pixels[..., :-1], pixels[..., -1]
+        return Planes(colour, None, True, grey_rgb)
+    alpha = pixels[..., -1]
     integer = pixels.dtype.kind in "ui"
     if alpha.min() >= (np.iinfo(alpha.dtype).max if integer else 1.0):
-        return Planes(colour, alpha, True)
+        return Planes(colour, alpha, True, grey_rgb)
     if integer:
         bits = 8 if pixels.dtype == np.uint8 else 16
         colour, alpha = to_float(colour, bits), to_float(alpha, bits)
-    return Planes(fill_transparent(colour, alpha), alpha, False)
+    return Planes(fill_transparent(colour, alpha), alpha, False, grey_rgb)
+
+
+def channels_equal(colour: np.ndarray, rows: int = 256) -> bool:
+    """Whether the three channels of HxWx3 `colour` are equal everywhere; compared a block
+    of rows at a time, so a colour image stops at its first block and a huge grey one
+    needs no image-sized mask."""
+    for y in range(0, colour.shape[0], rows):
+        block = colour[y:y + rows]
+        if not (np.array_equal(block[..., 0], block[..., 1])
+                and np.array_equal(block[..., 0], block[..., 2])):
+            return False
+    return True
 
 
 def readonly_view(arr: np.ndarray) -> torch.Tensor:

@@ -384,7 +384,7 @@ class Upscaler:
         `out_bits` (8 or 16) uint8/uint16 rounded tile by tile on the device, into a
         memory-mapped file in `spill_dir` when huge. Grey and alpha: `inference.planes`."""
         planes = split_planes(pixels)
-        h, w, cc = planes.colour.shape
+        h, w, cc = *planes.colour.shape[:2], planes.colour_channels
         s = self.scale
         if out_bits is None:
             dtype, top, spill = np.dtype(np.float32), 1.0, None
