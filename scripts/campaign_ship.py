@@ -194,7 +194,7 @@ def main() -> int:
             f"{int(extra['campaign_patches_seen']):,} "
             f"96x96 patches in {float(extra['campaign_train_hours']):.1f} h of training over "
             f"{extra['campaign_segments']} segment(s), {precision} on {capability()}; "
-            f"688 photographs of ../shared/data/train (BSD200, BSDS500-test, T91, General100, "
+            f"688 photographs (BSD200, BSDS500-test, T91, General100, "
             f"Sun-Hays 80, Debian wallpapers), {lr_made}; {chosen} EMA "
             f"weights, stored fp16. Last segment: {card.training}"
         )

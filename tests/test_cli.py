@@ -102,3 +102,17 @@ def test_old_import_paths_still_work():
     assert overlapped is pipeline.overlapped and old_serve is serve.serve
     assert old_train is train.train and video_options is video.video_options
     assert cli.missing_extra(ImportError("x", name="srgan.x")) is None
+
+
+def test_srgan_models_shows_no_machine_paths():
+    # the shipped cards carried the training machine's /work/... and ../shared/... folders
+    import re
+
+    res = CliRunner().invoke(main, ["models"])
+    assert res.exit_code == 0, res.output
+    assert "srresnet_x4" in res.output and "trained:" in res.output
+    assert not re.search(r"(?<![\w.])(\.\.?)?/\w", res.output), res.output
+    from srgan.commands.models import without_paths
+
+    assert without_paths("crops from /home/a/../data/train, and ../shared/x/val; docs/c.md") \
+        == "crops from train/, and val/; docs/c.md"

@@ -223,3 +223,12 @@ def test_model_card_names_every_stage2_option_that_shaped_the_weights():
         assert part in training, part
     plain = model_card(load_config("srgan_mse_x4", []), step=3, ema=False).training
     assert "LDL" not in plain and "flat-region" not in plain and "kept fixed" not in plain
+
+
+def test_model_card_names_training_folders_without_the_machines_paths():
+    from srgan.export.generator import model_card
+    from srgan.train.config import load_config
+
+    cfg = load_config("srresnet_x4", ["data.train=['/home/me/photos', '../data/more']"])
+    training = model_card(cfg, step=3, ema=False).training
+    assert "crops from photos/, more/ with" in training and "/home" not in training

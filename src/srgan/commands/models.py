@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import PurePosixPath
+
 import click
+
+# A path written into a card by the machine that trained it (/home/..., ../data/train):
+# shown by its last folder name only, as the user has no such folder.
+_PATH = re.compile(r"(?<![\w.])(?:~|\.{1,2})?/[^\s,;:()]+")
+
+
+def without_paths(text: str) -> str:
+    """`text` with every absolute or ../ path replaced by its last part (`train/`)."""
+    return _PATH.sub(lambda m: PurePosixPath(m.group()).name + "/", text)
 
 
 @click.command()
@@ -18,6 +30,6 @@ def models() -> None:
         config, card = read_metadata(path)
         click.echo(f"{name}  x{config.scale}  {config.num_blocks} blocks, {config.channels} ch")
         if card.description:
-            click.echo(f"    {card.description}")
+            click.echo(f"    {without_paths(card.description)}")
         if card.training:
-            click.echo(f"    trained: {card.training}")
+            click.echo(f"    trained: {without_paths(card.training)}")

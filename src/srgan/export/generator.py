@@ -47,11 +47,13 @@ def model_card(
     if cfg.model.freeze:
         recipe += f"; kept fixed: {', '.join(cfg.model.freeze)}"
     folders = ", ".join(d.train)
-    paired = f" with paired LR from {', '.join(d.train_lr)}" if d.train_lr else (
+    names = ", ".join(f"{Path(f).name}/" for f in d.train)  # no machine's paths on the card
+    lr_names = ", ".join(f"{Path(f).name}/" for f in d.train_lr)
+    paired = f" with paired LR from {lr_names}" if d.train_lr else (
         " with MATLAB-bicubic LR made on the fly")
     training = (
         f"{recipe}; {step} steps of batch {t.batch_size}x{world_size}, {d.crop}px HR crops "
-        f"from {folders}{paired}; Adam lr {t.lr:g} ({t.schedule}"
+        f"from {names}{paired}; Adam lr {t.lr:g} ({t.schedule}"
         f"{f', warmup {t.warmup_steps}' if t.warmup_steps else ''})"
         f"{f'; EMA {t.ema:g}' if ema else ''}"
     )
