@@ -30,6 +30,11 @@ DEGRADATIONS = ("bicubic", "realistic")
 EXPORT_WHICH = ("best", "last")
 PIXEL_LOSSES = ("mse", "l1")
 PAPER_VGG_SCALE = 1.0 / 12.75
+# Bounds far beyond any SRResNet (the paper: 16 blocks, 64 channels; EDSR: 32, 256), so that a
+# typo is a config error rather than a network too big to build.
+MAX_BLOCKS = 256
+MAX_CHANNELS = 1024
+MAX_STEPS = 10**9
 
 
 class ConfigError(ValueError):
@@ -123,6 +128,7 @@ class LossSection:
     adversarial_warmup: int = 0  # steps over which the two weights above rise from 0 (D trains)
     artifacts: float = 0.0  # weight of the LDL artefact-map L1 term (stage 2; needs train.ema)
     flat_mse: float = 0.0  # weight of the pixel MSE on locally flat HR regions (stage 2)
+    usm_pixel_targets: bool = False  # pixel terms against an unsharp-masked HR (Real-ESRGAN)
 
 
 @dataclass
@@ -199,9 +205,11 @@ class Config:
         need(d.sample in SAMPLING, "data.sample", f"one of {SAMPLING}")
         need(self.log.export in EXPORT_WHICH, "log.export", f"one of {EXPORT_WHICH}")
         need(m.scale in (2, 4, 8), "model.scale", "2, 4 or 8")
-        need(m.num_blocks >= 0, "model.num_blocks", ">= 0")
-        need(m.channels >= 1, "model.channels", ">= 1")
-        need(self.discriminator.base_channels >= 1, "discriminator.base_channels", ">= 1")
+        _check_run_name(self.run.name)
+        need(0 <= m.num_blocks <= MAX_BLOCKS, "model.num_blocks", f"0 to {MAX_BLOCKS}")
+        need(1 <= m.channels <= MAX_CHANNELS, "model.channels", f"1 to {MAX_CHANNELS}")
+        need(1 <= self.discriminator.base_channels <= MAX_CHANNELS,
+             "discriminator.base_channels", f"1 to {MAX_CHANNELS}")
         need(d.crop >= m.scale and d.crop % m.scale == 0, "data.crop",
              f"a positive multiple of model.scale ({m.scale})")
         need(len(d.train) >= 1, "data.train", "at least one folder")
@@ -214,7 +222,7 @@ class Config:
             raise ConfigError(f"degradation.{problem}")
         need(not d.train_lr or len(d.train_lr) == len(d.train), "data.train_lr",
              f"empty or one LR folder per data.train folder ({len(d.train)})")
-        need(t.steps >= 1, "train.steps", ">= 1")
+        need(1 <= t.steps <= MAX_STEPS, "train.steps", f"1 to {MAX_STEPS:,}")
         need(t.batch_size >= 1, "train.batch_size", ">= 1")
         need(t.lr > 0 and math.isfinite(t.lr), "train.lr", "> 0")
         need(t.d_lr >= 0, "train.d_lr", ">= 0")
@@ -290,6 +298,15 @@ class Config:
         lines = [f"# {_comment_safe(line)}" for line in header.splitlines()] if header else []
         body = tomli_w.dumps(data)
         return "\n".join(lines) + "\n\n" + body if lines else body
+
+
+def _check_run_name(name: str) -> None:
+    """run.name is one folder name under run.dir: `../x` or `/tmp/x` would put the run
+    elsewhere, and a control character makes a name no shell shows as typed."""
+    if name and (name in (".", "..") or "/" in name or "\\" in name or len(name) > 200
+                 or any(c < " " or c == "\x7f" for c in name)):
+        raise ConfigError(f"run.name: one folder name (no '/', '..' or control characters; "
+                          f"--run-dir chooses any folder), got {_short_repr(name)}")
 
 
 # ----------------------------------------------------------------------------- types

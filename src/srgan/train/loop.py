@@ -34,7 +34,7 @@ from srgan.data import (
     load_training_set,
     load_validation_set,
 )
-from srgan.losses import ContentLoss, discriminator_loss
+from srgan.losses import ContentLoss, discriminator_loss, unsharp_mask
 from srgan.nets import Discriminator, SRResNet
 from srgan.train import build
 from srgan.train import checkpoint as ckpt
@@ -279,9 +279,12 @@ class Trainer:
         the generated batch."""
         cfg = self.cfg
         self.opt_g.zero_grad(set_to_none=True)
+        pixel_target = None
+        if cfg.loss.usm_pixel_targets:  # sharper targets for the pixel terms only
+            pixel_target = self.g.from_unit(unsharp_mask(self.g.to_unit(hr_t)))
         with self.autocast():
             sr = self.g_run(lr_img)
-            g_loss, parts = self.content_run(sr, hr_t)
+            g_loss, parts = self.content_run(sr, hr_t, pixel_target)
             if self.gan:
                 assert self.d is not None and self.d_for_g is not None
                 self.d.requires_grad_(False)
