@@ -104,6 +104,38 @@ def test_upscale_never_replaces_its_input_even_with_overwrite(tmp_path, tiny_mod
         assert src.read_bytes() == before
 
 
+def test_upscale_in_place_never_replaces_a_photo_named_like_an_output(tmp_path,
+                                                                     tiny_model_path):
+    """`d/b_x4.png` is the user's photo, not an earlier output (it carries no srgan mark):
+    it is an input like the others, and the upscale of b.png does not replace it."""
+    folder = tmp_path / "d"
+    write_photo(folder / "b.png")
+    photo = write_photo(folder / "b_x4.png", size=(20, 16))
+    before = photo.read_bytes()
+    for extra in ([], ["--overwrite"]):
+        res = cli("upscale", folder, "-o", folder, "-m", tiny_model_path, "-q", *extra)
+        assert res.exit_code == 1, res.output
+        assert photo.read_bytes() == before and "b_x4.png is one of the inputs" in res.output
+        if not extra:  # the photo was not taken for an earlier output
+            assert "earlier output" not in res.output
+    assert Image.open(folder / "b_x4_x4.png").size == (80, 64)  # upscaled, as an input is
+    # a file given by name, written into its own folder: the same rule
+    lone = write_photo(tmp_path / "e" / "c.png")
+    mine_not = write_photo(tmp_path / "e" / "c_x4.png", size=(20, 16))
+    before = mine_not.read_bytes()
+    res = cli("upscale", lone, "-o", lone.parent, "-m", tiny_model_path, "-q", "--overwrite")
+    assert res.exit_code == 1 and "not written by srgan" in res.output, res.output
+    assert mine_not.read_bytes() == before
+    # our own earlier output (marked) is still left out, and replaced with --overwrite
+    mine = tmp_path / "f"
+    write_photo(mine / "a.png")
+    for extra in ([], ["--overwrite"]):
+        res = cli("upscale", mine, "-o", mine, "-m", tiny_model_path, "-q", *extra)
+        assert res.exit_code == 0, res.output
+    assert "1 earlier output(s)" in res.output
+    assert sorted(p.name for p in mine.iterdir()) == ["a.png", "a_x4.png"]
+
+
 def test_upscale_outputs_in_the_input_folder_are_not_upscaled_again(tmp_path, tiny_model_path):
     # item 4: rerunning into a folder inside (or equal to) the input folder grew x16, x64
     folder = tmp_path / "photos"

@@ -401,3 +401,19 @@ def test_cli_folder_of_a_video_and_images_does_both(tmp_path, tiny_model_path):
                                   "-o", str(tmp_path / "two"), "-q", "-m", str(tiny_model_path)])
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["c_x4.png", "clip_x4.mp4"]
+
+
+def test_cli_in_place_never_replaces_a_clip_named_like_an_output(tmp_path, tiny_model_path):
+    from srgan.video import has_mark
+
+    folder = tmp_path / "v"
+    folder.mkdir()
+    make_clip(folder / "clip.mp4", n=2, audio=False)
+    make_clip(folder / "clip_x4.mp4", n=2, audio=False, seed=1)  # the user's own clip
+    before = (folder / "clip_x4.mp4").read_bytes()
+    r = CliRunner().invoke(main, ["upscale", str(folder), "-o", str(folder), "-q", "--overwrite",
+                                  "-m", str(tiny_model_path)])
+    assert r.exit_code == 1 and "clip_x4.mp4 is one of the inputs" in r.output, r.output
+    assert "no input images" not in r.output and "images:" not in r.output
+    assert (folder / "clip_x4.mp4").read_bytes() == before
+    assert has_mark(folder / "clip_x4_x4.mp4") and not has_mark(folder / "clip_x4.mp4")

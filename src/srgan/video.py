@@ -246,8 +246,11 @@ class Encoder:
 
     def __init__(self, fh: BinaryIO, fmt: str, source: Any, opts: EncodeOptions,
                  window: Window) -> None:
+        from srgan.imageio.mark import MARK
+
         self.av = require_av()
         self.out = self.av.open(fh, "w", format=fmt)
+        self.out.metadata["comment"] = MARK  # so a later run knows it for ours (has_mark)
         self.opts = opts
         vs = source.streams.video[0]
         self.vtb = vs.time_base
@@ -372,6 +375,18 @@ def upscale_frame(upscaler: Any, rgb: np.ndarray, outscale: float | None, tta: b
         return upscaler.upscale_quantized(QuantizedImage(rgb, 8), tta).pixels
     y = resize_pixels(upscaler.upscale_array(from_array(rgb).pixels, tta), size)
     return to_array(from_array(y), np.uint8)
+
+
+def has_mark(path: Path) -> bool:
+    """Whether the video at `path` was written by srgan (the container's comment tag)."""
+    from srgan.imageio.mark import MARK
+
+    try:
+        with require_av().open(str(path)) as c:
+            tags = {k.lower(): v for k, v in c.metadata.items()}
+    except Exception:  # unreadable, or PyAV missing: not proven ours
+        return False
+    return tags.get("comment", "").strip() == MARK
 
 
 def _check_video_stream(container: Any, name: str) -> None:

@@ -7,6 +7,7 @@ import re
 import stat
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,18 +59,46 @@ def _stat_error(item: Path, exc: OSError) -> str:
     return f"{display_path(item)}: {exc.strerror or exc}"
 
 
-def is_own_output(f: Path, root: Path, outdir: Path, suffix: str) -> bool:
-    """Whether `f`, found in the input folder `root`, is (or may be) an output of ours: all of
-    an output folder inside the input folder, or, when they are the same folder, names that
-    end in the suffix or in a default one (_x4, _x2, _x1.5 from an earlier --outscale).
-    Upscaling those again would grow x16, x64 ... on every rerun."""
+def is_own_output(f: Path, root: Path, outdir: Path, suffix: str,
+                  marked: Callable[[Path], bool | None] | None = None) -> bool:
+    """Whether `f`, found in the input folder `root`, is an output of ours: all of an output
+    folder inside the input folder, or, when they are the same folder, a file named as an
+    output (the suffix, or a default one: _x4, _x2, _x1.5 from an earlier --outscale) that
+    carries the mark srgan writes into its files (`marked`, srgan.imageio.has_mark by
+    default; None for a format without metadata, BMP, where the name has to do). Upscaling
+    those again would grow x16, x64 ... on every rerun; a file of the user's that only looks
+    like an output by its name is an input like any other."""
     from srgan.outputs import is_within
 
     if not is_within(f, outdir):
         return False
     if is_within(outdir, root) and not is_within(root, outdir):  # a sub-folder of the input
         return True
-    return (bool(suffix) and f.stem.endswith(suffix)) or DEFAULT_SUFFIX.search(f.stem) is not None
+    named = (bool(suffix) and f.stem.endswith(suffix)) or DEFAULT_SUFFIX.search(f.stem) is not None
+    if not named:
+        return False
+    if marked is None:
+        from srgan.imageio import has_mark as marked
+    return marked(f) is not False
+
+
+def unproven_target(dst: Path, src: Path,
+                    marked: Callable[[Path], bool | None] | None = None) -> str | None:
+    """Why the existing `dst`, which lies beside its input (in the same folder), must not be
+    replaced even with --overwrite: it does not carry srgan's mark, so it may be a file of
+    the user's that only looks like an output. None where it may be replaced."""
+    from srgan.imageio import display_path
+    from srgan.outputs import same_file
+
+    if not (dst.exists() or dst.is_symlink()) or not same_file(dst.parent, src.parent):
+        return None
+    if marked is None:
+        from srgan.imageio import has_mark as marked
+    if marked(dst) is True:
+        return None
+    return (f"{display_path(src)}: output {display_path(dst)} exists beside the inputs and was "
+            "not written by srgan (it carries no srgan mark), so it is not replaced, even with "
+            "--overwrite; move it or choose another -o")
 
 
 def collect_inputs(
@@ -221,10 +250,11 @@ def upscale(
     video_files = {v for v, root in videos if root is None}
     image_inputs = tuple(i for i in inputs if i not in video_files)
     video_roots = {root for _, root in videos if root is not None}
+    jobs, errors = collect_inputs(image_inputs, outdir, suffix, video_roots)
     tallies = []
-    if image_inputs or not videos:
+    if jobs or errors or not videos:
         tallies.append(upscale_images(
-            image_inputs, video_roots, out_file, outdir, upscaler, suffix, ext=ext,
+            jobs, errors, out_file, outdir, upscaler, suffix, ext=ext,
             outscale=outscale, tta=tta, overwrite=overwrite, quiet=quiet, rank=rank,
             world=world))
     if videos:
@@ -290,6 +320,8 @@ def plan_images(jobs: list[tuple[Path, Path | None]], out_file: Path | None, out
                 check_target(dst, inputs_seen, overwrite=True)
             except OutputError as exc:
                 problem = f"{display_path(src)}: {display_text(exc)}"
+            if problem is None and overwrite:
+                problem = unproven_target(dst, src)
         if problem is not None:
             tally.failures.append(problem)
             tqdm.write(f"error: {problem}", file=sys.stderr)
@@ -306,11 +338,12 @@ def plan_images(jobs: list[tuple[Path, Path | None]], out_file: Path | None, out
 
 
 def upscale_images(
-    inputs: tuple[Path, ...], video_roots: set[Path], out_file: Path | None, outdir: Path,
-    upscaler, suffix: str, *, ext: str, outscale: float | None, tta: bool, overwrite: bool,
-    quiet: bool, rank: int, world: int,
+    jobs: list[tuple[Path, Path | None]], errors: list[str], out_file: Path | None,
+    outdir: Path, upscaler, suffix: str, *, ext: str, outscale: float | None, tta: bool,
+    overwrite: bool, quiet: bool, rank: int, world: int,
 ) -> Tally:
-    """Upscale the image files and the images in folders (this process's share)."""
+    """Upscale the images collect_inputs found (this process's share); `errors` are the
+    inputs it could not use."""
     from srgan.commands.pipeline import io_depth, overlapped
     from srgan.heap import keep_freed_memory
     from srgan.imageio import (
@@ -324,7 +357,6 @@ def upscale_images(
     from srgan.outputs import InputSet, OutputError, prepare_folder
 
     tally = Tally("images", outdir=outdir)
-    jobs, errors = collect_inputs(inputs, outdir, suffix, video_roots)
     if not jobs and not errors:
         errors.append("no input images")
     if jobs or rank == 0:

@@ -123,11 +123,11 @@ def upscale_videos(
     from tqdm import tqdm
 
     from srgan.atomic import atomic_write
-    from srgan.commands.upscale import Tally, is_own_output, shard
+    from srgan.commands.upscale import Tally, is_own_output, shard, unproven_target
     from srgan.device import torchrun_env
     from srgan.imageio import display_path
     from srgan.outputs import InputSet, OutputError, check_target, prepare_folder
-    from srgan.video import upscale_video
+    from srgan.video import has_mark, upscale_video
 
     opts = EncodeOptions(codec=codec, crf=crf, lossless=lossless)
     try:  # a misspelt encoder fails now, not after the first frame of every video
@@ -145,7 +145,12 @@ def upscale_videos(
         raise click.UsageError(f"-o {display_path(output)} names a file, but the inputs may be "
                                "several videos; give an output folder")
     outdir = output.parent if out_file is not None else output
-    videos = [(v, r) for v, r in videos if r is None or not is_own_output(v, r, outdir, suffix)]
+    mine = [(v, r) for v, r in videos
+            if r is not None and is_own_output(v, r, outdir, suffix, marked=has_mark)]
+    if mine:
+        click.echo(f"note: {len(mine)} earlier video output(s) of srgan upscale in "
+                   f"{display_path(outdir)} left out", err=True)
+    videos = [job for job in videos if job not in mine]
     try:
         prepare_folder(outdir)
     except OutputError as exc:
@@ -162,6 +167,9 @@ def upscale_videos(
             check_target(dst, seen, overwrite=True)
         except OutputError as exc:
             failures.append(f"{display_path(src)}: not written: {exc}")
+            continue
+        if overwrite and (why := unproven_target(dst, src, marked=has_mark)):
+            failures.append(why)
             continue
         if (dst.exists() or dst.is_symlink()) and not overwrite:
             skipped += 1

@@ -12,7 +12,8 @@ One module per job; every public name is re-exported here:
   `read_bytes`, `read_rgb8`), and `probe_size`, the header-only size check;
 * `png`: the PNG chunk scanner, the 16-bit colour decoder and the block-parallel encoder;
 * `write`: to paths, atomically (`write_image`), or to bytes (`encode`);
-* `find`: the folder walk (`find_images`).
+* `find`: the folder walk (`find_images`);
+* `mark`: the mark every written file carries, to know our own outputs (`has_mark`).
 """
 
 from srgan.imageio.errors import (
@@ -25,6 +26,7 @@ from srgan.imageio.errors import (
     display_text,
 )
 from srgan.imageio.find import IMAGE_EXTENSIONS, find_images
+from srgan.imageio.mark import MARK, has_mark
 from srgan.imageio.pil import from_pil, to_pil
 from srgan.imageio.png import PNG_THREADS
 from srgan.imageio.read import (
@@ -51,6 +53,7 @@ from srgan.imageio.write import WRITE_EXTENSIONS, check_writable_size, encode, w
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
+    "MARK",
     "MAX_PIXELS_ENV",
     "PNG_THREADS",
     "READ_FORMATS",
@@ -69,6 +72,7 @@ __all__ = [
     "find_images",
     "from_array",
     "from_pil",
+    "has_mark",
     "probe_size",
     "quantize",
     "read_bytes",

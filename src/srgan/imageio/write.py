@@ -18,6 +18,7 @@ import numpy as np
 
 from srgan.atomic import atomic_write
 from srgan.imageio.errors import ImageWriteError, display_path, warn_image
+from srgan.imageio.mark import MARK, MARK_XMP
 from srgan.imageio.metadata import JPEG_MAX_EXIF, icc_fits
 from srgan.imageio.pil import pil_from_uint
 from srgan.imageio.png import Writable, write_png
@@ -106,26 +107,29 @@ def _stored_pixels(image: ImageData | QuantizedImage, label: Path | None, fmt: s
 def _encode(out: Writable, arr: np.ndarray, label: Path | None, fmt: str, quality: int,
             lossless: bool, icc: bytes | None, exif: bytes | None, warn: Warn) -> None:
     """Encode stored pixels (from `_stored_pixels`) into `out`. ICC profiles go only where
-    their colour space matches the pixels; EXIF too long for JPEG is dropped with a warning."""
+    their colour space matches the pixels; EXIF too long for JPEG is dropped with a warning.
+    Every format that has a place for it gets srgan's mark (srgan.imageio.mark)."""
     channels = arr.shape[2]
     icc = icc if fmt != "BMP" and icc_fits(icc, channels) else None
     exif = exif if fmt != "BMP" else None
     if fmt == "PNG":
-        write_png(out, arr, icc, exif)
+        write_png(out, arr, icc, exif, software=MARK)
         return
     kwargs: dict[str, object] = {}
     if fmt == "JPEG":
         if max(arr.shape[:2]) > _JPEG_MAX_SIDE:
             raise ImageWriteError(label, f"JPEG images can be at most {_JPEG_MAX_SIDE} pixels "
                                          f"on a side, this one is {arr.shape[1]}x{arr.shape[0]}")
-        kwargs.update(quality=quality, subsampling=0 if quality >= 90 else 2, optimize=True)
+        kwargs.update(quality=quality, subsampling=0 if quality >= 90 else 2, optimize=True,
+                      comment=MARK)
         if exif and len(exif) > JPEG_MAX_EXIF:
             warn(f"EXIF of {len(exif)} bytes is too long for JPEG; dropped")
             exif = None
     elif fmt == "WEBP":
-        kwargs.update(quality=quality, lossless=lossless, exact=lossless, method=4)
+        kwargs.update(quality=quality, lossless=lossless, exact=lossless, method=4,
+                      xmp=MARK_XMP)
     elif fmt == "TIFF":
-        kwargs.update(compression="tiff_deflate")
+        kwargs.update(compression="tiff_deflate", software=MARK)
     if icc:
         kwargs["icc_profile"] = icc
     if exif:
