@@ -457,8 +457,12 @@ def test_page_is_served_and_works_offline(client: TestClient):
     r = client.get("/")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert 'src="static/app.js"' in r.text and 'href="static/style.css"' in r.text
-    for name in ("index.html", "app.js", "api.js", "bicubic.js", "zip.js", "docs.js", "style.css",
-                 "docs.css"):
+    names = sorted(p.name for p in STATIC_DIR.iterdir() if p.suffix in (".html", ".js", ".css"))
+    assert {"index.html", "app.js", "api.js", "progress.js", "viewer.js", "style.css"} <= set(
+        names)
+    for name in names:
+        assert f'src="static/{name}"' in r.text or name in ("index.html", "docs.js", "docs.css",
+                                                              "style.css")
         assert client.get(f"/static/{name}").status_code == 200
         text = (STATIC_DIR / name).read_text()
         # nothing fetched from another origin: no CDN, fonts or scripts from elsewhere

@@ -1,5 +1,6 @@
-// Talking to the srgan API: one upscale request (with upload progress and abort), the queue
-// position of a waiting job, and the server's error sentences and file names.
+// Talking to the srgan API: send one image as a job (with upload progress and abort), follow
+// the job (state, place in line, tiles done, ETA) with polls that back off, fetch its result,
+// cancel it; the server's error sentences and file names.
 "use strict";
 
 const Api = (() => {
@@ -21,29 +22,27 @@ const Api = (() => {
     return `The server answered ${status} without an explanation.`;
   }
 
-  // One POST through XMLHttpRequest, which (unlike fetch) reports upload progress and aborts.
-  // `onStart(xhr)` gets the request, so the caller can abort it.
-  function postUpscale(form, onStart, onProgress, onUploaded) {
+  const rel = (path) => path.replace(/^\//, ""); // the page may live under a prefix
+
+  // The upload, through XMLHttpRequest (unlike fetch it reports upload progress and aborts).
+  // Resolves with the job the server made (202). `onStart(xhr)` gets the request.
+  function submit(form, onStart, onProgress) {
     return new Promise((resolve, reject) => {
       const xhr = new XMLHttpRequest();
       onStart(xhr);
       xhr.open("POST", "v1/upscale");
-      xhr.responseType = "blob";
       xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(100 * e.loaded / e.total);
-      xhr.upload.onload = onUploaded;
-      xhr.onload = async () => {
-        if (xhr.status === 200) {
-          resolve(xhr);
+      xhr.onload = () => {
+        if (xhr.status === 202) {
+          try {
+            resolve(JSON.parse(xhr.responseText));
+          } catch (e) {
+            reject(new ApiError(xhr.status, "The server's answer was not a job."));
+          }
           return;
         }
-        let body = "";
-        try {
-          body = await xhr.response.text();
-        } catch (e) {
-          body = "";
-        }
         // the server's sentence already says when to try again: nothing is added to it
-        reject(new ApiError(xhr.status, detailText(xhr.status, body)));
+        reject(new ApiError(xhr.status, detailText(xhr.status, xhr.responseText)));
       };
       xhr.onabort = () => reject(new ApiError(-1, "Cancelled."));
       xhr.onerror = () =>
@@ -52,33 +51,48 @@ const Api = (() => {
     });
   }
 
-  // While a job waits or runs, ask the server where it stands; `onText(sentence)` shows it.
-  // Returns a function that stops asking.
-  function watchQueue(ticket, onText) {
-    let stopped = false;
-    const tick = async () => {
-      if (stopped) return;
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+  // Follow a job until it ends: `onUpdate(job, atMs)` after each look. Polls soon at first,
+  // then less often (the server's poll_after_s, at most 5 s). `signal.cancelled` stops it.
+  // Resolves with the finished job; rejects with the job's error.
+  async function follow(job, onUpdate, signal) {
+    let failures = 0;
+    for (;;) {
+      if (signal.cancelled) throw new ApiError(-1, "Cancelled.");
+      if (job.state === "done") return job;
+      if (job.state === "failed") throw new ApiError(job.error.status, job.error.detail);
+      if (job.state === "cancelled") throw new ApiError(409, "The job was cancelled.");
+      await sleep(1000 * Math.min(5, Math.max(0.5, job.poll_after_s || 1)));
+      if (signal.cancelled) throw new ApiError(-1, "Cancelled.");
+      let res;
       try {
-        const q = await (await fetch(`v1/queue/${ticket}`)).json();
-        if (stopped) return;
-        const eta = q.eta_s ? `, about ${q.eta_s} s` : "";
-        if (q.state === "waiting") {
-          const jobs = q.ahead === 1 ? "1 job" : `${q.ahead} jobs`;
-          onText(`Waiting in the queue: ${jobs} ahead of yours${eta}…`);
-        } else if (q.state === "running") {
-          onText(`Processing on the server${eta}…`);
-        }
+        res = await fetch(rel(job.url), { cache: "no-store" });
       } catch (e) {
-        // a missed update is harmless
+        if (++failures > 5) throw new ApiError(0, "The connection to the server was lost.");
+        continue; // a missed look is harmless
       }
-      if (!stopped) setTimeout(tick, 500);
-    };
-    setTimeout(tick, 200);
-    return () => (stopped = true);
+      if (!res.ok) throw new ApiError(res.status, detailText(res.status, await res.text()));
+      failures = 0;
+      job = await res.json();
+      onUpdate(job, performance.now());
+    }
   }
 
-  function filenameOf(xhr, fallback) {
-    const cd = xhr.getResponseHeader("Content-Disposition") || "";
+  async function result(job) {
+    const res = await fetch(rel(job.result.url), { cache: "no-store" });
+    if (!res.ok) throw new ApiError(res.status, detailText(res.status, await res.text()));
+    return { blob: await res.blob(), headers: res.headers };
+  }
+
+  // Withdraw a job; `keepalive` lets it go out while the tab closes.
+  function cancel(job) {
+    if (!job || !job.url) return;
+    fetch(rel(job.url), { method: "DELETE", keepalive: true }).catch(() => {});
+  }
+
+  function filenameOf(headers, fallback) {
+    const cd = headers.get("Content-Disposition") || "";
     const star = /filename\*=UTF-8''([^;]+)/i.exec(cd);
     if (star) {
       try {
@@ -91,5 +105,5 @@ const Api = (() => {
     return m ? m[1] : fallback;
   }
 
-  return { ApiError, detailText, postUpscale, watchQueue, filenameOf };
+  return { ApiError, detailText, submit, follow, result, cancel, filenameOf };
 })();

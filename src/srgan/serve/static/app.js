@@ -1,6 +1,7 @@
-// The srgan page: choose images (button, drop or paste), POST each once to v1/upscale, show
-// the model's result against a bicubic enlargement of the same file (computed here, by
-// bicubic.js), download one result or all of them as a zip (zip.js).
+// The srgan page: choose images (button, drop anywhere, paste, or an example), check them
+// against the server's limits, send each once as a job (api.js) and show where it stands
+// (progress.js), then the model's result against a bicubic enlargement of the same file
+// (bicubic.js) in the viewer (viewer.js); download one result or all of them as a zip (zip.js).
 // Plain JavaScript, no build step, nothing fetched from outside this server.
 "use strict";
 
@@ -11,9 +12,11 @@ const state = {
   limits: null,
   items: [], // chosen images: {file, url, width, height}
   busy: false,
-  xhr: null, // the request in flight, for Cancel
-  ticket: null,
+  xhr: null, // the upload in flight, for Cancel
+  job: null, // the server's job being followed, for Cancel
+  signal: { cancelled: false },
   cancelled: false,
+  outscaleChosen: false, // the person picked a scale: a model change keeps it
   results: [], // {item, blob, url, name, model, outscale, info, warnings}
   shown: null, // the result on screen
   compareUrl: null,
@@ -30,6 +33,12 @@ function showError(message) {
 function clearError() {
   $("error").hidden = true;
   $("error").textContent = "";
+}
+
+// a sentence about something the page did not do (a file it cannot take, a drop while busy)
+function showNotice(message) {
+  $("notice").textContent = message;
+  $("notice").hidden = !message;
 }
 
 function setStatus(text, percent) {
@@ -86,31 +95,74 @@ async function loadModels() {
     `up to ${formatBytes(lim.max_upload_bytes)} and ` +
     `${(lim.max_pixels / 1e6).toFixed(lim.max_pixels % 1e6 ? 2 : 0)} megapixels each`;
   onModelChange();
-  updateButtons();
+  checkLimits();
 }
 
 function onModelChange() {
   const m = state.models.find((x) => x.name === $("model").value);
   if (!m) return;
   $("model-card").textContent = `${m.name} (×${m.scale}): ${m.summary || ""}`;
+  if (state.outscaleChosen) return; // the person's scale stays whatever model they pick
   $("outscale").value = String(m.scale);
   if ($("outscale").value !== String(m.scale)) $("outscale").value = "4";
 }
 
 // ------------------------------------------------------------------ choosing images
+const TAKES = /\.(png|jpe?g|webp|bmp|tiff?|gif|ppm|pgm|pnm|avif|heic|heif)$/i;
+
 function setFiles(files) {
-  if (state.busy) return; // the run in progress keeps the images it started with
-  const images = [...files].filter((f) => f && (f.type.startsWith("image/") || !f.type));
+  files = [...files].filter(Boolean);
+  if (state.busy) {
+    showNotice("An upscale is running: wait for it to finish or Cancel it (Escape), then " +
+      "choose new images.");
+    return;
+  }
+  const images = files.filter((f) => f.type.startsWith("image/") || (!f.type && TAKES.test(f.name)));
+  const others = files.filter((f) => !images.includes(f));
+  showNotice(others.length ? others.map((f) => `${f.name} is not an image` +
+    (f.type ? ` (${f.type})` : "") + ": choose PNG, JPEG, WebP or another image file.")
+    .join("\n") : "");
   if (!images.length) return;
   clearError();
   for (const it of state.items) URL.revokeObjectURL(it.url);
   state.items = images.map((file) => ({ file, url: URL.createObjectURL(file), width: 0,
     height: 0 }));
   renderPreview();
-  const big = state.items.filter((it) => state.limits && it.file.size > state.limits.max_upload_bytes);
-  if (big.length) {
-    showError(big.map((it) => `${it.file.name} is ${formatBytes(it.file.size)}; this server ` +
-      `accepts uploads up to ${formatBytes(state.limits.max_upload_bytes)}.`).join("\n"));
+  checkLimits();
+}
+
+// What the server would refuse, said before anything is sent: the file size, the pixels
+// (once the preview knows them) and the output's pixels at the chosen scale.
+function problemOf(it) {
+  const lim = state.limits;
+  if (!lim) return "";
+  if (it.file.size > lim.max_upload_bytes) {
+    return `${it.file.name} is ${formatBytes(it.file.size)}; this server accepts uploads up ` +
+      `to ${formatBytes(lim.max_upload_bytes)}.`;
+  }
+  if (!it.width) return "";
+  const px = it.width * it.height;
+  if (px > lim.max_pixels) {
+    return `${it.file.name} is ${it.width} × ${it.height} = ${px.toLocaleString("en")} ` +
+      `pixels; this server takes up to ${lim.max_pixels.toLocaleString("en")}.`;
+  }
+  const s = Number($("outscale").value);
+  const out = Math.round(it.width * s) * Math.round(it.height * s);
+  if (out > lim.max_output_pixels) {
+    return `${it.file.name} at ×${s} would be ${out.toLocaleString("en")} pixels; this ` +
+      `server makes up to ${lim.max_output_pixels.toLocaleString("en")}: choose a smaller ` +
+      "output scale.";
+  }
+  return "";
+}
+
+function checkLimits() {
+  const problems = state.items.map(problemOf).filter(Boolean);
+  if (problems.length) {
+    const skip = problems.length < state.items.length ? "\nThe others will be upscaled." : "";
+    showError(problems.join("\n") + skip);
+  } else if (!state.busy) {
+    clearError();
   }
   updateButtons();
 }
@@ -134,6 +186,7 @@ function renderPreview() {
       it.height = img.naturalHeight;
       caption.textContent = `${it.file.name}: ${it.width} × ${it.height} px, ` +
         formatBytes(it.file.size);
+      checkLimits();
     };
     img.onerror = () => {
       img.hidden = true;
@@ -149,41 +202,14 @@ function renderPreview() {
 }
 
 function updateButtons() {
-  $("go").disabled = state.busy || !state.items.length || !state.models.length;
+  const sendable = state.items.filter((it) => !problemOf(it));
+  $("go").disabled = state.busy || !sendable.length || !state.models.length;
   $("choose").disabled = state.busy;
   $("cancel").hidden = !state.busy;
 }
 
 // ------------------------------------------------------------------ the result view
-function setDivider(percent) {
-  const p = Math.max(0, Math.min(100, percent));
-  $("before").style.clipPath = `inset(0 ${100 - p}% 0 0)`;
-  $("divider").style.left = `${p}%`;
-  $("slider").value = String(p);
-}
-
-function applyZoom() {
-  const after = $("after");
-  const w = after.naturalWidth;
-  const h = after.naturalHeight;
-  if (!w || !h) return;
-  const dpr = window.devicePixelRatio || 1;
-  let factor; // CSS pixels per image pixel
-  if (state.zoom === "fit") {
-    // shrink to fit, never enlarge: a small result is shown at its own size, not blown up
-    const maxW = $("viewport").clientWidth || w;
-    const maxH = Math.max(200, window.innerHeight * 0.72);
-    factor = Math.min(1 / dpr, maxW / w, maxH / h);
-  } else {
-    factor = Number(state.zoom) / dpr;
-  }
-  for (const img of [after, $("before")]) {
-    img.style.width = `${Math.round(w * factor)}px`;
-    img.style.height = `${Math.round(h * factor)}px`;
-  }
-  // zoomed past 100%, pixels stay sharp squares, so neither side gets extra smoothing
-  $("compare").classList.toggle("pixelated", factor * dpr > 1.001);
-}
+const applyZoom = () => Viewer.applyZoom(state.zoom);
 
 function showResult(r) {
   state.shown = r;
@@ -228,7 +254,7 @@ async function showComparison(r) {
     if (state.shown !== r) return;
     applyZoom();
     for (const id of ["before", "tag-before", "divider", "slider"]) $(id).hidden = false;
-    setDivider(Number($("slider").value));
+    Viewer.setDivider(Number($("slider").value));
   };
   before.src = state.compareUrl;
   if (r.other) {
@@ -263,7 +289,9 @@ function addBatchEntry(r) {
 function addBatchFailure(item, message) {
   const li = document.createElement("li");
   li.className = "failed";
-  li.textContent = `${item.file.name}: ${message}`;
+  // the server's sentence already starts with the file name
+  const named = message.startsWith(`${item.file.name}: `);
+  li.textContent = named ? message : `${item.file.name}: ${message}`;
   $("batch").appendChild(li);
 }
 
@@ -280,55 +308,61 @@ async function downloadAll() {
 
 // ------------------------------------------------------------------ a run
 async function upscaleOne(item, opts, prefix, model) {
-  const ticket = Math.random().toString(36).slice(2) + Date.now().toString(36);
-  state.ticket = ticket;
   const form = new FormData();
   form.append("image", item.file, item.file.name);
   form.append("model", model);
   form.append("outscale", opts.outscale);
   form.append("format", opts.format);
-  form.append("ticket", ticket);
-  let stop = () => {};
   setStatus(`${prefix}Uploading… 0%`, 0);
+  Progress.start(prefix, setStatus);
   try {
-    const xhr = await Api.postUpscale(form, (x) => (state.xhr = x),
-      (p) => setStatus(`${prefix}Uploading… ${Math.round(p)}%`, p),
-      () => {
-        setStatus(`${prefix}Processing on the server…`, null);
-        stop = Api.watchQueue(ticket, (text) => setStatus(prefix + text, null));
-      });
-    const outSize = (xhr.getResponseHeader("X-Srgan-Output-Size") || "0x0").split("x").map(Number);
-    const inSize = xhr.getResponseHeader("X-Srgan-Input-Size") || "?";
-    const secs = Number(xhr.getResponseHeader("X-Srgan-Seconds") || "0");
+    let job = await Api.submit(form, (x) => (state.xhr = x),
+      (p) => setStatus(`${prefix}Uploading… ${Math.round(p)}%`, p));
+    state.xhr = null;
+    state.job = job;
+    Progress.update(job, performance.now());
+    job = await Api.follow(job, (j, at) => Progress.update(j, at), state.signal);
+    Progress.stop();
+    setStatus(`${prefix}Fetching the result…`, 100);
+    const { blob, headers } = await Api.result(job);
+    const [w, h] = job.output_size;
     const stem = item.file.name.replace(/\.[^.]*$/, "") || "image";
     return {
       item,
-      blob: xhr.response,
-      url: URL.createObjectURL(xhr.response),
-      name: Api.filenameOf(xhr, `${stem}_x${opts.outscale}.${opts.format}`),
+      blob,
+      url: URL.createObjectURL(blob),
+      name: Api.filenameOf(headers, job.result.filename || `${stem}_x${opts.outscale}.${opts.format}`),
       model,
-      outSize,
-      info: `${model} ×${opts.outscale}: ${inSize} → ${outSize.join("x")} pixels in ` +
-        `${secs.toFixed(2)} s`,
-      warnings: xhr.getResponseHeader("X-Srgan-Warnings") || "",
+      outSize: [w, h],
+      info: `${model} ×${opts.outscale}: ${job.input_size.join("x")} → ${w}x${h} pixels in ` +
+        `${job.result.seconds.toFixed(2)} s`,
+      warnings: (job.result.warnings || []).join("; "),
     };
   } finally {
-    stop();
+    Progress.stop();
     state.xhr = null;
+    state.job = null;
   }
 }
 
 async function run() {
   if (!state.items.length || state.busy) return;
-  const items = [...state.items]; // this run's images, whatever is chosen meanwhile
+  // this run's images (whatever is chosen meanwhile), less those the server would refuse
+  const items = state.items.filter((it) => !problemOf(it));
   const opts = { model: $("model").value, outscale: $("outscale").value,
     format: $("format").value, other: $("compare-with").value };
   if (opts.other === opts.model) opts.other = "bicubic";
   state.busy = true;
   state.cancelled = false;
+  state.signal = { cancelled: false };
   updateButtons();
   $("cancel").focus();
   clearError();
+  showNotice("");
+  // the previous result goes: it must not be taken for this run's
+  $("result").hidden = true;
+  $("result-info").textContent = "";
+  $("warnings").hidden = true;
   for (const r of state.results) {
     URL.revokeObjectURL(r.url);
     if (r.other) URL.revokeObjectURL(r.other.url);
@@ -356,7 +390,8 @@ async function run() {
       if (state.results.length === 1 || items.length === 1) showResult(r);
     } catch (e) {
       if (e.status === -1 || state.cancelled) break;
-      errors.push(items.length > 1 ? `${items[i].file.name}: ${e.message}` : e.message);
+      const named = e.message.startsWith(`${items[i].file.name}: `);
+      errors.push(items.length > 1 && !named ? `${items[i].file.name}: ${e.message}` : e.message);
       if (items.length > 1) addBatchFailure(items[i], e.message);
     }
   }
@@ -378,38 +413,20 @@ async function run() {
 function cancel() {
   if (!state.busy) return;
   state.cancelled = true;
-  if (state.ticket) fetch(`v1/queue/${state.ticket}`, { method: "DELETE" }).catch(() => {});
+  state.signal.cancelled = true;
+  Api.cancel(state.job); // frees its place in line at once, or stops it at the next tile
   if (state.xhr) state.xhr.abort();
 }
 
-// ------------------------------------------------------------------ wiring
-function wireDivider() {
-  const compare = $("compare");
-  let dragging = null; // the pointer that holds the divider
-  const follow = (e) => {
-    const r = compare.getBoundingClientRect();
-    if (r.width) setDivider((100 * (e.clientX - r.left)) / r.width);
-  };
-  const release = () => (dragging = null);
-  // no native image drag: it would cancel the pointer and leave the divider stuck to it
-  compare.addEventListener("dragstart", (e) => e.preventDefault());
-  compare.addEventListener("pointerdown", (e) => {
-    if ($("before").hidden || (e.pointerType === "mouse" && e.button !== 0)) return;
-    e.preventDefault();
-    dragging = e.pointerId;
-    compare.setPointerCapture(e.pointerId);
-    follow(e);
-  });
-  compare.addEventListener("pointermove", (e) => {
-    if (dragging !== e.pointerId) return;
-    if (e.pointerType === "mouse" && !(e.buttons & 1)) return release(); // button let go outside
-    follow(e);
-  });
-  for (const type of ["pointerup", "pointercancel", "lostpointercapture"]) {
-    compare.addEventListener(type, release);
-  }
+async function tryExample(name) {
+  if (state.busy) return setFiles([]);
+  const res = await fetch(`static/${name}`);
+  if (!res.ok) return showError(`The example ${name} is missing on this server.`);
+  const blob = await res.blob();
+  setFiles([new File([blob], name, { type: blob.type || "image/png" })]);
 }
 
+// ------------------------------------------------------------------ wiring
 function init() {
   const drop = $("drop");
   $("choose").addEventListener("click", () => $("file").click());
@@ -417,23 +434,23 @@ function init() {
     setFiles(e.target.files);
     e.target.value = ""; // choosing the same file again still fires change
   });
+  // the whole page takes a drop (the result area too), and says what it did with it
   for (const type of ["dragenter", "dragover"]) {
-    drop.addEventListener(type, (e) => {
+    window.addEventListener(type, (e) => {
       e.preventDefault();
       drop.classList.add("over");
     });
   }
-  for (const type of ["dragleave", "drop"]) {
-    drop.addEventListener(type, () => drop.classList.remove("over"));
-  }
-  drop.addEventListener("drop", (e) => {
-    e.preventDefault();
+  window.addEventListener("dragleave", (e) => {
+    if (!e.relatedTarget) drop.classList.remove("over");
+  });
+  window.addEventListener("drop", (e) => {
+    e.preventDefault(); // never navigate away from the page to the dropped file
+    drop.classList.remove("over");
     const files = e.dataTransfer && e.dataTransfer.files;
     if (files && files.length) setFiles(files);
+    else showNotice("Nothing to take from that drop: drop image files.");
   });
-  // a file dropped next to the zone must not make the browser navigate away from the page
-  window.addEventListener("dragover", (e) => e.preventDefault());
-  window.addEventListener("drop", (e) => e.preventDefault());
   document.addEventListener("paste", (e) => {
     const files = e.clipboardData ? [...e.clipboardData.files] : [];
     if (!files.length) return;
@@ -442,17 +459,30 @@ function init() {
       : new File([f], `pasted-${i + 1}.${(f.type.split("/")[1] || "png")}`, { type: f.type }))));
   });
 
+  if (window.matchMedia("(pointer: coarse)").matches) {
+    $("drop-text").textContent = "tap Choose images to pick photos";
+  }
   $("model").addEventListener("change", onModelChange);
+  $("outscale").addEventListener("change", () => {
+    state.outscaleChosen = true;
+    checkLimits();
+  });
+  for (const b of document.querySelectorAll("[data-example]")) {
+    b.addEventListener("click", () => tryExample(b.dataset.example));
+  }
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && state.busy) cancel();
+  });
+  window.addEventListener("pagehide", () => Api.cancel(state.job));
   $("go").addEventListener("click", run);
   $("cancel").addEventListener("click", cancel);
   $("download-all").addEventListener("click", downloadAll);
-  $("slider").addEventListener("input", (e) => setDivider(Number(e.target.value)));
   $("zoom").addEventListener("change", (e) => {
     state.zoom = e.target.value;
     applyZoom();
   });
   window.addEventListener("resize", () => state.zoom === "fit" && applyZoom());
-  wireDivider();
+  Viewer.wire();
   loadModels();
 }
 
