@@ -199,3 +199,32 @@ def test_the_official_table_matches_the_expected_layout():
         assert len(arc.sha256) == 64 and arc.size > 10_000_000
     with pytest.raises(DownloadError, match="unknown DIV2K part"):
         download_div2k("/nonexistent", parts=["train_x3"])
+
+
+def test_a_wrong_archive_put_by_hand_is_kept_and_said_so(tmp_path, div2k_like, monkeypatch):
+    """The offline error says to put the archive in downloads/ by hand; one that does not
+    match (size or SHA-256) is renamed aside, never deleted, and the reason is printed."""
+    files, table = div2k_like
+    monkeypatch.setattr(div2k, "DIV2K_ARCHIVES", table)
+    arc = table["train_hr"]
+    placed = tmp_path / "d" / "downloads" / arc.file
+    placed.parent.mkdir(parents=True)
+    for attempt, payload in enumerate([b"my own zip", files[arc.file][:-1] + b"?"]):
+        placed.write_bytes(payload)
+        with socket.socket() as s:  # offline: the error names what was kept, and why
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        res = CliRunner().invoke(data, ["download", "div2k", str(tmp_path / "d"), "--base-url",
+                                        f"http://127.0.0.1:{port}/", "--parts", "train_hr"])
+        assert res.exit_code == 1
+        aside = placed.with_name(arc.file + (".rejected" if attempt == 0 else ".rejected-2"))
+        assert aside.read_bytes() == payload
+        why = f"not used: {len(payload)} bytes, expected" if attempt == 0 else "not used: SHA-256"
+        assert why in res.output and str(aside) in res.output, res.output
+    with Server(files) as server:  # online: downloaded anew, the rejected files still there
+        res = CliRunner().invoke(data, ["download", "div2k", str(tmp_path / "d"), "--base-url",
+                                        server.url, "--parts", "train_hr"])
+        assert res.exit_code == 0, res.output
+    assert placed.read_bytes() == files[arc.file]
+    assert sorted(p.name for p in placed.parent.glob("*.rejected*")) == [
+        arc.file + ".rejected", arc.file + ".rejected-2"]

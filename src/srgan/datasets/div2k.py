@@ -73,7 +73,7 @@ def download_div2k(
             out[name] = folder
             continue
         zip_path = download(base + arc.file, target / "downloads" / arc.file, arc.size,
-                            arc.sha256, progress=progress)
+                            arc.sha256, progress=progress, log=log)
         log(f"extracting {zip_path.name} ...")
         safe_extract(zip_path, target)
         if not folder.is_dir():

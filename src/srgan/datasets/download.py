@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 CHUNK = 1 << 20
@@ -36,6 +38,23 @@ def _verify(path: Path, size: int | None, sha256: str | None) -> None:
             raise DownloadError(f"{path}: SHA-256 {digest}, expected {sha256}")
 
 
+def set_aside(path: Path) -> Path:
+    """Rename `path` to `path.rejected` (or .rejected-2, -3 ...: never over another file) and
+    return the new name: a file that is not what was expected is kept, never deleted, as the
+    user may have put it there."""
+    aside = path.with_name(path.name + ".rejected")
+    n = 1
+    while aside.exists() or aside.is_symlink():
+        n += 1
+        aside = path.with_name(f"{path.name}.rejected-{n}")
+    os.rename(path, aside)
+    return aside
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
 def _content_range_start(value: str | None) -> int | None:
     """'bytes 100-199/200' -> 100."""
     if not value or not value.startswith("bytes "):
@@ -54,19 +73,26 @@ def download(
     progress: bool = True,
     timeout: float = 60.0,
     retries: int = 3,
+    log: Callable[[str], None] = _stderr,
 ) -> Path:
     """Fetch `url` to `dest`, resuming a previous `dest.part`; verify size and SHA-256.
 
-    A complete, verified `dest` is not fetched again. A `.part` that fails verification is
-    deleted so the next attempt starts clean.
+    A complete, verified `dest` is not fetched again; one that fails verification (a file put
+    there by hand, say) is renamed aside, kept, and said so through `log`. A `.part` (our own
+    partial download) that fails verification is deleted so the next attempt starts clean.
     """
     dest = Path(dest)
+    rejected = ""
     if dest.is_file():
         try:
             _verify(dest, size, sha256)
             return dest
-        except DownloadError:
-            dest.unlink()
+        except DownloadError as exc:
+            why = str(exc).removeprefix(f"{dest}: ")
+            aside = set_aside(dest)
+            rejected = (f" (the file that was at {dest} is not the expected one: {why}; "
+                        f"kept as {aside})")
+            log(f"{dest}: not used: {why}; kept as {aside.name}, downloading the file anew")
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     last_error: Exception | None = None
@@ -90,13 +116,14 @@ def download(
         kept = f" ({have} bytes kept in {part}; run again to resume)" if have else ""
         raise DownloadError(
             f"cannot download {url}: {reason}{kept}. Check the network connection, or use a "
-            f"mirror with --base-url, or put the file at {dest} by hand."
+            f"mirror with --base-url, or put the file at {dest} by hand.{rejected}"
         ) from last_error
     try:
         _verify(part, size, sha256)
     except DownloadError as exc:
         part.unlink(missing_ok=True)
-        raise DownloadError(f"{exc}; the download was deleted, run the command again") from None
+        raise DownloadError(f"{exc}; the download was deleted, run the command again{rejected}"
+                            ) from None
     os.replace(part, dest)
     return dest
 
