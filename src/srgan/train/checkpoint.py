@@ -10,6 +10,7 @@ no state of its own.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,17 +72,27 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 
 
 def load_latest(
-    folder: Path, map_location: str | torch.device = "cpu", log=print
+    folder: Path, map_location: str | torch.device = "cpu", log=print,
+    check: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """The newest checkpoint in `folder` that loads; damaged newer ones are reported and skipped."""
+    """The newest checkpoint in `folder` that loads and passes `check` (which raises
+    CheckpointError for one that does not suit the run); damaged or unsuitable newer ones are
+    reported and skipped."""
     candidates = list_checkpoints(folder)
     if not candidates:
         raise CheckpointError(f"no checkpoint in {folder}")
-    errors = []
+    errors: dict[str, list[str]] = {}  # reason -> checkpoint names
     for path in reversed(candidates):
         try:
-            return path, load_checkpoint(path, map_location)
+            state = load_checkpoint(path, map_location)
+            if check is not None:
+                try:
+                    check(state)
+                except CheckpointError as exc:
+                    raise CheckpointError(f"{path}: {exc}") from None
+            return path, state
         except CheckpointError as exc:
-            errors.append(str(exc))
+            errors.setdefault(str(exc).removeprefix(f"{path}: "), []).append(path.name)
             log(f"warning: {exc}; trying the previous checkpoint")
-    raise CheckpointError(f"no usable checkpoint in {folder}:\n  " + "\n  ".join(errors))
+    raise CheckpointError(f"no usable checkpoint in {folder}: " + "; ".join(
+        f"{', '.join(names)}: {why}" for why, names in errors.items()))

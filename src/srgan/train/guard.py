@@ -151,6 +151,53 @@ def check_batch_fits(
     )
 
 
+def network_bytes(cfg: Config) -> tuple[int, int]:
+    """(parameters, bytes) of the networks before any image: fp32 weights, plus the gradient
+    and Adam's two moments of each trained one, plus the EMA copy. Counted on PyTorch's meta
+    device, which allocates nothing, so a 100000-channel typo costs no memory to measure."""
+    from srgan.nets import Discriminator, SRResNet
+
+    m, t = cfg.model, cfg.train
+    with torch.device("meta"):
+        g = SRResNet(m.scale, m.num_blocks, m.channels)
+        d = (Discriminator(base_channels=cfg.discriminator.base_channels,
+                           antialias=cfg.discriminator.antialias)
+             if t.stage == "srgan" else None)
+    sizes = [(name, p.numel()) for name, p in g.named_parameters()]
+    params = sum(n for _, n in sizes)
+    trained = sum(n for name, n in sizes if not any(name.startswith(f) for f in m.freeze))
+    total = params + 3 * trained + (params if t.ema > 0 else 0)
+    if d is not None:
+        n_d = sum(p.numel() for p in d.parameters())
+        params += n_d
+        total += 4 * n_d
+    return params, 4 * total
+
+
+def check_network_fits(
+    cfg: Config, device: torch.device,
+    memory: Callable[[torch.device], int | None] = available_memory,
+) -> None:
+    """Refuse, before it is built, a network whose weights and optimiser state alone exceed
+    the memory of `device`: the cause is the architecture, not the batch."""
+    free = memory(device)
+    if free is None:
+        return
+    params, need = network_bytes(cfg)
+    if need <= free:
+        return
+    m = cfg.model
+    raise ConfigError(
+        f"the networks alone cannot fit: model.num_blocks={m.num_blocks}, "
+        f"model.channels={m.channels}"
+        + (f", discriminator.base_channels={cfg.discriminator.base_channels}"
+           if cfg.train.stage == "srgan" else "")
+        + f" make {params / 1e6:,.0f}M parameters, which need {_size(need)} with their "
+        f"gradients and optimiser state, and {device} has {_size(free)} available. Use a "
+        "smaller model.channels or model.num_blocks (the paper: 16 blocks, 64 channels)."
+    )
+
+
 # ------------------------------------------------------------------------------ divergence
 
 

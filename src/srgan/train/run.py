@@ -17,9 +17,10 @@ from srgan.train import checkpoint as ckpt
 from srgan.train.callbacks import TrainCallback
 from srgan.train.config import Config, ConfigError
 from srgan.train.distributed import DistInfo, barrier, broadcast_object, init_distributed
-from srgan.train.guard import RunLock, check_batch_fits
+from srgan.train.guard import RunLock, check_batch_fits, check_network_fits
 from srgan.train.logs import RunLogger
 from srgan.train.loop import Trainer, TrainResult
+from srgan.train.state import check_compatible
 
 
 def prepare_run_dir(cfg: Config, run_dir: Path, resuming: bool) -> None:
@@ -35,6 +36,17 @@ def prepare_run_dir(cfg: Config, run_dir: Path, resuming: bool) -> None:
     text = cfg.to_toml(header="srgan training config, resolved; resume with: "
                               f"srgan train --resume {run_dir}")
     atomic_write(run_dir / "config.toml", lambda fh: fh.write(text.encode("utf-8")))
+
+
+def check_run_folder(run_dir: Path) -> None:
+    """A run folder, or a part of it, that is a file (a damaged or hand-edited folder) is
+    named as such, instead of `[Errno 17] File exists` from the first mkdir."""
+    parts = {run_dir: "the run", run_dir / "checkpoints": "the checkpoints",
+             run_dir / "val": "the validation images", run_dir / "tb": "TensorBoard's logs"}
+    for path, what in parts.items():
+        if (path.exists() or path.is_symlink()) and not path.is_dir():
+            raise ConfigError(f"{path} is not a folder ({what} go there): move that file "
+                              "aside, or give this run another --run-dir")
 
 
 def _resolve_val_set(cfg: Config) -> None:
@@ -68,7 +80,7 @@ def run_training(
     say = log or (lambda s: None)
     dist_info, device = init_distributed(cfg.run.device)
     if not resume:  # pin the name, origin and data paths, so a resumed run reads the same
-        cfg.run.name = cfg.run.name or run_dir.name
+        cfg.run.name = cfg.run.name or run_dir.resolve().name
         cfg.run.based_on = cfg.run.based_on or cfg.source
         _resolve_val_set(cfg)
         cfg.absolute_paths()
@@ -77,6 +89,8 @@ def run_training(
     if dist_info.is_main:
         try:
             cpu_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if device.type == "cpu" else 1
+            check_run_folder(run_dir)
+            check_network_fits(cfg, device)  # the architecture, before it is built
             check_batch_fits(cfg, device, cpu_ranks)  # before minutes of image decoding
             lock.acquire()
             prepare_run_dir(cfg, run_dir, resume)
@@ -104,7 +118,8 @@ def _train(
     resumed_from = None
     if resume:
         path, state = ckpt.load_latest(
-            run_dir / "checkpoints", map_location=device, log=trainer.log
+            run_dir / "checkpoints", map_location=device, log=trainer.log,
+            check=lambda s: check_compatible(trainer, s),  # another architecture: skipped
         )
         trainer.load_state_dict(state)
         resumed_from = path

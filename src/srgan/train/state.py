@@ -5,6 +5,7 @@ bit as the uninterrupted run would have (tests/test_train_resume.py)."""
 from __future__ import annotations
 
 import random
+import tomllib
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -45,12 +46,56 @@ def trainer_state(t: Trainer) -> dict[str, Any]:
     }
 
 
+# the config keys that decide the networks' shapes: a checkpoint must agree on them
+ARCHITECTURE = (("model", "scale"), ("model", "num_blocks"), ("model", "channels"),
+                ("discriminator", "base_channels"))
+
+
+def check_compatible(t: Trainer, state: dict[str, Any]) -> None:
+    """A one-line CheckpointError when `state` was written for other networks than `t`'s (an
+    edited config.toml, a checkpoint copied from another run), naming the config key or the
+    tensor that differs; nothing of `t` is changed, so the caller may try another checkpoint."""
+    text = state.get("config")
+    try:
+        stored = tomllib.loads(text) if isinstance(text, str) else {}
+    except tomllib.TOMLDecodeError:
+        stored = {}
+    nets = [("generator", t.g)] + ([("discriminator", t.d)] if t.d is not None else [])
+    for section, key in ARCHITECTURE:
+        if section == "discriminator" and t.d is None:
+            continue
+        table = stored.get(section)
+        was = table.get(key) if isinstance(table, dict) else None
+        now = getattr(getattr(t.cfg, section), key)
+        if was is not None and was != now:
+            raise ckpt.CheckpointError(
+                f"checkpoint does not match the run's config: {section}.{key} is {was} in the "
+                f"checkpoint, {now} in the config")
+    for name, net in nets:
+        saved = state.get(name)
+        if not isinstance(saved, dict):
+            if name == "discriminator":
+                raise ckpt.CheckpointError("checkpoint has no discriminator (a stage-1 run?)")
+            raise ckpt.CheckpointError(f"checkpoint has no {name} weights")
+        own = net.state_dict()
+        for key in [*own, *(k for k in saved if k not in own)]:
+            got, want = saved.get(key), own.get(key)
+            if not (isinstance(got, torch.Tensor) and want is not None and got.shape == want.shape):
+                raise ckpt.CheckpointError(
+                    f"checkpoint does not match the run's config: {name} tensor {key} is "
+                    f"{_shape(got)} in the checkpoint, {_shape(want)} for the config")
+    groups = [len(g["params"]) for g in (state.get("opt_g") or {}).get("param_groups", [])]
+    if groups != [len(g["params"]) for g in t.opt_g.param_groups]:
+        raise ckpt.CheckpointError("checkpoint does not match the run's config: its generator "
+                                   "optimiser holds other parameters")
+
+
 def restore_trainer_state(t: Trainer, state: dict[str, Any]) -> None:
-    """Put a `trainer_state` back into `t` (built from the same config)."""
+    """Put a `trainer_state` back into `t` (built from the same config; `check_compatible`
+    first, so that a checkpoint of other networks is refused before anything is loaded)."""
+    check_compatible(t, state)
     t.g.load_state_dict(state["generator"])
     if t.d is not None:
-        if state.get("discriminator") is None:
-            raise ckpt.CheckpointError("checkpoint has no discriminator (a stage-1 run?)")
         t.d.load_state_dict(state["discriminator"])
     if t.ema is not None:
         if state.get("ema") is not None:
@@ -81,6 +126,12 @@ def restore_trainer_state(t: Trainer, state: dict[str, Any]) -> None:
     t.patches = int(c["patches"])
     t.train_seconds = float(c["train_seconds"])
     copy_all(t._snapshot, t._buffers)
+
+
+def _shape(x: Any) -> str:
+    if not isinstance(x, torch.Tensor):
+        return "absent" if x is None else f"not a tensor ({type(x).__name__})"
+    return "x".join(map(str, x.shape)) or "a scalar"
 
 
 def _as_tuple(x: Any) -> Any:
