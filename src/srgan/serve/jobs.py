@@ -84,24 +84,38 @@ class Job:
 
 
 class Rates:
-    """Measured speeds, as moving averages: seconds per input pixel of a model's tiles (per
-    key) and seconds per output pixel of decoding and encoding (one for all models)."""
+    """Measured speeds: seconds per input pixel of a model's tiles (per key) and seconds per
+    output pixel of decoding and encoding (one for all models). Each is a ratio of decaying
+    sums of seconds and pixels, so a large job counts for more than a thumbnail whose time is
+    mostly fixed overhead (an average of per-job rates let 64x64 jobs predict a 400x400 one
+    ten times too slow)."""
+
+    DECAY = 0.7
 
     def __init__(self) -> None:
-        self.tile: dict[str, float] = {}
-        self.tail: float | None = None
+        self._tile: dict[str, tuple[float, float]] = {}  # key -> (seconds, pixels)
+        self._tail: tuple[float, float] | None = None
 
-    @staticmethod
-    def _mix(old: float | None, new: float) -> float:
-        return new if old is None else 0.7 * old + 0.3 * new
+    def _add(self, old: tuple[float, float] | None, seconds: float, pixels: int
+             ) -> tuple[float, float]:
+        s, p = old or (0.0, 0.0)
+        return self.DECAY * s + seconds, self.DECAY * p + max(1, pixels)
+
+    @property
+    def tile(self) -> dict[str, float]:
+        return {k: s / p for k, (s, p) in self._tile.items()}
+
+    @property
+    def tail(self) -> float | None:
+        return None if self._tail is None else self._tail[0] / self._tail[1]
 
     def record(self, job: Job) -> None:
         if job.started is None or job.finished is None or job.tiles_seconds is None:
             return
-        self.tile[job.key] = self._mix(self.tile.get(job.key),
-                                       job.tiles_seconds / max(1, job.in_pixels))
+        self._tile[job.key] = self._add(self._tile.get(job.key), job.tiles_seconds,
+                                        job.in_pixels)
         rest = max(0.0, job.finished - job.started - job.tiles_seconds)
-        self.tail = self._mix(self.tail, rest / max(1, job.out_pixels))
+        self._tail = self._add(self._tail, rest, job.out_pixels)
 
     def estimate(self, job: Job) -> float | None:
         """Seconds the whole job should take, or None before this model ran once."""
