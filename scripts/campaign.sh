@@ -5,6 +5,7 @@
 #   scripts/campaign.sh srresnet_x4 120      # stage 1: continues runs/campaign/srresnet_x4
 #   scripts/campaign.sh srgan_mse_x4 120     # stage 2: starts from the shipped srresnet_x4
 #   scripts/campaign.sh srresnet_real_x4 120 # real photos: realistic degradations, DRealSR val
+#   scripts/campaign.sh srgan_real_x4 120    # real photos, stage 2 from srresnet_real_x4
 #   scripts/campaign.sh srresnet_x4 130 --set train.period_mult=1.2   # extra srgan train options
 #
 # A killed or time-limited segment continues with the same command (--auto-resume). Once the
@@ -45,6 +46,14 @@ case "$stage" in
       --set "data.val=$shared/data/real/DRealSR/HR" --set "data.val_lr=$shared/data/real/DRealSR/LR" \
       --set data.val_max_images=24 --set log.val_every=1000 --set log.ckpt_every=500 \
       --set train.lr=1e-4 --set "train.period=${PERIOD:-16000}" --set train.restart_decay=0.7 "$@"
+    ;;
+  srgan_real_x4)
+    # Stage 2 for real photos, from the shipped srresnet_real_x4 (its config: frozen
+    # upsampler, USM pixel targets, flat-region MSE, lr 1e-5); DRealSR validation as above.
+    exec "$srgan" train srgan_real_x4 "${common[@]}" --set "model.init=${INIT:-srresnet_real_x4}" \
+      --set "data.val=$shared/data/real/DRealSR/HR" --set "data.val_lr=$shared/data/real/DRealSR/LR" \
+      --set data.val_max_images=24 --set log.val_every=1000 --set log.ckpt_every=500 \
+      --set train.schedule=constant --set train.lr=1e-5 --set log.export=last "$@"
     ;;
   *) echo "unknown stage $stage" >&2; exit 2 ;;
 esac
