@@ -289,3 +289,27 @@ def test_upscale_flags_a_model_whose_output_is_all_non_finite(tmp_path):
     res = cli("upscale", good, "-o", tmp_path / "o", "-m", model, "-q")
     assert res.exit_code == 1 and "NaN or infinite" in res.output
     assert f"{good}: " in res.output and not (tmp_path / "o" / "a_x4.png").exists()
+
+
+def test_a_second_shipped_model_gets_its_own_output_name(tmp_path):
+    # running the README in order, -m srgan_mse_x4 skipped the file srresnet_x4 had written
+    src = write_photo(tmp_path / "p.png")
+    out = tmp_path / "out"
+    res = cli("upscale", src, "-o", out)
+    assert res.exit_code == 0 and (out / "p_x4.png").is_file()
+    res = cli("upscale", src, "-o", out, "-m", "srgan_mse_x4")
+    assert res.exit_code == 0, res.output
+    assert "1 upscaled, 0 skipped" in res.output and (out / "p_srgan_mse_x4.png").is_file()
+    res = cli("upscale", src, "-o", out, "-m", "srgan_mse_x4", "--outscale", "2")
+    assert res.exit_code == 0 and (out / "p_srgan_mse_x2.png").is_file()
+    assert "nothing upscaled" not in res.output
+
+
+def test_a_run_where_every_file_was_skipped_says_so(tmp_path, tiny_model_path):
+    src = write_photo(tmp_path / "p.png")
+    args = ("upscale", src, "-o", tmp_path / "out", "-m", tiny_model_path)
+    assert "nothing upscaled" not in cli(*args).output
+    res = cli(*args)
+    assert res.exit_code == 0 and "0 upscaled, 1 skipped" in res.output
+    assert "nothing upscaled: every output exists already" in res.output
+    assert "--overwrite" in res.output and "-o" in res.output

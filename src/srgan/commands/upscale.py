@@ -46,9 +46,16 @@ def output_path(src: Path, root: Path | None, outdir: Path, suffix: str, ext: st
     return outdir / rel.parent / f"{rel.stem}{suffix}{new_ext}"
 
 
-def default_suffix(model_scale: int, outscale: float | None) -> str:
-    """`_x4`, or `_x2` for --outscale 2: the name says the scale the file really has."""
-    return f"_x{model_scale if outscale is None else outscale:g}"
+def default_suffix(model_scale: int, outscale: float | None, model: str = DEFAULT_MODEL) -> str:
+    """`_x4`, or `_x2` for --outscale 2: the name says the scale the file really has; a
+    shipped model other than the default is named too (`_srgan_mse_x4`), so that trying a
+    second model beside the first does not skip every file as already done."""
+    scale = f"_x{model_scale if outscale is None else outscale:g}"
+    from srgan.packaged import shipped_files
+
+    if model == DEFAULT_MODEL or model not in shipped_files("weights", ".safetensors"):
+        return scale
+    return f"_{re.sub(r'_x[0-9]+$', '', model)}{scale}"
 
 
 def _stat_error(item: Path, exc: OSError) -> str:
@@ -242,7 +249,7 @@ def upscale(
     except (ModelFileError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
     if suffix is None:
-        suffix = default_suffix(upscaler.scale, outscale)
+        suffix = default_suffix(upscaler.scale, outscale, model)
     from srgan.commands.video import find_videos, upscale_videos
 
     # images and videos in one run, each with its own output rules and its own tally
@@ -290,6 +297,9 @@ def report(tallies: list[Tally], rank: int, world: int) -> None:
                 + (f" -> {display_path(t.outdir)}" if t.done > 1 and t.outdir else "")
                 + t.extra)
         click.echo(line, err=True)
+        if t.skipped and not t.done and not t.failures:
+            click.echo(f"{prefix}nothing upscaled: every output exists already (--overwrite "
+                       "replaces them; another -o folder or --suffix keeps both)", err=True)
     written = [w for t in tallies for w in t.written]
     if len(written) == 1:
         click.echo(display_path(written[0]))  # where the one result went
