@@ -404,7 +404,7 @@ def test_cli_folder_of_a_video_and_images_does_both(tmp_path, tiny_model_path):
 
 
 def test_cli_in_place_never_replaces_a_clip_named_like_an_output(tmp_path, tiny_model_path):
-    from srgan.video import has_mark
+    from srgan.video_checks import has_mark
 
     folder = tmp_path / "v"
     folder.mkdir()
@@ -417,3 +417,60 @@ def test_cli_in_place_never_replaces_a_clip_named_like_an_output(tmp_path, tiny_
     assert "no input images" not in r.output and "images:" not in r.output
     assert (folder / "clip_x4.mp4").read_bytes() == before
     assert has_mark(folder / "clip_x4_x4.mp4") and not has_mark(folder / "clip_x4.mp4")
+
+
+def test_a_truncated_video_is_an_error_not_a_short_output(tmp_path, upscaler):
+    whole, cut = tmp_path / "whole.mkv", tmp_path / "cut.mkv"
+    make_clip(whole, n=20)
+    data = whole.read_bytes()
+    cut.write_bytes(data[:len(data) * 6 // 10])
+    with pytest.raises(VideoError, match=r"cut\.mkv: the video ends at 0\.\d+s but the file "
+                                         r"declares 0\.800s: it is truncated"):
+        run(upscaler, cut, tmp_path / "out.mp4")
+    assert len(probe(run_ok(upscaler, whole, tmp_path / "ok.mp4"))["times"]) == 20
+    # the part that is there, asked for with --duration, is upscaled
+    short = run(upscaler, cut, tmp_path / "part.mp4", window=Window(0, 0.2))
+    assert short.frames == 5
+
+
+def run_ok(upscaler, src: Path, dst: Path) -> Path:
+    run(upscaler, src, dst)
+    return dst
+
+
+def test_a_resolution_change_mid_stream_is_an_error(tmp_path, upscaler):
+    from fractions import Fraction as F
+
+    src = tmp_path / "two_sizes.ts"
+    c = av.open(str(src), "w")
+    s = c.add_stream("libx264", rate=25)
+    s.width, s.height, s.pix_fmt = 32, 24, "yuv420p"
+    t = 0
+    for w, h in [(32, 24), (48, 36)]:  # two encoders, one stream: in-band SPS in MPEG-TS
+        cc = av.CodecContext.create("libx264", "w")
+        cc.width, cc.height, cc.pix_fmt = w, h, "yuv420p"
+        cc.time_base, cc.framerate = F(1, 25), F(25)
+        frames = [av.VideoFrame.from_ndarray(np.zeros((h, w, 3), np.uint8), format="rgb24")
+                  for _ in range(3)]
+        for f in [*frames, None]:
+            if f is not None:
+                f.pts, t = t, t + 1
+            for p in cc.encode(f):
+                p.stream, p.time_base = s, F(1, 25)
+                c.mux(p)
+    c.close()
+    with pytest.raises(VideoError, match=r"frame size changes at 0\.120s from 32x24 to 48x36"):
+        run(upscaler, src, tmp_path / "out.mp4")
+
+
+def test_an_output_too_large_for_the_encoder_fails_before_any_frame(tmp_path, upscaler,
+                                                                     monkeypatch):
+    import srgan.video
+
+    src = tmp_path / "wide.mp4"
+    make_clip(src, n=2, w=4098, h=8, audio=False)
+    calls = []
+    monkeypatch.setattr(srgan.video, "upscale_frame", lambda *a, **k: calls.append(1))
+    with pytest.raises(VideoError, match=r"16392x32 and libx264 takes at most 16384 pixels"):
+        run(upscaler, src, tmp_path / "out.mp4")
+    assert calls == []

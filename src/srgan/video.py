@@ -21,6 +21,14 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from srgan.video_checks import (
+    check_encoder_size,
+    check_same_size,
+    estimate_frames,
+    pixel_format,
+    shortfall,
+)
+
 VIDEO_EXTENSIONS = frozenset({
     ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".m2ts", ".mts",
     ".flv", ".wmv", ".3gp", ".ogv", ".y4m",
@@ -277,11 +285,7 @@ class Encoder:
         except Exception:
             raise VideoError(f"unknown video encoder {self.opts.encoder!r} (try libx264, "
                              "libx265, libvpx-vp9, ffv1, mpeg4)") from None
-        formats = [f.name for f in codec.video_formats or []]
-        if self.opts.lossless:
-            pix = "rgb24"
-        else:
-            pix = "yuv420p" if "yuv420p" in formats or not formats else formats[0]
+        pix = pixel_format(codec, self.opts.lossless)
         s = self.out.add_stream(self.opts.encoder, rate=self.rate)
         s.width, s.height, s.pix_fmt = width, height, pix
         s.time_base = self.vtb
@@ -360,55 +364,34 @@ class Encoder:
 
 
 # ----------------------------------------------------------------- one video
+def output_frame_size(upscaler: Any, h: int, w: int, outscale: float | None,
+                      even: bool) -> tuple[int, int]:
+    """(height, width) of an upscaled h x w frame: even for 4:2:0 chroma when `even`."""
+    from srgan.inference.outscale import output_size
+
+    size = output_size(h, w, upscaler.scale if outscale is None else outscale)
+    return even_size(*size) if even else size
+
+
 def upscale_frame(upscaler: Any, rgb: np.ndarray, outscale: float | None, tta: bool = False,
                   even: bool = True) -> np.ndarray:
     """HxWx3 uint8 -> the upscaled frame, uint8: the model's integer pipeline, then (for
     --outscale, or an odd size under 4:2:0) MATLAB bicubic to the final size."""
     from srgan.imageio import QuantizedImage, from_array, to_array
-    from srgan.inference.outscale import output_size, resize_pixels
+    from srgan.inference.outscale import resize_pixels
 
     h, w = rgb.shape[:2]
-    size = output_size(h, w, upscaler.scale if outscale is None else outscale)
-    if even:
-        size = even_size(*size)
+    size = output_frame_size(upscaler, h, w, outscale, even)
     if size == (h * upscaler.scale, w * upscaler.scale):
         return upscaler.upscale_quantized(QuantizedImage(rgb, 8), tta).pixels
     y = resize_pixels(upscaler.upscale_array(from_array(rgb).pixels, tta), size)
     return to_array(from_array(y), np.uint8)
 
 
-def has_mark(path: Path) -> bool:
-    """Whether the video at `path` was written by srgan (the container's comment tag)."""
-    from srgan.imageio.mark import MARK
-
-    try:
-        with require_av().open(str(path)) as c:
-            tags = {k.lower(): v for k, v in c.metadata.items()}
-    except Exception:  # unreadable, or PyAV missing: not proven ours
-        return False
-    return tags.get("comment", "").strip() == MARK
-
-
 def _check_video_stream(container: Any, name: str) -> None:
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams}) or ["none"]
         raise VideoError(f"{name}: no video stream (streams: {', '.join(kinds)})")
-
-
-def estimate_frames(container: Any, window: Window) -> int | None:
-    """For the progress bar: frames in the window, from the stream's count or duration."""
-    vs = container.streams.video[0]
-    rate = float(vs.average_rate or vs.guessed_rate or 0)
-    if vs.duration and vs.time_base:
-        seconds = float(vs.duration * vs.time_base)
-    elif container.duration:
-        seconds = container.duration / 1_000_000
-    else:
-        return vs.frames or None
-    seconds = max(0.0, seconds - window.start)
-    if window.duration is not None:
-        seconds = min(seconds, window.duration)
-    return max(1, round(seconds * rate)) if rate else None
 
 
 def upscale_video(
@@ -459,6 +442,9 @@ def upscale_video(
         ]
         for t in threads:
             t.start()
+        vs = container.streams.video[0]
+        vtb, origin = vs.time_base, float((vs.start_time or 0) * vs.time_base)
+        first, last_seconds = None, 0.0
         try:
             while not stop.is_set():
                 item = _get(decoded, stop)
@@ -472,6 +458,13 @@ def upscale_video(
                     warn(item[1])
                     continue
                 if kind == "frame":
+                    last_seconds = float(item[1] * vtb) - origin
+                    if first is None:  # before the first frame is computed
+                        first = item[2].shape[:2]
+                        oh, ow = output_frame_size(upscaler, *first, outscale, not opts.lossless)
+                        check_encoder_size(av, opts.encoder, opts.lossless, ow, oh, name,
+                                           VideoError)
+                    check_same_size(first, item[2], last_seconds, name, VideoError)
                     t0 = time.perf_counter()
                     out = upscale_frame(upscaler, item[2], outscale, tta, not opts.lossless)
                     report.seconds_network += time.perf_counter() - t0
@@ -496,6 +489,12 @@ def upscale_video(
             raise VideoError(f"{name}: no video frames"
                              + (" in the --start/--duration window" if window.start or
                                 window.duration is not None else ""))
+        short = shortfall(container, window.start, window.duration, last_seconds, name)
+        if short is not None and short[1]:
+            raise VideoError(short[0])
+        if short is not None:  # only the container's duration says so: it may be the audio's
+            report.warnings.append(short[0])
+            warn(short[0])
         report.audio_packets = encoder.audio_packets
         return report
     finally:

@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from srgan.commands.options import FiniteFloatRange
 from srgan.video import (
     CONTAINERS,
     VIDEO_EXTENSIONS,
@@ -26,6 +27,7 @@ from srgan.video import (
     require_av,
 )
 
+MAX_SECONDS = 10**7  # --start/--duration: 115 days, beyond any video (and any timestamp)
 # FFmpeg demuxers that make a file of unknown extension a video (not tty, image2, gif ...)
 PROBED_CONTAINERS = frozenset({"mov", "mp4", "matroska", "webm", "avi", "mpegts", "mpeg", "flv",
                                "asf", "ogg", "yuv4mpegpipe", "h264", "hevc"})
@@ -44,15 +46,16 @@ Videos (pip install 'srgan[video]'):
 def video_options(f: Callable) -> Callable:
     """The video-only options of `srgan upscale` (images ignore them)."""
     options = [
-        click.option("--crf", type=click.FloatRange(0, 63), default=18, show_default=True,
+        click.option("--crf", type=FiniteFloatRange(0, 63), default=18, show_default=True,
                      help="Video: constant-quality level (lower is better and larger)."),
         click.option("--codec", default="libx264", show_default=True,
                      help="Video: FFmpeg encoder (libx264, libx265, libvpx-vp9, ffv1 ...)."),
         click.option("--lossless", is_flag=True,
                      help="Video: bit-exact RGB H.264 (libx264rgb, qp 0) instead of --codec."),
-        click.option("--start", type=click.FloatRange(0), default=0.0,
+        click.option("--start", type=FiniteFloatRange(0, MAX_SECONDS), default=0.0,
                      help="Video: begin this many seconds in."),
-        click.option("--duration", type=click.FloatRange(0, min_open=True), default=None,
+        click.option("--duration", type=FiniteFloatRange(0, MAX_SECONDS, min_open=True),
+                     default=None,
                      help="Video: upscale only this many seconds."),
     ]
     for option in reversed(options):
@@ -127,7 +130,8 @@ def upscale_videos(
     from srgan.device import torchrun_env
     from srgan.imageio import display_path
     from srgan.outputs import InputSet, OutputError, check_target, prepare_folder
-    from srgan.video import has_mark, upscale_video
+    from srgan.video import upscale_video
+    from srgan.video_checks import has_mark
 
     opts = EncodeOptions(codec=codec, crf=crf, lossless=lossless)
     try:  # a misspelt encoder fails now, not after the first frame of every video
