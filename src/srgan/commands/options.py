@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -13,6 +14,18 @@ F = TypeVar("F", bound=Callable)
 
 PRECISION_HELP = ("auto: fp16 on GPUs, a bf16 mix on CPUs with native bf16 (16-bit images "
                   "in fp32), else fp32; fp32: the exact path.")
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click's FloatRange without nan and the infinities: nan passes every comparison, so it
+    slipped through any bound (`--upload-timeout nan` cut every upload after 0.1 s), and inf
+    ended in OverflowError tracebacks. Give a `max` too, so that huge numbers are refused."""
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str:

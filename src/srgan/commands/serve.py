@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import click
 
-from srgan.commands.options import device_option, precision_option, tile_option
+from srgan.commands.options import (
+    FiniteFloatRange,
+    device_option,
+    precision_option,
+    tile_option,
+)
 
 try:  # the web extra's own defaults
     from srgan.serve.app import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB, DEFAULT_QUEUE
@@ -36,7 +41,7 @@ Examples:
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS,
               show_default=True, help="Largest input image, in pixels (checked from the "
                                       "header before decoding); outputs may have 16x this.")
-@click.option("--max-upload-mb", type=click.FloatRange(min=0.001), default=DEFAULT_MAX_UPLOAD_MB,
+@click.option("--max-upload-mb", type=FiniteFloatRange(0.001, 10**6), default=DEFAULT_MAX_UPLOAD_MB,
               show_default=True, help="Largest upload; bigger requests get 413.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Images upscaled at the same time (each needs its own memory).")
@@ -45,11 +50,12 @@ Examples:
                                       "holds its upload, not its pixels); more get 503.")
 @click.option("--max-connections", type=click.IntRange(min=1), default=200, show_default=True,
               help="Open connections before uvicorn answers 503 itself.")
-@click.option("--upload-timeout", type=click.FloatRange(min=1), default=30.0, show_default=True,
+@click.option("--upload-timeout", type=FiniteFloatRange(1, 86400), default=30.0, show_default=True,
               help="Seconds an upload may stall (no bytes at all) before 408.")
-@click.option("--upload-deadline", type=click.FloatRange(min=1), default=300.0, show_default=True,
+@click.option("--upload-deadline", type=FiniteFloatRange(1, 86400), default=300.0,
+              show_default=True,
               help="Seconds a whole upload may take, however steadily it trickles, before 408.")
-@click.option("--header-timeout", type=click.FloatRange(min=0.1), default=None,
+@click.option("--header-timeout", type=FiniteFloatRange(0.1, 86400), default=None,
               help="Seconds a connection may take to send a complete request head (also "
                    "between requests on a kept-alive connection); then it is closed. "
                    "[default: the smaller of 10 and --upload-timeout]")

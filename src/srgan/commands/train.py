@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from srgan.commands.options import FiniteFloatRange
 from srgan.train.config import (
     Config,
     ConfigError,
@@ -67,7 +68,7 @@ def _warn_differences(wanted: Config, stored: Config) -> None:
               help="Resume the run folder if it already has a checkpoint, else start it.")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="Run folder (default: run.dir/run.name, i.e. runs/CONFIG).")
-@click.option("--time-limit", type=click.FloatRange(min=0), default=None, metavar="MINUTES",
+@click.option("--time-limit", type=FiniteFloatRange(0, 10**7), default=None, metavar="MINUTES",
               help="Stop cleanly after this many minutes of training, with a checkpoint and the "
                    "weights so far in generator.safetensors; --resume continues.")
 @click.option("--list-configs", is_flag=True, help="List the packaged configs and exit.")
