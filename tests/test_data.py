@@ -244,3 +244,31 @@ def test_non_utf8_names_in_logs_are_printable(tmp_path):
     assert len(logs) == 2
     for line in logs:
         line.encode("utf-8")
+
+
+def test_training_folders_leave_out_the_validation_images_of_runs(tmp_path, tiny_model_path):
+    """A run folder inside a training folder is refused; a training folder holding a run's
+    validation images (LR | SR | HR strips srgan train wrote) reads only the photos."""
+    from click.testing import CliRunner
+    from helpers import TINY, make_images
+
+    from srgan.cli import main
+    from srgan.imageio import from_array, write_image
+
+    photos = make_images(tmp_path / "photos", count=3)
+    val = make_images(tmp_path / "val", count=1, size=(32, 36))
+    run = photos / "runs" / "r"
+    sets = [a for s in [*TINY, f"data.train=[{photos}]", f"data.val={val}", "train.steps=1"]
+            for a in ("--set", s)]
+    res = CliRunner().invoke(main, ["train", "srresnet_x4", *sets, "--run-dir", str(run)])
+    assert res.exit_code != 0 and f"run folder {run} is inside {photos}" in res.output, res.output
+    assert not run.exists()
+    strips = photos / "old_run" / "val"
+    strips.mkdir(parents=True)
+    for i in range(3):  # what an earlier run left there (marked by srgan's writer)
+        write_image(from_array(np.zeros((40, 48, 3), np.uint8)),
+                    strips / f"step_{i:09d}_im0.png")
+    messages: list[str] = []
+    ts = load_training_set([photos], crop=16, scale=4, log=messages.append)
+    assert len(ts) == 3
+    assert any("3 validation image(s) of srgan train runs" in m for m in messages), messages

@@ -33,10 +33,17 @@ class DataError(ValueError):
 # ------------------------------------------------------------------------------ decoding
 
 
-def _find_images(folder: Path) -> list[Path]:
+def _find_images(folder: Path, log: Log = print) -> list[Path]:
+    """The images of a data folder, less the validation images of training runs in it."""
     from srgan.imageio import find_images
+    from srgan.outputs import is_run_output
 
-    return sorted(find_images([folder]))
+    found = sorted(find_images([folder]))
+    ours = [p for p in found if is_run_output(p)]
+    if ours:
+        log(f"note: {len(ours)} validation image(s) of srgan train runs in "
+            f"{display_path(folder)} left out (they are not training data)")
+    return [p for p in found if p not in ours] if ours else found
 
 
 def read_rgb_uint8(path: Path) -> np.ndarray:
@@ -355,13 +362,13 @@ def load_training_set(
                 "images with --set data.train=[DIR,...] (or get DIV2K: "
                 "srgan data download div2k data/DIV2K)"
             )
-        found = _find_images(folder)
+        found = _find_images(folder, log)
         if lr_folders:
             lr_folder = Path(lr_folders[i])
             if not lr_folder.is_dir():
                 raise DataError(
                     f"LR folder {display_path(lr_folder)} (data.train_lr) does not exist")
-            pairs = pair_lr_files(found, _find_images(lr_folder), scale)  # DIV2K's names too
+            pairs = pair_lr_files(found, _find_images(lr_folder, log), scale)  # DIV2K's names too
             for p in found:
                 partner = pairs[p]
                 if partner is None:
@@ -430,13 +437,13 @@ def load_validation_set(
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"validation folder {display_path(folder)} (data.val) does not exist")
-    paths = _find_images(folder)
+    paths = _find_images(folder, log)
     partners: dict[Path, Path | None] = {}
     if lr_folder:
         lr_dir = Path(lr_folder)
         if not lr_dir.is_dir():
             raise DataError(f"LR folder {display_path(lr_dir)} (data.val_lr) does not exist")
-        partners = pair_lr_files(paths, _find_images(lr_dir), scale)
+        partners = pair_lr_files(paths, _find_images(lr_dir, log), scale)
         for p in [p for p in paths if partners[p] is None]:
             log(f"warning: no LR image for {display_path(p)} in {display_path(lr_dir)}; skipped")
         paths = [p for p in paths if partners[p] is not None]

@@ -10,6 +10,7 @@ inside the folder the user gave. These checks run before any computing, so a mis
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -58,6 +59,19 @@ class InputSet:
         except OSError:
             return False
         return (st.st_dev, st.st_ino) in self._ids
+
+
+VAL_STRIP = re.compile(r"step_\d{9}_.+\.png")  # srgan train's validation images
+
+
+def is_run_output(path: Path) -> bool:
+    """Whether `path` is an image `srgan train` wrote into a run folder (a validation strip,
+    LR | SR | HR side by side, in RUN/val/, carrying srgan's mark): never a training image."""
+    if not VAL_STRIP.fullmatch(path.name) or path.parent.name != "val":
+        return False
+    from srgan.imageio import has_mark
+
+    return has_mark(path) is True
 
 
 def check_name_part(value: str, option: str) -> str:

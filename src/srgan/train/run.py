@@ -49,6 +49,21 @@ def check_run_folder(run_dir: Path) -> None:
                               "aside, or give this run another --run-dir")
 
 
+def check_outside_data(cfg: Config, run_dir: Path) -> None:
+    """A run folder inside a training or validation folder would put its validation images
+    among the training images of every later run that reads that folder: refused."""
+    from srgan.outputs import is_within
+
+    d = cfg.data
+    named = [(f, "data.train") for f in d.train] + [(f, "data.train_lr") for f in d.train_lr]
+    named += [(f, key) for f, key in ((d.val, "data.val"), (d.val_lr, "data.val_lr")) if f]
+    for folder, key in named:
+        if is_within(run_dir, Path(folder)):
+            raise ConfigError(f"run folder {run_dir} is inside {folder} ({key}): its "
+                              "validation images and checkpoints would land among the data; "
+                              "give a --run-dir outside the data folders")
+
+
 def _resolve_val_set(cfg: Config) -> None:
     """data.val may name a standard set (`Set5`), found like `srgan benchmark` finds it:
     $SRGAN_DATA_ROOT, then ../shared/data/benchmark. A folder that exists is kept as given."""
@@ -90,6 +105,7 @@ def run_training(
         try:
             cpu_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if device.type == "cpu" else 1
             check_run_folder(run_dir)
+            check_outside_data(cfg, run_dir)
             check_network_fits(cfg, device)  # the architecture, before it is built
             check_batch_fits(cfg, device, cpu_ranks)  # before minutes of image decoding
             lock.acquire()
