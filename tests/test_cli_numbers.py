@@ -106,3 +106,40 @@ def test_numeric_option_never_ends_in_a_traceback(command, option, inputs, tmp_p
         assert "Traceback" not in res.output, shown
         if value in ("nan", "inf", "-inf"):  # no option means anything by these
             assert res.exit_code == 2 and option in res.output, shown
+
+
+# ------------------------------------------------------------------------- the Python API
+
+
+@pytest.mark.parametrize("name, value", [
+    ("tile", float("inf")), ("tile", float("nan")), ("tile", 7), ("tile", 2.5), ("tile", True),
+    ("tile_pad", -1), ("tile_pad", float("inf")), ("batch", 0), ("batch", float("nan")),
+    ("memory_budget_mb", float("inf")), ("memory_budget_mb", 0),
+])
+def test_upscaler_refuses_numbers_that_are_not_counts(name, value, tiny_model_path):
+    from srgan import Upscaler
+
+    with pytest.raises(ValueError, match=f"^{name} must be a whole number of at least"):
+        Upscaler.from_pretrained(tiny_model_path, device="cpu", **{name: value})
+
+
+def test_upscaler_takes_a_whole_float_as_its_count(tiny_model_path):
+    from srgan import Upscaler
+
+    up = Upscaler.from_pretrained(tiny_model_path, device="cpu", tile=64.0, tile_pad=4.0)
+    assert (up.tile, up.tile_pad) == (64, 4) and isinstance(up.tile, int)
+    assert up.upscale(np.zeros((10, 12, 3), np.uint8)).shape == (40, 48, 3)
+
+
+def test_a_negative_pixel_limit_is_an_error_not_no_limit(monkeypatch, tmp_path):
+    from srgan.imageio import read_image, resolve_max_pixels
+
+    image = write_photo(tmp_path / "a.png")
+    monkeypatch.setenv("SRGAN_MAX_PIXELS", "-1")
+    with pytest.raises(ValueError, match="SRGAN_MAX_PIXELS must be a whole number of pixels, "
+                                         "0 for no limit, got '-1'"):
+        read_image(image)
+    with pytest.raises(ValueError, match="max_pixels must be"):
+        resolve_max_pixels(-5)
+    monkeypatch.setenv("SRGAN_MAX_PIXELS", "0")
+    assert resolve_max_pixels() is None and read_image(image).size == (12, 10)

@@ -74,19 +74,24 @@ def _pillow_guard() -> Iterator[None]:
 
 def resolve_max_pixels(max_pixels: int | None = None) -> int | None:
     """The pixel limit in force: `max_pixels` if given, else $SRGAN_MAX_PIXELS, else
-    DEFAULT_MAX_PIXELS. 0 (or negative) means no limit, returned as None."""
+    DEFAULT_MAX_PIXELS. 0 means no limit, returned as None; a negative number is a
+    ValueError (it used to switch the limit off as quietly as 0)."""
     if max_pixels is None:
         env = os.environ.get(MAX_PIXELS_ENV, "").strip()
         if env:
             try:
                 max_pixels = int(env)
             except ValueError:
-                raise ValueError(
-                    f"{MAX_PIXELS_ENV} must be an integer number of pixels, got {env!r}"
-                ) from None
+                max_pixels = -1
+            if max_pixels < 0:
+                raise ValueError(f"{MAX_PIXELS_ENV} must be a whole number of pixels, 0 for no "
+                                 f"limit, got {env!r}") from None
         else:
             max_pixels = DEFAULT_MAX_PIXELS
-    return None if max_pixels <= 0 else int(max_pixels)
+    if max_pixels < 0:
+        raise ValueError(f"max_pixels must be a whole number of pixels, 0 for no limit, "
+                         f"got {max_pixels!r}")
+    return None if max_pixels == 0 else int(max_pixels)
 
 
 def check_pixels(label: str | os.PathLike | None, w: int, h: int, limit: int | None) -> None:

@@ -23,6 +23,7 @@ The folder pipeline that overlaps decoding and encoding with this is in
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import warnings
 from collections.abc import Callable
@@ -71,6 +72,17 @@ CPU_BUDGET_MB = 1536  # default memory budget for a tile's forward pass on the C
 MIN_SIDE, SMALL_MARGIN = 8, 16
 
 
+def _count(value: Any, name: str, minimum: int, unit: str = "") -> int:
+    """A whole-number argument, checked: inf, nan, 2.5, True or "64" is a ValueError naming
+    it (a tile of inf used to end in ZeroDivisionError at upscale time); 64.0 is 64."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be a whole number of at least {minimum}{unit}, "
+                         f"got {value!r}")
+    return int(value)
+
+
 def _cpu_budget_mb() -> int:
     """1.5 GB (measured peak ~1 GB for the paper network; bigger tiles waste less work on
     context: 960x540 runs 1.3x faster than with 768 MB), at most an eighth of the RAM."""
@@ -115,10 +127,11 @@ class Upscaler:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if backend == "onnxruntime" and self.device.type != "cpu":
             raise ValueError("the onnxruntime backend runs on the CPU; use device='cpu'")
-        if batch is not None and batch < 1:
-            raise ValueError(f"batch must be at least 1, got {batch}")
-        if tile_pad < 0:
-            raise ValueError(f"tile_pad must be 0 or more, got {tile_pad}")
+        batch = None if batch is None else _count(batch, "batch", 1)
+        tile_pad = _count(tile_pad, "tile_pad", 0)
+        tile = None if tile is None else _count(tile, "tile", 8, " pixels")
+        if memory_budget_mb is not None:
+            memory_budget_mb = _count(memory_budget_mb, "memory_budget_mb", 1)
         self.net = net
         self.scale = net.scale
         self.tile_pad = tile_pad
@@ -132,8 +145,6 @@ class Upscaler:
         self.budget_px = max(1, int(window_budget // self._bytes_per_lr_pixel()))
         chunk_px = max(1, int((budget - window_budget) // self._bytes_per_lr_pixel(True)))
         self.tile = tile if tile is not None else self._auto_tile()
-        if self.tile < 8:
-            raise ValueError(f"tile must be at least 8 pixels, got {self.tile}")
         self.spill_bytes: int | None = DEFAULT_SPILL_BYTES
         self.fp32_fallbacks = 0  # tiles redone in fp32 after non-finite half-precision output
         self._ort = None
