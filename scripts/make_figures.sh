@@ -6,7 +6,7 @@
 #
 #   scripts/make_figures.sh [OUT_DIR] [MODEL ...]
 #
-# OUT_DIR defaults to docs/figures; MODELs default to srresnet_x4 srgan_x4 (names from
+# OUT_DIR defaults to docs/figures; MODELs default to srresnet_x4 srgan_mse_x4 (names from
 # `srgan models` or .safetensors files). Needs apt-get and dpkg (Debian/Ubuntu; no root: the
 # package is downloaded and unpacked into a temporary folder, never installed) and the
 # srgan package in $PYTHON (default: python3).
@@ -20,7 +20,7 @@ set -euo pipefail
 OUT=${1:-docs/figures}
 shift || true
 MODELS=("$@")
-[ ${#MODELS[@]} -gt 0 ] || MODELS=(srresnet_x4 srgan_x4)
+[ ${#MODELS[@]} -gt 0 ] || MODELS=(srresnet_x4 srgan_mse_x4)
 PYTHON=${PYTHON:-python3}
 
 # figure name | photograph in nature/ | crop x,y,w,h in its pixels | inset x,y,w,h in HR or auto

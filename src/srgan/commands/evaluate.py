@@ -13,7 +13,7 @@ BENCHMARK_EXAMPLES = """
 \b
 Examples:
   srgan benchmark -m bicubic --data Set5 Set14            # the baseline alone
-  srgan benchmark -m srresnet_x4 -m srgan_x4 --data Set5 Set14 BSD100
+  srgan benchmark -m srresnet_x4 -m srgan_mse_x4 --data Set5 Set14 BSD100
   srgan benchmark -m srresnet_x4 --data Set14 --niqe      # + NIQE, HR images included
   srgan benchmark -m my.safetensors --data Set5 --ssim paper   # the SRGAN paper's SSIM
   srgan benchmark -m srresnet_x4 --data ~/sets/Set5/HR --lr-dir ~/sets/Set5/LR_bicubic/X4
@@ -139,10 +139,10 @@ def _noref(names, datasets, scale, crop_border, device, precision, tta, data_roo
 COMPARE_EXAMPLES = """
 \b
 Examples:
-  srgan compare -m srresnet_x4 -m srgan_x4 photo.png              # compare_results/photo.png
-  srgan compare -m srgan_x4 photo.png -o fig.png --box 120,80,64,64
-  srgan compare -m srresnet_x4 -m srgan_x4 --grid photos/ -o grid.png
-  srgan compare -m srgan_x4 --lr-input small.jpg                  # no HR: no scores
+  srgan compare -m srresnet_x4 -m srgan_mse_x4 photo.png           # compare_results/photo.png
+  srgan compare -m srgan_mse_x4 photo.png -o fig.png --box 120,80,64,64
+  srgan compare -m srresnet_x4 -m srgan_mse_x4 --grid photos/ -o grid.png
+  srgan compare -m srgan_mse_x4 --lr-input small.jpg              # no HR: no scores
   srgan compare -m srresnet_x4 --grid Set14 -o set14.png          # a set by name
 
 \b

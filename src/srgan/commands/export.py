@@ -29,7 +29,7 @@ def export(source: Path, output: Path, fmt: str, ema: bool, best: bool, fp16: bo
 
     \b
       srgan export runs/srresnet_x4 -o my_srresnet.safetensors --ema
-      srgan upscale -m my_srresnet.safetensors photo.png
+      srgan upscale -m my_srresnet.safetensors photo.png -o out/
       srgan export srresnet_x4 -o srresnet_x4.onnx --format onnx
     """
     import torch

@@ -61,7 +61,7 @@ def _warn_differences(wanted: Config, stored: Config) -> None:
 @click.argument("config", required=False)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set train.batch_size=32 "
-                   "--set data.train=[dir1,dir2]. Repeatable.")
+                   "--set 'data.train=[dir1,dir2]'. Repeatable.")
 @click.option("--resume", type=click.Path(file_okay=False), default=None, metavar="RUN_DIR",
               help="Continue a run from its newest usable checkpoint (bit-exact on CPU).")
 @click.option("--auto-resume", is_flag=True,
@@ -84,10 +84,10 @@ def train(
     diverges (non-finite losses) stops with an error.
 
     \b
-      srgan train srresnet_x4 --set data.train=[photos] --set data.val=Set5
-      srgan train srgan_mse_x4 --set model.init=runs/srresnet_x4 --set data.train=[photos]
+      srgan train srresnet_x4 --set 'data.train=[photos]' --set data.val=Set5
+      srgan train srgan_mse_x4 --set model.init=runs/srresnet_x4 --set 'data.train=[photos]'
       srgan train --resume runs/srresnet_x4
-      torchrun --nproc_per_node 8 -m srgan train srresnet_x4 --set data.train=[photos]
+      torchrun --nproc_per_node 8 -m srgan train srresnet_x4 --set 'data.train=[photos]'
     """
     from srgan.data import DataError
     from srgan.device import DeviceError

@@ -10,7 +10,7 @@ Grid mode, for many images: one row per image with only the insets (and a small 
 the method names once at the top.
 
     from srgan.evaluate import compare_images
-    figures = compare_images(["photo.png"], ["srresnet_x4", "srgan_x4"])
+    figures = compare_images(["photo.png"], ["srresnet_x4", "srgan_mse_x4"])
     figures[0].image.save("photo_compare.png")
 """
 
