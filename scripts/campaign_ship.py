@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -32,17 +33,19 @@ from pathlib import Path
 import torch
 
 from srgan.cpu import capability, cpu_flags, native_bf16
-from srgan.export import export_generator
-from srgan.weights import ModelCard, load_generator, read_metadata, save_generator
+from srgan.export import ExportError, export_generator
+from srgan.weights import ModelCard, ModelFileError, load_generator, read_metadata, save_generator
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "src" / "srgan" / "weights"
 LOGS = REPO / "docs" / "training" / "logs"
 # The interim srresnet_x4 (before the campaign): 2,405 steps of batch 16, 110 minutes.
 INTERIM = {"patches_seen": 38_480, "train_hours": 110 / 60}
-# What `srgan models` says a model is for, in plain words.
+# What `srgan models` says a model is for, in plain words ({scale}, {blocks}, {channels}: the
+# shipped network's own).
 PURPOSE = {
-    "srresnet_x4": "SRResNet x4 (16 blocks, 64 channels), trained for fidelity (pixel MSE): "
+    "srresnet_x4": "SRResNet x{scale} ({blocks} blocks, {channels} channels), trained for "
+                   "fidelity (pixel MSE): "
                    "faithful and smooth, the best PSNR; fine texture stays soft.",
     "srgan_mse_x4": "SRGAN x4 (the SRResNet generator trained against a discriminator): "
                     "trained for realism: sharper, with invented texture; lower PSNR.",
@@ -106,7 +109,11 @@ def previous_totals(name: str) -> dict[str, float]:
     return dict(INTERIM) if name == "srresnet_x4" else {"patches_seen": 0, "train_hours": 0.0}
 
 
-def main() -> int:
+class ShipError(Exception):
+    """A run, a number or a file this script cannot use: one line, exit status 2."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", help="shipped model name, e.g. srresnet_x4 or srgan_mse_x4")
     parser.add_argument("--run", type=Path, help="run folder [runs/campaign/NAME]")
@@ -127,10 +134,53 @@ def main() -> int:
                         help="count this run's patches and hours from this step: the best "
                              "step of an earlier segment shipped from the same run folder")
     parser.add_argument("--dry-run", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if not math.isfinite(args.min_gain):
+        parser.error(f"--min-gain: a finite number of dB, got {args.min_gain}")
+    if args.since_step < 0:
+        parser.error(f"--since-step: a step, 0 or more, got {args.since_step}")
+    if args.init_patches is not None and args.init_patches < 0:
+        parser.error(f"--init-patches: 0 or more, got {args.init_patches}")
+    return args
+
+
+def read_run(run: Path) -> dict:
+    """The run folder's config.toml, with the keys this script reads checked."""
+    if not run.is_dir():
+        raise ShipError(f"{run}: no such run folder (give --run RUN_DIR)")
+    try:
+        cfg = tomllib.loads((run / "config.toml").read_text(encoding="utf-8"))
+        for section, key in (("train", "batch_size"), ("train", "ema"), ("train", "amp")):
+            if key not in cfg.get(section, {}):
+                raise KeyError(f"no {section}.{key}")
+        for section in ("log", "model", "data"):
+            cfg.setdefault(section, {})
+    except OSError as exc:
+        raise ShipError(f"{run}: not a run folder ({exc.strerror}: config.toml)") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise ShipError(f"{run / 'config.toml'}: not an srgan run config ({exc})") from None
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return ship(args)
+    except ShipError as exc:
+        print(f"campaign_ship.py: error: {exc}", file=sys.stderr)
+    except (ExportError, ModelFileError, OSError) as exc:
+        print(f"campaign_ship.py: error: {exc}", file=sys.stderr)
+    except subprocess.CalledProcessError as exc:
+        print(f"campaign_ship.py: error: srgan benchmark failed (exit {exc.returncode}; its "
+              "error is above)", file=sys.stderr)
+    return 2
+
+
+def ship(args: argparse.Namespace) -> int:
     run = args.run or REPO / "runs" / "campaign" / args.name
-    cfg = tomllib.loads((run / "config.toml").read_text())
-    batch = int(cfg["train"]["batch_size"])
+    cfg = read_run(run)
+    if not args.data.is_dir():
+        raise ShipError(f"--data {args.data}: no such folder of HR images")
     ema = float(cfg["train"]["ema"]) > 0
     best = cfg["log"].get("export", "best") == "best"  # else the last weights (stage 2)
     which = args.checkpoint.name if args.checkpoint else ("best" if best else "last")
@@ -141,6 +191,9 @@ def main() -> int:
                          args.checkpoint, dtype=torch.float16)
         card = read_metadata(candidate)[1]
         best_step = int(card.extra["steps"])
+        if args.since_step > best_step:
+            raise ShipError(f"--since-step {args.since_step} is beyond the step being shipped "
+                            f"({best_step}, the {which} weights of {run}): nothing to count")
         shipped = WEIGHTS / f"{args.name}.safetensors"
         baseline = args.name if shipped.is_file() else args.against
         models = [str(candidate)] + ([baseline] if baseline else [])
@@ -156,69 +209,86 @@ def main() -> int:
             return 3
         if args.dry_run:
             return 0
-
-        before = previous_totals(args.name)
-        patches, hours = segment_totals(run / "log.jsonl", batch, best_step, args.since_step)
-        native, why = native_bf16()
-        amp = cfg["train"]["amp"]
-        precision = "bf16" if amp == "bf16" or (amp == "auto" and native) else "fp32"
-        shipped_segments = [p for p in LOGS.glob("*-*") if p.is_dir()]
-        segments = [p for p in shipped_segments if p.name.endswith(f"-{args.name}")]
-        index = len(shipped_segments) + 1
-        extra = dict(card.extra)
-        extra.update({
-            "campaign_patches_seen": str(before["patches_seen"] + patches),
-            "campaign_train_hours": f"{before['train_hours'] + hours:.3f}",
-            "campaign_segments": str(len(segments) + 1),
-            "campaign_cpu": f"{capability()} ({why}), {os.cpu_count()} cores shared with "
-                            "other work",
-            "campaign_precision": precision,
-            f"{args.data.name.lower()}_psnr_y": f"{new:.4f}",
-        })
-        init = str(cfg["model"].get("init", ""))
-        init_patches = 0
-        if init and init != args.name:
-            init_patches = args.init_patches if args.init_patches is not None else \
-                previous_totals(init)["patches_seen"]
-        val_name = Path(str(cfg["data"].get("val", "") or "Set5")).name
-        if val_name.upper() in ("HR", "GT"):  # DRealSR/HR: the set's own name
-            val_name = Path(str(cfg["data"]["val"])).parent.name
-        chosen = {"best": f"best {val_name}-validated", "last": "last"}.get(which,
-                                                                             f"{which}'s")
-        lr_made = ("realistic degradations (Real-ESRGAN's second-order blur, resize, noise "
-                   "and JPEG)" if cfg["data"].get("degradation") == "realistic"
-                   else "MATLAB-bicubic LR")
-        start = f"from {init} ({init_patches:,} patches); " if init_patches else ""
-        training = (
-            f"CPU training campaign (docs/campaign.md): {start}"
-            f"{int(extra['campaign_patches_seen']):,} "
-            f"96x96 patches in {float(extra['campaign_train_hours']):.1f} h of training over "
-            f"{extra['campaign_segments']} segment(s), {precision} on {capability()}; "
-            f"688 photographs (BSD200, BSDS500-test, T91, General100, "
-            f"Sun-Hays 80, Debian wallpapers), {lr_made}; {chosen} EMA "
-            f"weights, stored fp16. Last segment: {card.training}"
-        )
-        net = load_generator(candidate)
-        save_generator(net, shipped, ModelCard(
-            name=args.name, description=PURPOSE.get(args.name, card.description),
-            training=training, extra=extra), dtype=torch.float16)
-        dest = LOGS / f"{index:02d}-{args.name}"
-        dest.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(run / "log.jsonl", dest / "log.jsonl")
-        shutil.copy2(run / "config.toml", dest / "config.toml")
-        (dest / "segment.json").write_text(json.dumps({
-            "name": args.name, "best_step": best_step, "batch": batch,
-            "patches_before": before["patches_seen"], "hours_before": before["train_hours"],
-            "patches": patches, "hours": hours, f"{args.data.name.lower()}_psnr_y": new,
-            "shipped_before": old, "against": baseline,
-            "cpu_flags_bf16": sorted(f for f in cpu_flags() if "bf16" in f),
-            "precision": precision,
-            "weights": which,
-            "init": init, "init_patches": init_patches, "since_step": args.since_step,
-        }, indent=1) + "\n")
-        print(f"shipped {shipped} ({extra['campaign_patches_seen']} patches, "
-              f"{extra['campaign_train_hours']} h in all); log in {dest}")
+        write_shipped(args, run, cfg, candidate, card, which, best_step, new, old, baseline)
     return 0
+
+
+def write_shipped(args: argparse.Namespace, run: Path, cfg: dict, candidate: Path,
+                  card: ModelCard, which: str, best_step: int, new: float, old: float | None,
+                  baseline: str | None) -> None:
+    """The weights with their card into the package, the segment's log into docs/."""
+    batch = int(cfg["train"]["batch_size"])
+    shipped = WEIGHTS / f"{args.name}.safetensors"
+    before = previous_totals(args.name)
+    patches, hours = segment_totals(run / "log.jsonl", batch, best_step, args.since_step)
+    native, why = native_bf16()
+    amp = cfg["train"]["amp"]
+    precision = "bf16" if amp == "bf16" or (amp == "auto" and native) else "fp32"
+    shipped_segments = [p for p in LOGS.glob("*-*") if p.is_dir()]
+    segments = [p for p in shipped_segments if p.name.endswith(f"-{args.name}")]
+    index = len(shipped_segments) + 1
+    extra = dict(card.extra)
+    extra.update({
+        "campaign_patches_seen": str(before["patches_seen"] + patches),
+        "campaign_train_hours": f"{before['train_hours'] + hours:.3f}",
+        "campaign_segments": str(len(segments) + 1),
+        "campaign_cpu": f"{capability()} ({why}), {os.cpu_count()} cores shared with "
+                        "other work",
+        "campaign_precision": precision,
+        f"{args.data.name.lower()}_psnr_y": f"{new:.4f}",
+    })
+    init = str(cfg["model"].get("init", ""))
+    init_patches = 0
+    if init and init != args.name:
+        init_patches = args.init_patches if args.init_patches is not None else \
+            previous_totals(init)["patches_seen"]
+    net = load_generator(candidate)
+    training = training_text(cfg, extra, which, init, init_patches, precision, card.training)
+    description = (PURPOSE[args.name].format(scale=net.scale, blocks=net.num_blocks,
+                                             channels=net.channels)
+                   if args.name in PURPOSE else card.description)
+    save_generator(net, shipped, ModelCard(
+        name=args.name, description=description, training=training, extra=extra),
+        dtype=torch.float16)
+    dest = LOGS / f"{index:02d}-{args.name}"
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(run / "log.jsonl", dest / "log.jsonl")
+    shutil.copy2(run / "config.toml", dest / "config.toml")
+    (dest / "segment.json").write_text(json.dumps({
+        "name": args.name, "best_step": best_step, "batch": batch,
+        "patches_before": before["patches_seen"], "hours_before": before["train_hours"],
+        "patches": patches, "hours": hours, f"{args.data.name.lower()}_psnr_y": new,
+        "shipped_before": old, "against": baseline,
+        "cpu_flags_bf16": sorted(f for f in cpu_flags() if "bf16" in f),
+        "precision": precision,
+        "weights": which,
+        "init": init, "init_patches": init_patches, "since_step": args.since_step,
+    }, indent=1) + "\n")
+    print(f"shipped {shipped} ({extra['campaign_patches_seen']} patches, "
+          f"{extra['campaign_train_hours']} h in all); log in {dest}")
+
+
+def training_text(cfg: dict, extra: dict, which: str, init: str, init_patches: int,
+                  precision: str, last_segment: str) -> str:
+    """The card's training paragraph, from the run's own config (crop, LR, validation set)."""
+    val_name = Path(str(cfg["data"].get("val", "") or "Set5")).name
+    if val_name.upper() in ("HR", "GT"):  # DRealSR/HR: the set's own name
+        val_name = Path(str(cfg["data"]["val"])).parent.name
+    chosen = {"best": f"best {val_name}-validated", "last": "last"}.get(which, f"{which}'s")
+    lr_made = ("realistic degradations (Real-ESRGAN's second-order blur, resize, noise "
+               "and JPEG)" if cfg["data"].get("degradation") == "realistic"
+               else "MATLAB-bicubic LR")
+    crop = int(cfg["data"].get("crop", 96))
+    start = f"from {init} ({init_patches:,} patches); " if init_patches else ""
+    return (
+        f"CPU training campaign (docs/campaign.md): {start}"
+        f"{int(extra['campaign_patches_seen']):,} "
+        f"{crop}x{crop} patches in {float(extra['campaign_train_hours']):.1f} h of training over "
+        f"{extra['campaign_segments']} segment(s), {precision} on {capability()}; "
+        f"688 photographs (BSD200, BSDS500-test, T91, General100, "
+        f"Sun-Hays 80, Debian wallpapers), {lr_made}; {chosen} EMA "
+        f"weights, stored fp16. Last segment: {last_segment}"
+    )
 
 
 if __name__ == "__main__":

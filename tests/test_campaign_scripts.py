@@ -118,3 +118,70 @@ def test_checkerboard_script_scores_hr_near_one_and_a_patterned_model_above(tmp_
     assert [label for label, _ in rows] == ["set/a", "set mean"]
     hr, checkered = rows[0][1]
     assert 0.5 < hr < 1.6 and checkered > 3 * hr
+
+
+# ------------------------------------------------------------------------- campaign_ship
+
+
+@pytest.fixture(scope="module")
+def ship_runs(image_dirs, tmp_path_factory):
+    """A tiny validated run (2 blocks, 8 channels, 16 px crops) and one without validation."""
+    from helpers import tiny_config
+
+    from srgan.train.run import run_training
+
+    base = tmp_path_factory.mktemp("ship")
+    sets = ("train.steps=4", "log.val_every=2", "log.ckpt_every=2", "model.num_blocks=2",
+            "train.ema=0.9")
+    run_training(tiny_config(image_dirs, *sets), base / "validated")
+    run_training(tiny_config(image_dirs, *sets, "data.val="), base / "unvalidated")
+    return base
+
+
+def ship_main(capsys, *argv: str) -> tuple[int, str]:
+    code = _load("campaign_ship").main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+def test_ship_errors_are_one_line(ship_runs, image_dirs, tmp_path, capsys):
+    _, val = image_dirs
+    code, err = ship_main(capsys, "srresnet_x4", "--run", tmp_path / "absent")
+    assert (code, err) == (2, f"campaign_ship.py: error: {tmp_path / 'absent'}: no such run "
+                              "folder (give --run RUN_DIR)\n")
+    code, err = ship_main(capsys, "srresnet_x4", "--run", ship_runs / "unvalidated",
+                          "--data", val)
+    assert code == 2 and err.startswith("campaign_ship.py: error: ") and err.count("\n") == 1
+    assert "best.pt" in err or "validat" in err, err
+    code, err = ship_main(capsys, "srresnet_x4", "--run", ship_runs / "validated",
+                          "--data", val, "--since-step", "1000000")
+    assert code == 2 and err == (
+        "campaign_ship.py: error: --since-step 1000000 is beyond the step being shipped (4, "
+        f"the best weights of {ship_runs / 'validated'}): nothing to count\n"), err
+
+
+@pytest.mark.parametrize("option, value", [("--since-step", "-1"), ("--min-gain", "nan"),
+                                           ("--init-patches", "-5")])
+def test_ship_refuses_bad_numbers_as_usage_errors(option, value, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        ship_main(capsys, "srresnet_x4", option, value)
+    assert exit_.value.code == 2 and option in capsys.readouterr().err
+
+
+def test_ship_card_describes_the_network_that_ships(ship_runs, image_dirs, tmp_path,
+                                                    monkeypatch, capsys):
+    from srgan.weights import read_metadata
+
+    _, val = image_dirs
+    ship = _load("campaign_ship")
+    monkeypatch.setattr(ship, "WEIGHTS", tmp_path / "weights")
+    monkeypatch.setattr(ship, "LOGS", tmp_path / "logs")
+    monkeypatch.setattr(ship, "benchmark_psnr", lambda models, data: dict.fromkeys(models, 30.0))
+    (tmp_path / "weights").mkdir()
+    assert ship.main(["srresnet_x4", "--run", str(ship_runs / "validated"),
+                      "--data", str(val)]) == 0
+    card = read_metadata(tmp_path / "weights" / "srresnet_x4.safetensors")[1]
+    assert card.description.startswith("SRResNet x4 (2 blocks, 8 channels), trained for "
+                                       "fidelity"), card.description
+    assert "16x16 patches" in card.training and "96x96" not in card.training
+    segment = json.loads((tmp_path / "logs" / "01-srresnet_x4" / "segment.json").read_text())
+    assert segment["best_step"] == 4 and segment["patches"] == 16
