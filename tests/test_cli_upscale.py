@@ -313,3 +313,15 @@ def test_a_run_where_every_file_was_skipped_says_so(tmp_path, tiny_model_path):
     assert res.exit_code == 0 and "0 upscaled, 1 skipped" in res.output
     assert "nothing upscaled: every output exists already" in res.output
     assert "--overwrite" in res.output and "-o" in res.output
+
+
+def test_a_single_image_of_two_or_three_tiles_shows_tile_progress(tmp_path, tiny_model_path):
+    # a 960x540 photo is 2 tiles at the default budget: it sat at "0/1" with no tile bar
+    src = tmp_path / "wide.png"
+    Image.fromarray((smooth_image(16, 32) * 255).astype(np.uint8)).save(src)  # 2 tiles
+    res = cli("upscale", src, "-o", tmp_path / "out", "-m", tiny_model_path, "--tile", "16",
+              "--tile-pad", "0")
+    assert res.exit_code == 0, res.output
+    assert "wide.png:" in res.output and "/2 [" in res.output and "tile/s" in res.output
+    res = cli("upscale", src, "-o", tmp_path / "q", "-m", tiny_model_path, "--tile", "16", "-q")
+    assert "tile" not in res.output

@@ -395,7 +395,7 @@ def upscale_images(
         check_writable_size(job[1], ow, oh)
         n_tiles = upscaler.tiles_for(data.height, data.width, data.pixels.shape[2])
         with tqdm(total=n_tiles, unit="tile", leave=False, desc=src.name,
-                  disable=quiet or n_tiles < 4, position=1, file=sys.stderr) as tiles:
+                  disable=quiet or n_tiles < 2, position=1, file=sys.stderr) as tiles:
             if outscale is None:  # integers in, tiles rounded straight into integers out
                 return upscaler.upscale_quantized(data, tta, progress=tiles.update)
             return upscaler.upscale_image(data.to_image_data(), outscale, tta,
