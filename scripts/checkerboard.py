@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import torch
 
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image", default="", help="only images whose name contains this")
     parser.add_argument("--tile", type=int, default=32, help="spectrum tile side (multiple of 4)")
     args = parser.parse_args(argv)
+    if args.tile < 4 or args.tile % 4:
+        parser.error(f"--tile: a positive multiple of 4, got {args.tile}")
     names, rows = scores_table(args.model, args.data, args.image, args.tile)
     print("| image | " + " | ".join(names) + " |")
     print("|" + " --- |" * (len(names) + 1))
@@ -66,4 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (OSError, ValueError) as exc:  # a missing file, a bad value: one line, like srgan
+        sys.exit(f"{Path(__file__).name}: error: {exc}")

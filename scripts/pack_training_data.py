@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 
 from srgan.imageio import find_images
@@ -52,8 +53,13 @@ def main() -> None:
     ap.add_argument("dst", type=Path)
     ap.add_argument("--max-mb", type=float, default=40.0)
     args = ap.parse_args()
+    if not 0 < args.max_mb < 1e6:  # nan too
+        ap.error(f"--max-mb: a size in MiB above 0, got {args.max_mb}")
     pack(args.src, args.dst, int(args.max_mb * 2**20))
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        sys.exit(main())
+    except (OSError, ValueError) as exc:  # a missing file, a bad value: one line, like srgan
+        sys.exit(f"{Path(__file__).name}: error: {exc}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import runpy
 import sys
 from pathlib import Path
 
@@ -185,3 +186,24 @@ def test_ship_card_describes_the_network_that_ships(ship_runs, image_dirs, tmp_p
     assert "16x16 patches" in card.training and "96x96" not in card.training
     segment = json.loads((tmp_path / "logs" / "01-srresnet_x4" / "segment.json").read_text())
     assert segment["best_step"] == 4 and segment["patches"] == 16
+
+
+@pytest.mark.parametrize("script, args, says", [
+    ("training_curve", ["{tmp}/absent", "-o", "{tmp}/c.png"], "absent/config.toml"),
+    ("checkerboard", ["-m", "no_such_model", "--data", "{tmp}"], "no_such_model"),
+    ("checkerboard", ["-m", "srresnet_x4", "--tile", "6"], "--tile"),
+    ("pack_training_data", ["{tmp}/absent", "{tmp}/out"], "absent"),
+    ("pack_training_data", ["{tmp}", "{tmp}/out", "--max-mb", "nan"], "--max-mb"),
+])
+def test_every_script_ends_in_one_line_errors(script, args, says, tmp_path, monkeypatch,
+                                              capsys):
+    """The repository's scripts answer a missing file or a bad number like srgan does."""
+    monkeypatch.setattr(sys, "argv", [script, *[a.format(tmp=tmp_path) for a in args]])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(SCRIPTS / f"{script}.py"), run_name="__main__")
+    code, err = exit_.value.code, capsys.readouterr().err
+    if code == 2:  # argparse's usage error
+        assert says in err and "Traceback" not in err
+    else:
+        assert isinstance(code, str) and code.startswith(f"{script}.py: error: "), code
+        assert says in code and "\n" not in code
