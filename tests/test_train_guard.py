@@ -87,9 +87,10 @@ def test_batch_check_suggests_the_batch_that_fits():
 
     check_batch_fits(cfg, "cpu", memory=memory)  # batch 16 fits
     cfg.train.batch_size = 41
-    with pytest.raises(ConfigError, match=r"below 40, "):
+    with pytest.raises(ConfigError, match=r"at most 40 could fit by this estimate, which is "
+                                          r"a lower bound, so fewer really do"):
         check_batch_fits(cfg, "cpu", memory=memory)
-    with pytest.raises(ConfigError, match=r"below 20, "):
+    with pytest.raises(ConfigError, match=r"at most 20 could fit"):
         check_batch_fits(cfg, "cpu", processes=2, memory=memory)  # two CPU ranks share it
     check_batch_fits(cfg, "cpu", memory=lambda device: None)  # unknown memory: no refusal
 
@@ -186,3 +187,49 @@ def test_progress_bar_shows_the_real_step_and_messages_stay_off_it(
     tails = [line.split("\r")[-1] for line in err.split("\n")]
     for start in ("training bar", "tensorboard is not installed", "stopped at step 4"):
         assert any(t.startswith(start) for t in tails), (start, err)
+
+
+def test_a_measured_step_refuses_a_batch_the_lower_bound_let_through(image_dirs):
+    """The up-front estimate is a lower bound; a step measured at two small batches says
+    what a batch really takes, and a batch that would use most of the memory is refused."""
+    import numpy as np
+
+    from srgan.train.guard import check_measured_batch
+
+    kept = []
+
+    def step(batch: int) -> None:  # 40 MiB a sample, touched, then freed
+        kept.append(np.ones(batch * (40 << 20), np.uint8).sum())
+
+    cfg = tiny_config(image_dirs, "train.batch_size=30")
+    free = 1 << 30
+    assert step_bytes_per_sample(cfg) * 30 < free  # the lower bound lets it through
+    with pytest.raises(ConfigError, match=r"train.batch_size=30 does not fit: memory: a step "
+                                          r"takes about .* \+ 4\d\.\d MiB a sample") as info:
+        check_measured_batch(cfg, torch_cpu(), step, memory=lambda d: free)
+    fits = int(str(info.value).rsplit("train.batch_size=", 1)[1].split(" ")[0])
+    assert 12 <= fits <= 20  # 80% of 1 GiB at about 40 MiB a sample
+    ok = tiny_config(image_dirs, f"train.batch_size={fits}")
+    assert "of 1.0 GiB available" in check_measured_batch(ok, torch_cpu(), step,
+                                                          memory=lambda d: free)
+
+
+def torch_cpu():
+    import torch
+
+    return torch.device("cpu")
+
+
+def test_the_time_limit_stops_after_the_step_that_passed_it(image_dirs, tmp_path):
+    """A step that runs past --time-limit ends the run at once, not one more step later."""
+    from srgan.train.callbacks import TrainCallback
+
+    class SlowFirstStep(TrainCallback):
+        def on_batch(self, trainer, step, lr_img, hr):
+            if step == 1:
+                time.sleep(1.0)
+            return lr_img, hr
+
+    result = run_training(tiny_config(image_dirs, "train.steps=50"), tmp_path / "slow",
+                          time_limit=0.5, callbacks=[SlowFirstStep()])
+    assert result.stopped == "time limit" and result.step == 1

@@ -145,8 +145,97 @@ def check_batch_fits(
         f"train.batch_size={cfg.train.batch_size} cannot fit: one step needs at least "
         f"{_size(need)} for {cfg.data.crop}px crops on a {cfg.model.num_blocks}-block, "
         f"{cfg.model.channels}-channel generator, and {device} has {_size(free)} available. "
-        + (f"Use a smaller train.batch_size: below {fits}, the most that fits by this "
-           "estimate, which is a lower bound (or a smaller data.crop)." if fits else
+        + (f"Use a smaller train.batch_size: at most {fits} could fit by this estimate, which "
+           "is a lower bound, so fewer really do (a step measured before training says how "
+           "many)."
+           if fits else "Even a batch of 1 does not fit: use a smaller data.crop or model.")
+    )
+
+
+HEADROOM = 0.8  # of the free memory a measured step may plan to use
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _rss() -> int | None:
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            return int(fh.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _peak_rss_since_reset() -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")  # resets VmHWM to the current RSS (Linux 4.0+)
+        return True
+    except OSError:
+        return False
+
+
+def peak_bytes(run: Callable[[], None], device: torch.device, base: int) -> int | None:
+    """The peak memory `run()` reaches on `device`, above `base` (bytes in use before the
+    first measurement: memory kept from an earlier run is counted once, not twice). CPU:
+    the process's peak RSS (VmHWM, reset first); CUDA: PyTorch's allocator peak."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        run()
+        torch.cuda.synchronize(device)
+        return max(0, torch.cuda.max_memory_allocated(device) - base)
+    if device.type != "cpu" or not _reset_peak_rss():
+        return None
+    run()
+    peak = _peak_rss_since_reset()
+    return None if peak is None else max(0, peak - base)
+
+
+def check_measured_batch(
+    cfg: Config, device: torch.device, step: Callable[[int], None],
+    memory: Callable[[torch.device], int | None] = available_memory,
+) -> str | None:
+    """Run `step(batch)` (one forward and backward that changes nothing) at two small batches,
+    fit memory = fixed + per_sample * batch to their peaks, and refuse train.batch_size when
+    it would use more than HEADROOM of the memory free now. The lower bound of
+    check_batch_fits misses what only a real step shows (allocator slack, the losses, the
+    data pipeline). Returns the line saying what was measured (None: nothing measurable)."""
+    free = memory(device)
+    base = (torch.cuda.memory_allocated(device) if device.type == "cuda" else _rss())
+    if free is None or base is None:
+        return None
+    small = (2, 4)  # not 1: BatchNorm needs two values a channel
+    peaks = []
+    for b in small:
+        peak = peak_bytes(lambda b=b: step(b), device, base)
+        if peak is None:
+            return None
+        peaks.append(peak)
+    per_sample = max((peaks[1] - peaks[0]) / (small[1] - small[0]),  # noise aside, at
+                     step_bytes_per_sample(cfg))  # least the lower bound
+    fixed = max(0.0, peaks[0] - per_sample * small[0])
+    batch = cfg.train.batch_size
+    need = fixed + per_sample * batch
+    said = (f"memory: a step takes about {_size(fixed)} + {_size(per_sample)} a sample "
+            f"(measured at batch {small[0]} and {small[1]}): {_size(need)} at batch {batch}, "
+            f"of {_size(free)} available")
+    if need <= HEADROOM * free:
+        return said
+    fits = int((HEADROOM * free - fixed) // per_sample) if HEADROOM * free > fixed else 0
+    raise ConfigError(
+        f"train.batch_size={batch} does not fit: {said}, and a run may plan on "
+        f"{HEADROOM:.0%} of it. "
+        + (f"Use train.batch_size={fits} or less." if fits >= 1 else
            "Even a batch of 1 does not fit: use a smaller data.crop or model.")
     )
 

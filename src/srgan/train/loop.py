@@ -439,6 +439,9 @@ class Trainer:
                     want_stop = TIME_LIMIT
                 out = self.train_step(want_stop, callbacks)
                 lr_now, stop_code = out.lr, out.stop_code
+                if (not stop_code and time_limit is not None and not self.dist.enabled
+                        and time.monotonic() - t_start > time_limit):
+                    stop_code = TIME_LIMIT  # passed within this step: stop now, not a step on
                 if out.bad:
                     window.skip()
                     self._report_skip(logger, first=not warned_bad)

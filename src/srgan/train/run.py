@@ -17,7 +17,12 @@ from srgan.train import checkpoint as ckpt
 from srgan.train.callbacks import TrainCallback
 from srgan.train.config import Config, ConfigError
 from srgan.train.distributed import DistInfo, barrier, broadcast_object, init_distributed
-from srgan.train.guard import RunLock, check_batch_fits, check_network_fits
+from srgan.train.guard import (
+    RunLock,
+    check_batch_fits,
+    check_measured_batch,
+    check_network_fits,
+)
 from srgan.train.logs import RunLogger
 from srgan.train.loop import Trainer, TrainResult
 from srgan.train.state import check_compatible
@@ -122,6 +127,25 @@ def run_training(
         lock.release()
 
 
+def _probe_step(trainer: Trainer, batch: int) -> None:
+    """One forward and backward at `batch` on random crops that leaves no trace: BatchNorm
+    statistics restored, gradients dropped, the global random state untouched."""
+    from srgan.train.build import copy_all
+
+    crop, scale = trainer.cfg.data.crop, trainer.cfg.model.scale
+    gen = torch.Generator().manual_seed(0)
+    hr = torch.rand(batch, 3, crop, crop, generator=gen).to(trainer.device)
+    lr = torch.rand(batch, 3, crop // scale, crop // scale, generator=gen).to(trainer.device)
+    copy_all(trainer._snapshot, trainer._buffers)
+    devices = [trainer.device] if trainer.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        trainer._forward_backward(lr, hr)
+    copy_all(trainer._buffers, trainer._snapshot)
+    trainer.opt_g.zero_grad(set_to_none=True)
+    if trainer.opt_d is not None:
+        trainer.opt_d.zero_grad(set_to_none=True)
+
+
 def _train(
     cfg: Config, run_dir: Path, dist_info: DistInfo, device: torch.device, resume: bool,
     time_limit: float | None, callbacks: Sequence[TrainCallback], say: Callable[[str], None],
@@ -141,6 +165,10 @@ def _train(
         resumed_from = path
         del state
     trainer.wrap()
+    if not dist_info.enabled:  # one process: measure a step before the first real one
+        measured = check_measured_batch(cfg, device, lambda b: _probe_step(trainer, b))
+        if measured:
+            say(measured)
 
     logger = RunLogger(
         run_dir, total_steps=cfg.train.steps, start_step=trainer.step,
