@@ -245,6 +245,18 @@ def test_progress_counts_every_tile_once():
     assert n == 2 * len(up.iter_tiles(40, 50)) and sum(seen) == n and max(seen) <= 4
 
 
+def test_progress_on_the_cpu_reports_each_batch_as_soon_as_it_is_computed():
+    """A server's progress bar and ETA lagged a whole tile behind (each batch was reported
+    only after the next one had been computed, the last two at once)."""
+    up = Upscaler(tiny_generator(), device="cpu", precision="fp32", tile=16, tile_pad=4,
+                  batch=1)
+    computed, seen = [], []
+    forward = up._fn32
+    up._fn32 = lambda x: (computed.append(len(x)), forward(x))[1]
+    up.upscale_array(smooth_image(40, 50, 3), progress=lambda n: seen.append(sum(computed)))
+    assert up.tiles_for(40, 50) == 12 and seen == list(range(1, 13))
+
+
 def test_non_finite_half_output_is_redone_in_fp32():
     net = tiny_generator()  # fp32: `good` must be the exact path the fallback runs
     up = Upscaler(net, device="cpu", precision="fp32", tile=16, tile_pad=4, batch=2)

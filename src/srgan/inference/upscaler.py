@@ -323,6 +323,9 @@ class Upscaler:
         for i in range(0, len(tiles), per):
             group = tiles[i:i + per]
             p = self._submit(self._device_batch(x, group, per), tta, post, half)
+            if self.device.type == "cpu":  # computed already: nothing to overlap, so the
+                finish(group, p)  # progress callback hears of each batch as it is done
+                continue
             if pending is not None:
                 finish(*pending)
             pending = (group, p)
