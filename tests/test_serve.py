@@ -188,13 +188,18 @@ def test_422_corrupt_image(client: TestClient):
     assert "empty" in r.json()["detail"]
 
 
-def test_422_too_many_pixels_judged_from_the_header(client: TestClient):
-    start = time.perf_counter()
-    r = upload(client, png_header_only(100_000, 100_000), name="bomb.png")
+def test_422_too_many_pixels_judged_from_the_header(client: TestClient, monkeypatch):
+    from PIL import ImageFile
+
+    def no_decoding(self):
+        raise AssertionError("pixels were decoded")
+
+    with monkeypatch.context() as m:
+        m.setattr(ImageFile.ImageFile, "load", no_decoding)  # the header alone decides
+        r = upload(client, png_header_only(100_000, 100_000), name="bomb.png")
     assert r.status_code == 422
     detail = r.json()["detail"]
     assert "10,000,000,000" in detail and "limit of 50,000" in detail
-    assert time.perf_counter() - start < 5  # nothing was decoded
     r = upload(client, png_header_only(300, 300), name="big.png")
     assert r.status_code == 422
     assert r.json()["detail"] == ("big.png: image is 300x300 = 90,000 pixels, over this "
@@ -314,7 +319,7 @@ def test_503_with_retry_after_when_the_queue_is_full(tiny_model_path: Path):
         threads[0].start()
         assert blocker.entered.wait(10)  # one job running ...
         threads[1].start()
-        for _ in range(200):  # ... and one waiting
+        for _ in range(3000):  # ... and one waiting (60 s at most: only a hang)
             if c.get("/healthz").json()["queue"]["waiting"] == 1:
                 break
             time.sleep(0.02)

@@ -67,14 +67,12 @@ def test_absurd_batch_is_refused_before_any_image_is_read(tmp_path):
     """The memory check comes first: the missing training folder is not even looked at, and
     no run folder is created."""
     run_dir = tmp_path / "big"
-    t0 = time.monotonic()
     res = CliRunner().invoke(train, cli_args(tmp_path / "absent", run_dir,
                                              "train.batch_size=100000000"))
     assert res.exit_code == 1, res.output
     assert "train.batch_size=100000000 cannot fit" in res.output, res.output
     assert "available" in res.output and "does not exist" not in res.output
     assert not run_dir.exists()
-    assert time.monotonic() - t0 < 10
 
 
 def test_batch_check_suggests_the_batch_that_fits():
@@ -122,7 +120,7 @@ def test_two_runs_at_once_do_not_share_a_folder_and_a_crash_frees_it(image_dirs,
          *cli_args(image_dirs[0], run_dir, "train.steps=100000", "log.ckpt_every=2")],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 600  # only a hang
         while not list_checkpoints(run_dir / "checkpoints"):
             assert first.poll() is None, first.stderr.read().decode()
             assert time.monotonic() < deadline, "the first run never wrote a checkpoint"

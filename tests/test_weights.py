@@ -8,7 +8,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -253,7 +252,7 @@ def _with_config(header: dict, config: str | None = None, card: str | None = Non
     "config_infinite_output_range", "config_unknown_arch", "config_is_a_list",
     "truncated_header", "truncated_data",
 ])
-def test_lying_safetensors_get_a_clear_error_fast(tmp_path, tiny_model_path, attack):
+def test_lying_safetensors_get_a_clear_error(tmp_path, tiny_model_path, attack):
     header, body = _parts(tiny_model_path)
     key = next(k for k in header if k != "__metadata__" and header[k]["shape"])
     entry = header[key]
@@ -288,10 +287,8 @@ def test_lying_safetensors_get_a_clear_error_fast(tmp_path, tiny_model_path, att
         bad.write_bytes(tiny_model_path.read_bytes()[:100])
     else:
         bad.write_bytes(tiny_model_path.read_bytes()[:-7])
-    t0 = time.perf_counter()
     with pytest.raises(ModelFileError, match=str(bad)):
         load_generator(bad)
-    assert time.perf_counter() - t0 < 2.0
 
 
 def test_garbage_card_does_not_stop_a_good_model(tmp_path, tiny_model_path):
