@@ -73,3 +73,21 @@ def test_denoise_refuses_other_models_bad_strengths_and_architectures(pair, tmp_
 def test_the_shipped_pair_blends():
     assert _equal(denoise_generator("srresnet_x4", 1), load_generator("srresnet_real_x4"))
     assert _equal(denoise_generator("srresnet_real_x4", 0), load_generator("srresnet_x4"))
+
+
+def test_cli_denoise_names_the_strength_and_gives_the_blend(pair, tmp_path):
+    from helpers import cli, write_photo
+    from PIL import Image
+
+    src = write_photo(tmp_path / "in" / "p.png", size=(12, 10))
+    r = cli("upscale", src, "-o", tmp_path / "a", "-m", pair[0], "--precision", "fp32", "-q")
+    assert r.exit_code == 0, r.output
+    r = cli("upscale", src, "-o", tmp_path / "b", "-m", pair[0], "--denoise", "0",
+            "--precision", "fp32", "-q")
+    assert r.exit_code == 0, r.output
+    plain = Image.open(tmp_path / "a" / "p_x4.png")
+    blended = Image.open(tmp_path / "b" / "p_dn0_x4.png")
+    assert plain.tobytes() == blended.tobytes()
+    for bad in ("1.5", "nan", "-1"):
+        r = cli("upscale", src, "-o", tmp_path / "c", "--denoise", bad)
+        assert r.exit_code == 2, (bad, r.output)

@@ -14,7 +14,12 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from srgan.commands.options import device_option, precision_option, tile_option
+from srgan.commands.options import (
+    FiniteFloatRange,
+    device_option,
+    precision_option,
+    tile_option,
+)
 from srgan.commands.video import video_options
 from srgan.packaged import DEFAULT_MODEL
 
@@ -46,13 +51,17 @@ def output_path(src: Path, root: Path | None, outdir: Path, suffix: str, ext: st
     return outdir / rel.parent / f"{rel.stem}{suffix}{new_ext}"
 
 
-def default_suffix(model_scale: int, outscale: float | None, model: str = DEFAULT_MODEL) -> str:
+def default_suffix(model_scale: int, outscale: float | None, model: str = DEFAULT_MODEL,
+                   denoise: float | None = None) -> str:
     """`_x4`, or `_x2` for --outscale 2: the name says the scale the file really has; a
-    shipped model other than the default is named too (`_srgan_mse_x4`), so that trying a
-    second model beside the first does not skip every file as already done."""
+    shipped model other than the default is named too (`_srgan_mse_x4`), and a denoise
+    strength (`_dn0.5_x4`), so that trying a second model or strength beside the first does
+    not skip every file as already done."""
     scale = f"_x{model_scale if outscale is None else outscale:g}"
     from srgan.packaged import shipped_files
 
+    if denoise is not None:
+        return f"_dn{denoise:g}{scale}"
     if model == DEFAULT_MODEL or model not in shipped_files("weights", ".safetensors"):
         return scale
     return f"_{re.sub(r'_x[0-9]+$', '', model)}{scale}"
@@ -161,6 +170,9 @@ def distributed_rank() -> tuple[int, int, int]:
                    "file name such as big.png.")
 @click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True,
               help="Shipped model name (see `srgan models`) or a .safetensors file.")
+@click.option("--denoise", type=FiniteFloatRange(0, 1), default=None, metavar="STRENGTH",
+              help="0 to 1: blend srresnet_x4 (0: keeps fine texture, and the noise) with "
+                   "srresnet_real_x4 (1: removes noise, JPEG blocks and blur); 0.5 is between.")
 @click.option("--outscale", type=float, default=None,
               help="Final scale; the model's x4 output is resized (MATLAB bicubic) to it.")
 @tile_option
@@ -185,6 +197,7 @@ def upscale(
     inputs: tuple[Path, ...],
     outdir: Path,
     model: str,
+    denoise: float | None,
     outscale: float | None,
     tile: int | None,
     tile_pad: int | None,
@@ -244,12 +257,12 @@ def upscale(
         upscaler = Upscaler.from_pretrained(
             model, device=device, precision=precision, tile=tile,
             tile_pad=DEFAULT_TILE_PAD if tile_pad is None else tile_pad,
-            backend=backend, compile=compile_,
+            backend=backend, compile=compile_, denoise=denoise,
         )
     except (ModelFileError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
     if suffix is None:
-        suffix = default_suffix(upscaler.scale, outscale, model)
+        suffix = default_suffix(upscaler.scale, outscale, model, denoise)
     from srgan.commands.video import find_videos, upscale_videos
 
     # images and videos in one run, each with its own output rules and its own tally
