@@ -407,18 +407,18 @@ def test_png_blocks_deflated_in_parallel_make_one_valid_stream(tmp_path: Path) -
 
 
 def test_streamed_png_memory_does_not_grow_with_the_image(tmp_path: Path) -> None:
-    # peak = blocks in flight + one IDAT chunk being gathered: both fixed; small chunks here
-    # so that the smaller image already reaches that steady state
+    # peak = blocks in flight + one IDAT chunk being gathered: both fixed; small blocks and
+    # chunks here so that the smaller image already reaches that steady state (12 blocks)
 
     def peak_writing(rows: int) -> int:
         pixels = np.lib.format.open_memmap(tmp_path / f"{rows}.npy", mode="w+", dtype=np.uint16,
-                                           shape=(rows, 1500, 3))  # on disk, as huge results
-        pixels[:] = smooth(500, 1500, 3, 16)[np.arange(rows) % 500]
+                                           shape=(rows, 500, 3))  # on disk, as huge results
+        pixels[:] = smooth(500, 500, 3, 16)[np.arange(rows) % 500]
         pixels.flush()
         tracemalloc.start()
         try:
             with open(tmp_path / f"{rows}.png", "wb") as f:
-                png.write_png(f, pixels, None, None, idat_bytes=1 << 16)
+                png.write_png(f, pixels, None, None, block_bytes=1 << 18, idat_bytes=1 << 16)
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
@@ -426,8 +426,8 @@ def test_streamed_png_memory_does_not_grow_with_the_image(tmp_path: Path) -> Non
         np.testing.assert_array_equal(back, pixels)
         return peak
 
-    small, large = peak_writing(1000), peak_writing(8000)  # 9 MB and 72 MB of pixels
-    assert large < 1.25 * small + (4 << 20), (small, large)
+    small, large = peak_writing(1000), peak_writing(8000)  # 3 MB and 24 MB of pixels
+    assert large < 1.25 * small + (1 << 20), (small, large)
 
 
 def test_cmyk_is_converted_like_pillow(tmp_path: Path) -> None:
