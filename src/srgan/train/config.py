@@ -347,15 +347,19 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         if not isinstance(value, bool):
             raise bad
         return value
-    if hint is int:
+    if hint is int:  # 64 bits at most: 1e23 steps or a seed of 10**30 is a typo, not a plan
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
             raise bad
+        if abs(value) >= 2**63:
+            raise ConfigError(f"{key}: expected an integer of at most 19 digits, got "
+                              f"{_short_repr(value)}")
         return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise bad
+    if hint is float:  # nan passes every range check, and no key means anything by inf
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or not math.isfinite(value)):
+            raise ConfigError(f"{key}: expected a finite number, got {_short_repr(value)}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
