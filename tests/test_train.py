@@ -52,7 +52,8 @@ def test_stage1_lowers_the_loss_and_fills_the_run_folder(image_dirs, tmp_path):
     assert (gen.scale, gen.num_blocks, gen.channels) == (4, 1, 8)
     _, card = read_metadata(run_dir / "generator.safetensors")
     assert card.name == "run" and "stage 1" in card.training
-    assert str(image_dirs[0]) in card.training and card.extra["weights"] == "ema"
+    assert f"from {image_dirs[0].name}/ with MATLAB-bicubic LR" in card.training
+    assert str(image_dirs[0]) not in card.training and card.extra["weights"] == "ema"
     assert float(card.extra["val_psnr_y"]) == pytest.approx(result.best_psnr, abs=1e-3)
     lr = torch.rand(1, 3, 8, 8)
     assert gen(lr).shape == (1, 3, 32, 32)

@@ -40,6 +40,8 @@ def model_card(
             recipe += f", LDL artefact map {cfg.loss.artifacts:g}"
         if cfg.loss.flat_mse:
             recipe += f", flat-region MSE {cfg.loss.flat_mse:g}"
+        if cfg.loss.usm_pixel_targets:
+            recipe += ", pixel terms against unsharp-masked HR"
         if cfg.uses_vgg():
             recipe += f", VGG feature scale {cfg.loss.vgg_scale:.6g}"
     else:
@@ -49,8 +51,9 @@ def model_card(
     folders = ", ".join(d.train)
     names = ", ".join(f"{Path(f).name}/" for f in d.train)  # no machine's paths on the card
     lr_names = ", ".join(f"{Path(f).name}/" for f in d.train_lr)
-    paired = f" with paired LR from {lr_names}" if d.train_lr else (
-        " with MATLAB-bicubic LR made on the fly")
+    made = ("realistic degradations (blur, resize, noise, JPEG, twice)"
+            if d.degradation == "realistic" else "MATLAB-bicubic LR")
+    paired = f" with paired LR from {lr_names}" if d.train_lr else f" with {made} made on the fly"
     training = (
         f"{recipe}; {step} steps of batch {t.batch_size}x{world_size}, {d.crop}px HR crops "
         f"from {names}{paired}; Adam lr {t.lr:g} ({t.schedule}"
