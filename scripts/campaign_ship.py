@@ -276,8 +276,8 @@ def training_text(cfg: dict, extra: dict, which: str, init: str, init_patches: i
         val_name = Path(str(cfg["data"]["val"])).parent.name
     chosen = {"best": f"best {val_name}-validated", "last": "last"}.get(which, f"{which}'s")
     lr_made = ("realistic degradations (Real-ESRGAN's second-order blur, resize, noise "
-               "and JPEG)" if cfg["data"].get("degradation") == "realistic"
-               else "MATLAB-bicubic LR")
+               "and JPEG; the ranges are the [degradation] section of train_config)"
+               if cfg["data"].get("degradation") == "realistic" else "MATLAB-bicubic LR")
     crop = int(cfg["data"].get("crop", 96))
     start = f"from {init} ({init_patches:,} patches); " if init_patches else ""
     return (
