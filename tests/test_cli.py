@@ -92,15 +92,7 @@ def test_shared_options_are_declared_once():
     assert res.exit_code == 2 and "--tile" in res.output
 
 
-def test_old_import_paths_still_work():
-    from srgan.commands import pipeline, serve, train, video
-    from srgan.inference import overlapped
-    from srgan.serve.command import serve as old_serve
-    from srgan.train.command import train as old_train
-    from srgan.video_cli import video_options
-
-    assert overlapped is pipeline.overlapped and old_serve is serve.serve
-    assert old_train is train.train and video_options is video.video_options
+def test_an_import_error_of_srgan_itself_names_no_extra():
     assert cli.missing_extra(ImportError("x", name="srgan.x")) is None
 
 

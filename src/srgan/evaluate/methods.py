@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 
-from srgan.pairing import match_key, pair_lr_files  # noqa: F401 (the old import path)
 from srgan.quantize import quantize_tensor
 from srgan.resize import imresize, modcrop
 

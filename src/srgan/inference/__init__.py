@@ -8,12 +8,10 @@
 * `adapters`: NumPy, ImageData, PIL and tensors in and out, with their dtype checks.
 
 The folder pipeline (`overlapped`, `io_depth`) lives beside `srgan upscale`, in
-`srgan.commands.pipeline`; the old names here still work.
+`srgan.commands.pipeline`.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from srgan.device import pick_device
 from srgan.inference.adapters import ARRAY_DTYPES, check_pixels
@@ -36,22 +34,9 @@ from srgan.inference.upscaler import (
 )
 from srgan.precision import PRECISIONS, pick_dtype
 
-_MOVED = {"overlapped": "srgan.commands.pipeline", "io_depth": "srgan.commands.pipeline"}
-
-
-def __getattr__(name: str) -> Any:
-    """The folder pipeline's old import path (it moved beside the upscale command)."""
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
     "ARRAY_DTYPES", "BACKENDS", "CPU_BUDGET_MB", "DEFAULT_SPILL_BYTES", "DEFAULT_TILE_PAD",
     "MIN_SIDE", "PRECISIONS", "SMALL_MARGIN", "NonFiniteOutputError", "Tile", "Upscaler",
-    "check_pixels", "fill_transparent", "io_depth", "output_buffer", "output_size",
-    "overlapped", "pick_device", "pick_dtype", "pin_alpha", "plan_tiles", "quantize",
-    "resize_to",
+    "check_pixels", "fill_transparent", "output_buffer", "output_size", "pick_device",
+    "pick_dtype", "pin_alpha", "plan_tiles", "quantize", "resize_to",
 ]

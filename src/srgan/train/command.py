@@ -1,6 +1,0 @@
-"""Old home of `srgan.commands.train` (every subcommand lives in `srgan.commands`); its
-names still import from here."""
-
-from srgan.commands import forward_to
-
-__getattr__ = forward_to("srgan.commands.train")
