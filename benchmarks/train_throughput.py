@@ -36,10 +36,10 @@ import torch
 import torch.nn.functional as F
 
 from srgan.data import ImageBank, RealisticTrainingSet, TrainingSet, read_rgb_uint8
+from srgan.device import TorchrunEnv
 from srgan.losses import discriminator_loss, generator_adversarial_loss
 from srgan.nets import Discriminator, SRResNet
 from srgan.train.config import load_config
-from srgan.train.distributed import DistInfo
 from srgan.train.loop import Trainer
 
 # Every training folder under ../shared/data/train (found by listing: folders get renamed).
@@ -83,7 +83,7 @@ def ours(args, stage: int, batch: int, images: list[np.ndarray], device: torch.d
         f"train.amp={amp}",
     ])
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(cfg, Path(tmp), DistInfo(), device)
+        trainer = Trainer(cfg, Path(tmp), TorchrunEnv(), device)
         if channels_last is not None:  # the trainer picks by device; force it to measure
             fmt = torch.channels_last if channels_last else torch.contiguous_format
             trainer.memory_format = fmt

@@ -9,9 +9,9 @@ from click.testing import CliRunner
 from helpers import read_log, tiny_config
 from safetensors.torch import save_file
 
+from srgan.device import TorchrunEnv
 from srgan.nets import VGGFeatures
 from srgan.train.config import ConfigError
-from srgan.train.distributed import DistInfo
 from srgan.train.loop import Trainer
 from srgan.train.run import run_training
 from srgan.weights import load_generator
@@ -41,18 +41,18 @@ def test_stage2_starts_from_a_stage1_run(image_dirs, tmp_path):
     run_training(tiny_config(image_dirs, "train.steps=3"), stage1)
     init = load_generator(stage1 / "generator.safetensors")
     cfg = tiny_config(image_dirs, f"model.init={stage1}", config="srgan_mse_x4")
-    trainer = Trainer(cfg, tmp_path / "s2", DistInfo(), torch.device("cpu"))
+    trainer = Trainer(cfg, tmp_path / "s2", TorchrunEnv(), torch.device("cpu"))
     for k, v in init.state_dict().items():
         assert torch.equal(trainer.g.state_dict()[k], v), k
     wrong = tiny_config(image_dirs, f"model.init={stage1}", "model.channels=16",
                         config="srgan_mse_x4")
     with pytest.raises(ConfigError, match="model.init"):
-        Trainer(wrong, tmp_path / "s3", DistInfo(), torch.device("cpu"))
+        Trainer(wrong, tmp_path / "s3", TorchrunEnv(), torch.device("cpu"))
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ConfigError, match="no generator.safetensors"):
         Trainer(tiny_config(image_dirs, f"model.init={empty}", config="srgan_mse_x4"),
-                tmp_path / "s4", DistInfo(), torch.device("cpu"))
+                tmp_path / "s4", TorchrunEnv(), torch.device("cpu"))
 
 
 def test_vgg_content_and_feature_matching_are_logged(image_dirs, tmp_path):
@@ -113,14 +113,14 @@ def test_discriminator_antialias_reaches_the_network(image_dirs, tmp_path):
 
     for flag, count in (("false", 0), ("true", 4)):  # the paper's four stride-2 convs
         cfg = tiny_config(image_dirs, f"discriminator.antialias={flag}", config="srgan_mse_x4")
-        trainer = Trainer(cfg, tmp_path / flag, DistInfo(), torch.device("cpu"))
+        trainer = Trainer(cfg, tmp_path / flag, TorchrunEnv(), torch.device("cpu"))
         assert sum(isinstance(m, BlurConv2d) for m in trainer.d.modules()) == count
 
 
 def test_model_freeze_keeps_those_generator_weights_fixed(image_dirs, tmp_path):
     cfg = tiny_config(image_dirs, "train.steps=2", "data.crop=24", "log.val_every=1000",
                       "model.freeze=[\"upsample\", \"tail\"]", config="srgan_mse_x4")
-    trainer = Trainer(cfg, tmp_path / "frozen", DistInfo(), torch.device("cpu"))
+    trainer = Trainer(cfg, tmp_path / "frozen", TorchrunEnv(), torch.device("cpu"))
     before = {k: v.clone() for k, v in trainer.g.state_dict().items()}
     result = run_training(cfg, tmp_path / "run")
     after = load_generator(tmp_path / "run" / "generator.safetensors").state_dict()
@@ -130,4 +130,4 @@ def test_model_freeze_keeps_those_generator_weights_fixed(image_dirs, tmp_path):
         assert same == k.startswith(("upsample", "tail")) or "running" in k or "num_batches" in k, k
     wrong = tiny_config(image_dirs, "model.freeze=[\"upsampel\"]", config="srgan_mse_x4")
     with pytest.raises(ConfigError, match="upsampel.*upsample"):
-        Trainer(wrong, tmp_path / "wrong", DistInfo(), torch.device("cpu"))
+        Trainer(wrong, tmp_path / "wrong", TorchrunEnv(), torch.device("cpu"))

@@ -8,8 +8,8 @@ import pytest
 import torch
 from helpers import tiny_config
 
+from srgan.device import TorchrunEnv
 from srgan.losses import ContentLoss, unsharp_mask
-from srgan.train.distributed import DistInfo
 from srgan.train.loop import Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -56,7 +56,7 @@ def test_pixel_terms_use_the_pixel_target_and_the_option_changes_the_loss(image_
     values = []
     for usm in ("false", "true"):
         cfg = tiny_config(image_dirs, "train.steps=1", f"loss.usm_pixel_targets={usm}")
-        trainer = Trainer(cfg, tmp_path / usm, DistInfo(), torch.device("cpu"))
+        trainer = Trainer(cfg, tmp_path / usm, TorchrunEnv(), torch.device("cpu"))
         trainer.load_data()
         out = trainer.train_step()
         values.append(dict(zip(out.names, out.values, strict=True))["loss"])

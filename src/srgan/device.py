@@ -20,8 +20,8 @@ class DeviceError(ValueError, RuntimeError):
 
 @dataclass(frozen=True)
 class TorchrunEnv:
-    """This process's place in a torchrun launch (the trainer's `DistInfo`); rank 0 of one
-    process when not launched by torchrun."""
+    """This process's place in a torchrun launch; rank 0 of one process when not launched by
+    torchrun."""
 
     rank: int = 0
     local_rank: int = 0

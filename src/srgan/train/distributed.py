@@ -15,22 +15,20 @@ import torch.distributed as dist
 from srgan.device import TorchrunEnv, torchrun_env
 from srgan.device import pick_device as _pick_device
 
-DistInfo = TorchrunEnv  # rank, local rank, world size; `enabled` once the group is joined
-
 
 def pick_device(requested: str, local_rank: int = 0) -> torch.device:
     """"auto" -> this rank's GPU when CUDA is available, else the CPU (`srgan.device`)."""
     return _pick_device(requested, local_rank, mps=False, what="run.device")
 
 
-def init_distributed(requested_device: str = "auto") -> tuple[DistInfo, torch.device]:
+def init_distributed(requested_device: str = "auto") -> tuple[TorchrunEnv, torch.device]:
     """Join the process group when launched by torchrun with WORLD_SIZE > 1.
 
-    NCCL on CUDA, gloo on CPU. A single process returns DistInfo() and does nothing.
+    NCCL on CUDA, gloo on CPU. A single process returns TorchrunEnv() and does nothing.
     """
     env = torchrun_env()
     if not env.enabled:
-        return DistInfo(), pick_device(requested_device)
+        return TorchrunEnv(), pick_device(requested_device)
     device = pick_device(requested_device, env.local_rank)
     if not dist.is_initialized():
         if device.type == "cuda":
@@ -46,12 +44,12 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
-def barrier(info: DistInfo) -> None:
+def barrier(info: TorchrunEnv) -> None:
     if info.enabled:
         dist.barrier()
 
 
-def broadcast_object(info: DistInfo, obj: Any) -> Any:
+def broadcast_object(info: TorchrunEnv, obj: Any) -> Any:
     """Rank 0's `obj` on every rank (e.g. an error message or the run folder)."""
     if not info.enabled:
         return obj
@@ -60,7 +58,7 @@ def broadcast_object(info: DistInfo, obj: Any) -> Any:
     return box[0]
 
 
-def all_gather_object(info: DistInfo, obj: Any) -> list[Any]:
+def all_gather_object(info: TorchrunEnv, obj: Any) -> list[Any]:
     if not info.enabled:
         return [obj]
     out: list[Any] = [None] * info.world_size
@@ -68,7 +66,7 @@ def all_gather_object(info: DistInfo, obj: Any) -> list[Any]:
     return out
 
 
-def all_reduce_max_(info: DistInfo, tensor: torch.Tensor) -> torch.Tensor:
+def all_reduce_max_(info: TorchrunEnv, tensor: torch.Tensor) -> torch.Tensor:
     """In place: the element-wise max over ranks (flags: any rank saw NaN / was signalled)."""
     if info.enabled:
         dist.all_reduce(tensor, op=dist.ReduceOp.MAX)

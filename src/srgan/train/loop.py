@@ -34,6 +34,7 @@ from srgan.data import (
     load_training_set,
     load_validation_set,
 )
+from srgan.device import TorchrunEnv
 from srgan.losses import ContentLoss, discriminator_loss, unsharp_mask
 from srgan.nets import Discriminator, SRResNet
 from srgan.train import build
@@ -41,7 +42,7 @@ from srgan.train import checkpoint as ckpt
 from srgan.train.build import bn_buffers, choose_amp, copy_all, load_init_generator
 from srgan.train.callbacks import TrainCallback, batch_through
 from srgan.train.config import Config
-from srgan.train.distributed import DistInfo, all_reduce_max_
+from srgan.train.distributed import all_reduce_max_
 from srgan.train.ema import EMA
 from srgan.train.gan_terms import generator_gan_terms
 from srgan.train.guard import DivergenceWatch, eta_warning
@@ -111,7 +112,7 @@ class Trainer:
         self,
         cfg: Config,
         run_dir: Path,
-        dist: DistInfo,
+        dist: TorchrunEnv,
         device: torch.device,
         log: Callable[[str], None] | None = None,
     ) -> None:

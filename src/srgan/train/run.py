@@ -13,10 +13,11 @@ from pathlib import Path
 import torch
 
 from srgan.atomic import atomic_write
+from srgan.device import TorchrunEnv
 from srgan.train import checkpoint as ckpt
 from srgan.train.callbacks import TrainCallback
 from srgan.train.config import Config, ConfigError
-from srgan.train.distributed import DistInfo, barrier, broadcast_object, init_distributed
+from srgan.train.distributed import barrier, broadcast_object, init_distributed
 from srgan.train.guard import (
     RunLock,
     check_batch_fits,
@@ -147,7 +148,7 @@ def _probe_step(trainer: Trainer, batch: int) -> None:
 
 
 def _train(
-    cfg: Config, run_dir: Path, dist_info: DistInfo, device: torch.device, resume: bool,
+    cfg: Config, run_dir: Path, dist_info: TorchrunEnv, device: torch.device, resume: bool,
     time_limit: float | None, callbacks: Sequence[TrainCallback], say: Callable[[str], None],
     log: Callable[[str], None] | None,
 ) -> TrainResult:
