@@ -11,9 +11,7 @@ import dataclasses
 import difflib
 import functools
 import math
-import reprlib
 import tomllib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 
 from srgan.degrade import DegradationParams
 from srgan.packaged import find_shipped_or_file, shipped_files
+from srgan.train.config_values import ConfigError, coerce, short_repr
 
 STAGES = ("srresnet", "srgan")
 SCHEDULES = ("constant", "multistep", "cosine", "cosine_restarts")
@@ -35,10 +34,6 @@ PAPER_VGG_SCALE = 1.0 / 12.75
 MAX_BLOCKS = 256
 MAX_CHANNELS = 1024
 MAX_STEPS = 10**9
-
-
-class ConfigError(ValueError):
-    """A config file or override is malformed; the message names the key."""
 
 
 @dataclass
@@ -167,14 +162,14 @@ class Config:
         """Set `section.name` (or `loss.content.TERM`) to `value`, type-checked."""
         parts = key.split(".")
         if len(parts) == 3 and parts[0] == "loss" and parts[1] == "content":
-            weight = _coerce(value, float, key)
+            weight = coerce(value, float, key)
             content = dict(self.loss.content)
             content[parts[2]] = weight
             self.loss.content = content
             return
         section, name = _split_key(key)
         hint = _field_types()[section][name]
-        setattr(getattr(self, section), name, _coerce(value, hint, key))
+        setattr(getattr(self, section), name, coerce(value, hint, key))
 
     def flat(self) -> dict[str, Any]:
         out = {}
@@ -306,7 +301,7 @@ def _check_run_name(name: str) -> None:
     if name and (name in (".", "..") or "/" in name or "\\" in name or len(name) > 200
                  or any(c < " " or c == "\x7f" for c in name)):
         raise ConfigError(f"run.name: one folder name (no '/', '..' or control characters; "
-                          f"--run-dir chooses any folder), got {_short_repr(name)}")
+                          f"--run-dir chooses any folder), got {short_repr(name)}")
 
 
 # ----------------------------------------------------------------------------- types
@@ -333,72 +328,6 @@ def _split_key(key: str) -> tuple[str, str]:
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ConfigError(f"unknown config key {key!r}{hint}")
     return parts[0], parts[1]
-
-
-def _type_name(hint: Any) -> str:
-    return getattr(hint, "__name__", None) if not typing.get_args(hint) else str(hint)
-
-
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Check `value` against a type hint; ints pass as floats, a string as a one-item list."""
-    origin = typing.get_origin(hint)
-    bad = ConfigError(f"{key}: expected {_type_name(hint)}, got {_short_repr(value)}")
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    if hint is int:  # 64 bits at most: 1e23 steps or a seed of 10**30 is a typo, not a plan
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-        if abs(value) >= 2**63:
-            raise ConfigError(f"{key}: expected an integer of at most 19 digits, got "
-                              f"{_short_repr(value)}")
-        return value
-    if hint is float:  # nan passes every range check, and no key means anything by inf
-        if (isinstance(value, bool) or not isinstance(value, int | float)
-                or not math.isfinite(value)):
-            raise ConfigError(f"{key}: expected a finite number, got {_short_repr(value)}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise bad
-        return value
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        if isinstance(value, str) and item is str:
-            value = [value]
-        if not isinstance(value, list | tuple):
-            raise bad
-        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        _, item = typing.get_args(hint)
-        if isinstance(value, str):  # `--set loss.content=vgg54`: one term, weight 1
-            value = {value: 1.0}
-        elif isinstance(value, list | tuple):  # ["vgg54", "mse"] or [["vgg54", 1.0], ...]
-            pairs = {}
-            for v in value:
-                if isinstance(v, str):
-                    pairs[v] = 1.0
-                elif isinstance(v, list | tuple) and len(v) == 2 and isinstance(v[0], str):
-                    pairs[v[0]] = v[1]
-                else:
-                    raise bad
-            value = pairs
-        if not isinstance(value, dict):
-            raise bad
-        return {str(k): _coerce(v, item, f"{key}.{k}") for k, v in value.items()}
-    if isinstance(hint, types.UnionType):  # not used today; keep the error clear
-        raise ConfigError(f"{key}: unsupported type {hint}")
-    raise ConfigError(f"{key}: unsupported type {hint}")
-
-
-def _short_repr(value: Any) -> str:
-    """repr for error messages: a pathological value (a list nested 200 deep) stays one line."""
-    r = reprlib.Repr()
-    r.maxlevel, r.maxstring, r.maxother, r.maxlist, r.maxdict = 3, 60, 60, 6, 6
-    return r.repr(value)
 
 
 def _parse_toml(text: str, where: str) -> dict[str, Any]:
