@@ -121,7 +121,7 @@ def line_of_clients(base: str, clients: int, deadline: float) -> dict:
             "waiting_right_after_cancel": waiting_after}
 
 
-def one_large(base: str, size: int, deadline: float) -> dict:
+def one_large(base: str, size: int, deadline: float, samples_to: str | None = None) -> dict:
     job = submit(base, png(size), "large.png")
     t0 = time.monotonic()
     samples = []
@@ -129,13 +129,17 @@ def one_large(base: str, size: int, deadline: float) -> dict:
         time.sleep(1.0)
         job = requests.get(base + job["url"], timeout=30).json()
         samples.append((time.monotonic() - t0, job["tiles_done"], job["tiles_total"],
-                        job["eta_s"]))
+                        job["eta_s"], job["stage"]))
     total = time.monotonic() - t0
-    moves = [t for (t, d, _, _), (_, d0, _, _) in zip(samples[1:], samples, strict=False)
+    moves = [t for (t, d, *_), (_, d0, *_) in zip(samples[1:], samples, strict=False)
              if d != d0]
     gaps = np.diff([0.0, *moves]).tolist() if moves else [total]
-    ratios = [eta / (total - t) for t, _, _, eta in samples
+    ratios = [eta / (total - t) for t, _, _, eta, _ in samples
               if eta is not None and t >= total / 10 and total - t > 2]
+    if samples_to:
+        with open(samples_to, "w") as f:
+            json.dump([{"t": round(t, 2), "left": round(total - t, 2), "tiles": d, "of": n,
+                        "eta": eta, "stage": st} for t, d, n, eta, st in samples], f, indent=0)
     return {"size": size, "state": job["state"], "seconds": round(total, 1),
             "tiles": samples[-1][2] if samples else 0,
             "longest_gap_between_tile_moves_s": round(max(gaps), 1),
@@ -148,6 +152,8 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="model name or file (default: shipped)")
     ap.add_argument("--clients", type=int, default=20, choices=range(1, 51), metavar="1..50")
     ap.add_argument("--size", type=int, default=1000, help="side of the large upload")
+    ap.add_argument("--samples", default=None, metavar="FILE",
+                    help="write the large upload's per-second samples (JSON) here")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds for everything")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
@@ -157,7 +163,7 @@ def main() -> None:
     proc = start_server(args, port)
     try:
         summary = {"line": line_of_clients(base, args.clients, deadline),
-                   "large": one_large(base, args.size, deadline)}
+                   "large": one_large(base, args.size, deadline, args.samples)}
     finally:
         proc.terminate()
         try:

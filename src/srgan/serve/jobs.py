@@ -11,9 +11,9 @@ Why it is built this way:
   tile (its progress callback raises). A job nobody has asked about for `lease` seconds is
   taken to be abandoned (closed tab, a script that gave up) and is dropped the same way, and
   a finished job's result is freed after the same time without a look.
-* ETAs come from measured rates (seconds per input pixel of the model's tiles, seconds per
-  output pixel of decoding and encoding) times this job's size, and for a running job from
-  its own tile rate once a tile is done: not from an average over jobs of other sizes.
+* ETAs come from measured rates per stage (decoding, the model's tiles, encoding) times this
+  job's size, and for a running job from its own tile times once a tile is done, not from
+  an average over jobs of other sizes (`srgan.serve.eta`).
 * Everything is guarded by one lock; the event loop only reads snapshots (`describe`), so the
   routes stay loop-agnostic and the worker threads never touch asyncio.
 """
@@ -28,6 +28,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from srgan.serve.eta import DECODING, ENCODING, UPSCALING, Rates, Size, Timeline
 
 WAITING, RUNNING, DONE, FAILED, CANCELLED = "waiting", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
@@ -57,12 +59,12 @@ class Job:
     key: str  # the rate this job's time is estimated from (model and tta)
     created: float = field(default_factory=time.monotonic)
     seen: float = field(default_factory=time.monotonic)
+    work: int = 0  # pixels the network will read (its tiles' windows); 0: the input's
     state: str = WAITING
     stage: str = "waiting"
     started: float | None = None
-    tiles_started: float | None = None
-    tiles_seconds: float | None = None
     finished: float | None = None
+    timeline: Timeline = field(default_factory=Timeline)
     tiles_done: int = 0
     tiles_total: int = 0
     cancel_reason: str | None = None
@@ -77,63 +79,23 @@ class Job:
     def out_pixels(self) -> int:
         return self.out_size[0] * self.out_size[1]
 
+    @property
+    def format(self) -> str:
+        return str(getattr(self.params, "format", "png"))
+
+    @property
+    def size(self) -> Size:
+        return Size(self.in_pixels, self.work or self.in_pixels, self.out_pixels,
+                    self.tiles_total)
+
+    def enter(self, stage: str, now: float) -> None:
+        self.stage = stage
+        self.timeline.enter(stage, now)
+
     def check(self) -> None:
         """Called by the runner between tiles: stop here if the job was cancelled."""
         if self.cancel_reason is not None:
             raise JobCancelled(self.cancel_reason)
-
-
-class Rates:
-    """Measured speeds: seconds per input pixel of a model's tiles (per key) and seconds per
-    output pixel of decoding and encoding (one for all models). Each is a ratio of decaying
-    sums of seconds and pixels, so a large job counts for more than a thumbnail whose time is
-    mostly fixed overhead (an average of per-job rates let 64x64 jobs predict a 400x400 one
-    ten times too slow)."""
-
-    DECAY = 0.7
-
-    def __init__(self) -> None:
-        self._tile: dict[str, tuple[float, float]] = {}  # key -> (seconds, pixels)
-        self._tail: tuple[float, float] | None = None
-
-    def _add(self, old: tuple[float, float] | None, seconds: float, pixels: int
-             ) -> tuple[float, float]:
-        s, p = old or (0.0, 0.0)
-        return self.DECAY * s + seconds, self.DECAY * p + max(1, pixels)
-
-    @property
-    def tile(self) -> dict[str, float]:
-        return {k: s / p for k, (s, p) in self._tile.items()}
-
-    @property
-    def tail(self) -> float | None:
-        return None if self._tail is None else self._tail[0] / self._tail[1]
-
-    def record(self, job: Job) -> None:
-        if job.started is None or job.finished is None or job.tiles_seconds is None:
-            return
-        self._tile[job.key] = self._add(self._tile.get(job.key), job.tiles_seconds,
-                                        job.in_pixels)
-        rest = max(0.0, job.finished - job.started - job.tiles_seconds)
-        self._tail = self._add(self._tail, rest, job.out_pixels)
-
-    def estimate(self, job: Job) -> float | None:
-        """Seconds the whole job should take, or None before this model ran once."""
-        rate = self.tile.get(job.key)
-        if rate is None:
-            return None
-        return rate * job.in_pixels + (self.tail or 0.0) * job.out_pixels
-
-    def remaining(self, job: Job, now: float) -> float | None:
-        """Seconds until a running job is done."""
-        total = self.estimate(job)
-        if job.tiles_done and job.tiles_total and job.tiles_started is not None:
-            per_tile = (now - job.tiles_started) / job.tiles_done
-            left = per_tile * (job.tiles_total - job.tiles_done)
-            return left + (self.tail or 0.0) * job.out_pixels
-        if total is None or job.started is None:
-            return None
-        return max(0.0, total - (now - job.started))
 
 
 class JobQueue:
@@ -145,8 +107,8 @@ class JobQueue:
     exception becomes the job's error through `error_of`).
     """
 
-    def __init__(self, workers: int, waiting: int, max_bytes: int, lease: float = 120.0
-                 ) -> None:
+    def __init__(self, workers: int, waiting: int, max_bytes: int, lease: float = 120.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         if waiting < 0:
@@ -157,6 +119,7 @@ class JobQueue:
         self.waiting_limit = waiting
         self.max_bytes = max_bytes
         self.lease = lease
+        self.clock = clock
         self.rates = Rates()
         self.done = 0
         self.runner: Callable[[Job], Any] | None = None
@@ -190,7 +153,7 @@ class JobQueue:
             self._check(incoming)
 
     def _check(self, incoming: int) -> None:
-        self._sweep(time.monotonic())
+        self._sweep(self.clock())
         busy = len(self._running) >= self.workers
         if busy and len(self._line) >= self.waiting_limit:
             raise QueueFull(self._retry_after(), f"{len(self._line)} jobs are waiting, the "
@@ -200,10 +163,14 @@ class JobQueue:
                             "bytes as this server keeps")
 
     def submit(self, params: Any, filename: str, upload: bytes, in_size: tuple[int, int],
-               out_size: tuple[int, int], key: str) -> Job:
+               out_size: tuple[int, int], key: str, work: int = 0) -> Job:
+        """Queue a job; `work`: the pixels its tiles' windows hold, when known (the ETA of a
+        large image counts the context read around each tile)."""
         with self._lock:
             self._check(len(upload))
-            job = Job(self._new_id(), params, filename, upload, in_size, out_size, key)
+            now = self.clock()
+            job = Job(self._new_id(), params, filename, upload, in_size, out_size, key,
+                      created=now, seen=now, work=work)
             self._jobs[job.id] = job
             self._line.append(job)
             self._start_threads()
@@ -222,10 +189,11 @@ class JobQueue:
     def _next(self) -> Job | None:
         with self._lock:
             while not self._stopping:
-                self._sweep(time.monotonic())
+                self._sweep(self.clock())
                 if self._line:
                     job = self._line.popleft()
-                    job.state, job.stage, job.started = RUNNING, "decoding", time.monotonic()
+                    job.state, job.started = RUNNING, self.clock()
+                    job.enter(DECODING, job.started)
                     self._running.append(job)
                     return job
                 self._wake.wait(timeout=self.lease / 4)
@@ -244,12 +212,13 @@ class JobQueue:
             else:
                 outcome = DONE
             with self._lock:
-                job.finished = time.monotonic()
+                job.finished = self.clock()
                 job.upload = None
                 self._running.remove(job)
                 if outcome == DONE and job.cancel_reason is None:
                     job.state, job.result = DONE, result
-                    self.rates.record(job)
+                    self.rates.record(job.timeline, job.size, job.key, job.format,
+                                      job.finished)
                     self.done += 1
                 elif outcome == FAILED:
                     job.state = FAILED
@@ -261,29 +230,36 @@ class JobQueue:
         """A runner's tile callback: count, then stop if cancelled or abandoned."""
         with self._lock:
             job.tiles_done += n
-            if time.monotonic() - job.seen > self.lease:
+            job.timeline.tile_done(self.clock(), job.tiles_done)
+            if self.clock() - job.seen > self.lease:
                 job.cancel_reason = "abandoned"
         job.check()
 
-    def start_tiles(self, job: Job, total: int) -> None:
+    def enter(self, job: Job, stage: str) -> None:
+        """The runner moved on to `stage` (e.g. loading the model)."""
         with self._lock:
-            job.stage, job.tiles_total, job.tiles_started = "upscaling", total, time.monotonic()
+            job.enter(stage, self.clock())
+        job.check()
+
+    def start_tiles(self, job: Job, total: int, work: int = 0) -> None:
+        """`total` tiles to run, holding `work` pixels with their context (0: unknown)."""
+        with self._lock:
+            job.tiles_total, job.work = total, work or job.work
+            job.enter(UPSCALING, self.clock())
         job.check()
 
     def end_tiles(self, job: Job) -> None:
         with self._lock:
-            if job.tiles_started is not None:
-                job.tiles_seconds = time.monotonic() - job.tiles_started
-            job.stage = "encoding"
+            job.enter(ENCODING, self.clock())
         job.check()
 
     # ------------------------------------------------------------------ clients
     def get(self, job_id: str, touch: bool = True) -> Job | None:
         with self._lock:
-            self._sweep(time.monotonic())
+            self._sweep(self.clock())
             job = self._jobs.get(job_id)
             if job is not None and touch:
-                job.seen = time.monotonic()
+                job.seen = self.clock()
             return job
 
     def cancel(self, job_id: str, reason: str = "cancelled") -> Job | None:
@@ -300,7 +276,7 @@ class JobQueue:
         if job.state == WAITING:
             self._line.remove(job)
             job.state = job.stage = CANCELLED
-            job.upload, job.finished = None, time.monotonic()
+            job.upload, job.finished = None, self.clock()
         elif job.state == RUNNING:
             job.cancel_reason = reason
         else:
@@ -323,7 +299,7 @@ class JobQueue:
     def describe(self, job: Job) -> dict[str, Any]:
         """Where a job stands, for GET /v1/jobs/{id} (a snapshot taken under the lock)."""
         with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             ahead = self._ahead(job)
             view: dict[str, Any] = {
                 "id": job.id, "state": job.state, "stage": job.stage,
@@ -356,15 +332,22 @@ class JobQueue:
         if job.state in FINISHED:
             return 0.0 if job.state == DONE else None
         if job.state == RUNNING:
-            left = self.rates.remaining(job, now)
+            left = self._remaining(job, now)
             return None if left is None else round(left, 1)
         # waiting: what runs before it, shared between the workers, then its own time
-        before = [self.rates.remaining(j, now) for j in self._running]
-        before += [self.rates.estimate(j) for j in list(self._line)[:self._line.index(job)]]
-        own = self.rates.estimate(job)
+        before = [self._remaining(j, now) for j in self._running]
+        before += [self._estimate(j) for j in list(self._line)[:self._line.index(job)]]
+        own = self._estimate(job)
         if own is None or any(t is None for t in before):
             return None
         return round(sum(before) / self.workers + own, 1)  # type: ignore[arg-type]
+
+    def _estimate(self, job: Job) -> float | None:
+        return self.rates.estimate(job.size, job.key, job.format)
+
+    def _remaining(self, job: Job, now: float) -> float | None:
+        return self.rates.remaining(job.timeline, job.stage, job.size, job.key, job.format,
+                                    now)
 
     def _poll_after(self, job: Job, now: float) -> float:
         """How long a client may wait before asking again: soon at first, then less often
@@ -373,16 +356,16 @@ class JobQueue:
         return round(min(5.0, max(0.5, age / 10), self.lease / 4), 1)
 
     def _retry_after(self) -> int:
-        now = time.monotonic()
-        times = [self.rates.remaining(j, now) for j in self._running]
-        times += [self.rates.estimate(j) for j in self._line]
+        now = self.clock()
+        times = [self._remaining(j, now) for j in self._running]
+        times += [self._estimate(j) for j in self._line]
         known = [t for t in times if t is not None]
         guess = (sum(known) + 10.0 * (len(times) - len(known))) / self.workers
         return int(min(600, max(1, math.ceil(guess))))
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            self._sweep(time.monotonic())
+            self._sweep(self.clock())
             return {
                 "workers": self.workers,
                 "capacity": self.capacity,
