@@ -325,7 +325,7 @@ def test_auto_picks_the_bf16_mix_where_the_cpu_has_native_bf16(monkeypatch, flag
 
 def test_benchmark_and_compare_run_fp32_unless_told(monkeypatch, tiny_model_path):
     """Tables stay exact on CPUs where `auto` would pick bf16."""
-    from srgan.evaluate import command
+    from srgan.commands import evaluate as command
     from srgan.evaluate.benchmark import run_benchmark
     from srgan.evaluate.methods import load_methods
 
