@@ -424,7 +424,7 @@ def test_models_lists_what_a_client_needs_and_no_training_record(client: TestCli
     assert body["default"] == "tiny_x4"
     by_name = {m["name"]: m for m in body["models"]}
     assert by_name["tiny_x4"] == {"name": "tiny_x4", "kind": "network", "scale": 4,
-                                  "default": True, "summary": "test."}
+                                  "default": True, "summary": "test.", "denoise": False}
     assert by_name["bicubic"]["kind"] == "interpolation"
     assert body["limits"]["max_pixels"] == 50_000
     assert body["limits"]["max_upload_bytes"] == 256 * 1024

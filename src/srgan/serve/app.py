@@ -190,8 +190,11 @@ def _add_info_routes(app: FastAPI, service: Service) -> None:
     async def get_models() -> dict[str, Any]:
         return {
             "default": service.default,
-            "models": [e.describe(service.default) for e in service.models.values()],
+            "models": [{**e.describe(service.default),
+                        "denoise": e.name in service.context.denoise_models}
+                       for e in service.models.values()],
             "limits": service.limits.describe(),
+            "denoise": service.describe_denoise(),
         }
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from srgan import packaged
 from srgan.evaluate.methods import BICUBIC, BICUBIC_DESCRIPTION
 from srgan.packaged import DEFAULT_MODEL
 from srgan.weights import ModelFileError, list_models, read_metadata, resolve_model
@@ -83,6 +84,26 @@ def collect_models(models: str | Path | Sequence[str | Path] | None) -> dict[str
     return entries
 
 
+def denoise_offer(entries: dict[str, ModelEntry]) -> tuple[tuple[str | None, str | None], str]:
+    """((the served name of the clean and of the real model of the pair, None where not
+    served), why none when neither is): offered only when
+    both models of `srgan.packaged.DENOISE_MODELS` are installed and this server serves one
+    of them (a server started for other models does not blend models it does not serve)."""
+    pair = packaged.DENOISE_MODELS
+    paths = []
+    for name in pair:
+        try:
+            paths.append(resolve_model(name).resolve())
+        except ModelFileError:
+            return (None, None), (f"it blends {pair[0]} and {pair[1]}, and "
+                                  f"{Path(name).stem} is not installed")
+    served = {e.path.resolve(): n for n, e in entries.items() if e.path is not None}
+    ends = (served.get(paths[0]), served.get(paths[1]))
+    if ends == (None, None):
+        return ends, f"it blends {pair[0]} and {pair[1]}, and this server serves neither"
+    return ends, ""
+
+
 # On a CPU the automatic tile (~750 px) cuts a 1000x1000 upload into 4 tiles of a minute or
 # more each; the page's progress bar moves per tile, so the server caps it and runs one tile
 # per pass (about 10% more work for the extra context around smaller tiles).
@@ -92,10 +113,12 @@ SERVER_CPU_TILE = 384
 def default_upscaler_loader(
     device: str, precision: str, tile: int | None
 ) -> Callable[[Path], Any]:
-    def load(path: Path) -> Any:
+    def load(path: Path, denoise: float | None = None) -> Any:
+        """The model at `path`, or (`denoise`) the denoise pair blended at that strength."""
         from srgan.inference import Upscaler
 
-        up = Upscaler.from_pretrained(path, device=device, precision=precision, tile=tile)
+        up = Upscaler.from_pretrained(path, device=device, precision=precision, tile=tile,
+                                      denoise=denoise)
         if tile is None and up.device.type == "cpu" and up.tile > SERVER_CPU_TILE:
             up.tile, up.batch = SERVER_CPU_TILE, 1  # plain settings, read per image
         return up

@@ -22,6 +22,8 @@ FORMAT_ALIASES = {"jpeg": "jpg"}
 TRUE, FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 # the query string's own parameter (how to answer), not a job parameter
 CONTROL = {"wait"}
+# blends of the clean-photo and the real-photo model are made (and cached) at this step
+DENOISE_STEP = 0.05
 
 
 class ParamError(ValueError):
@@ -39,6 +41,7 @@ class JobParams:
     outscale: float
     format: str
     tta: bool
+    denoise: float | None = None  # None: the model as it is
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ class Context:
 
     models: Mapping[str, int | None]  # name -> the model's own scale (None: bicubic)
     default: str
+    denoise_models: frozenset[str] = frozenset()  # the models a denoise strength blends
+    denoise_missing: str = ""  # why this server offers no denoise (when it does not)
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,30 @@ def _bool(name: str) -> Callable[[str, Context], bool]:
     return parse
 
 
+def _denoise(text: str, ctx: Context) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ParamError(422, f"denoise: {text[:40]!r} is not a number (use 0 to 1, e.g. "
+                         "0.5)") from None
+    if not (math.isfinite(value) and 0 <= value <= 1):
+        raise ParamError(422, f"denoise: {text[:40]!r} is outside 0 to 1 (0 keeps fine "
+                         "texture and the noise, 1 removes the most noise)")
+    return round(round(value / DENOISE_STEP) * DENOISE_STEP, 2)
+
+
+def _check_denoise(got: dict[str, Any], ctx: Context) -> None:
+    """A strength the server cannot honour is refused, never ignored."""
+    if got.get("denoise") is None:
+        return
+    if not ctx.denoise_models:
+        raise ParamError(422, f"denoise: not offered by this server ({ctx.denoise_missing})")
+    if got["model"] not in ctx.denoise_models:
+        pair = " and ".join(sorted(ctx.denoise_models))
+        raise ParamError(422, f"denoise: works by blending {pair}; choose one of them as the "
+                         f"model, not {got['model']!r}")
+
+
 def _default_outscale(ctx: Context, got: dict[str, Any]) -> float:
     return float(ctx.models.get(got["model"]) or 4)
 
@@ -120,6 +149,13 @@ OPTIONS: tuple[Option, ...] = (
            lambda ctx: {"type": "boolean", "default": False,
                         "description": "x8 self-ensemble: 8x slower, slightly better."},
            lambda ctx, got: False),
+    Option("denoise", _denoise,
+           lambda ctx: {"type": "number", "minimum": 0, "maximum": 1,
+                        "description": "Clean up noise and JPEG blocks: 0 keeps fine texture "
+                                       "(and the noise), 1 removes the most; rounded to "
+                                       f"{DENOISE_STEP:g}. Only where /v1/models says "
+                                       "denoise is available."},
+           lambda ctx, got: None),
 )
 NAMES = {o.name for o in OPTIONS}
 
@@ -148,6 +184,7 @@ def parse(form: Iterable[tuple[str, Any]], query: Iterable[tuple[str, str]],
             got[option.name] = option.parse(given[option.name][1], ctx)
         else:
             got[option.name] = option.default(ctx, got)
+    _check_denoise(got, ctx)
     return JobParams(**got)
 
 

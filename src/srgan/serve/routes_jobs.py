@@ -43,7 +43,8 @@ def add_job_routes(app: FastAPI, service: Service, error_responses: dict) -> Non
             data = await image.read()
         in_size, out_size = await run_in_threadpool(service.probe, data, filename, params)
         key = f"{params.model}{'+tta' if params.tta else ''}"
-        job = queue.submit(params, filename, data, in_size, out_size, key)
+        job = queue.submit(params, filename, data, in_size, out_size, key,
+                           service.work(params, in_size))
         wait = _wait_seconds(request)
         if wait is None:
             return JSONResponse(job_view(service, job, request), status_code=202,
@@ -194,6 +195,7 @@ def job_view(service: Service, job: Job, request: Request) -> dict[str, Any]:
     view = service.queue.describe(job)
     p = job.params
     view.update({"model": p.model, "outscale": p.outscale, "format": p.format, "tta": p.tta,
+                 "denoise": p.denoise,
                  "filename": job.filename, "input_size": list(job.in_size),
                  "output_size": list(job.out_size), "url": _path(request, job.id)})
     if job.state == DONE and job.result is not None:

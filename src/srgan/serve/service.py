@@ -13,6 +13,7 @@ import io
 import re
 import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,18 @@ from typing import Any
 from urllib.parse import quote
 
 from srgan.serve.jobs import Job, JobQueue
-from srgan.serve.models import ModelEntry
-from srgan.serve.params import FORMATS, OUTSCALE_MAX, OUTSCALE_MIN, Context, JobParams
+from srgan.serve.models import ModelEntry, denoise_offer
+from srgan.serve.params import (
+    DENOISE_STEP,
+    FORMATS,
+    OUTSCALE_MAX,
+    OUTSCALE_MIN,
+    Context,
+    JobParams,
+)
 from srgan.weights import ModelFileError
+
+BLENDS_KEPT = 4  # denoise strengths whose blended model stays loaded
 
 
 class ApiError(Exception):
@@ -75,19 +85,25 @@ class Service:
         self.limits = limits
         self.queue = queue
         self.loader = loader
-        self.context = Context({n: e.scale for n, e in models.items()}, default)
+        self.denoise_ends, missing = denoise_offer(models)
+        self.context = Context({n: e.scale for n, e in models.items()}, default,
+                               frozenset(n for n in self.denoise_ends if n), missing)
         self._upscalers: dict[str, Any] = {}
+        self._blends: OrderedDict[float, Any] = OrderedDict()  # strength -> blended model
         self._load_lock = threading.Lock()
         queue.runner = self.run
         queue.error_of = error_of
 
-    def upscaler(self, name: str) -> Any:
+    def upscaler(self, name: str, denoise: float | None = None) -> Any:
         """The loaded model (loaded once, on first use, in a worker thread), or the bicubic
-        pseudo-model, which has nothing to load."""
+        pseudo-model, which has nothing to load; with `denoise`, the denoise pair blended at
+        that strength (the last BLENDS_KEPT strengths stay loaded)."""
         if self.models[name].path is None:
             from srgan.evaluate.methods import Bicubic
 
             return Bicubic()
+        if denoise is not None:
+            return self._blend(name, denoise)
         with self._load_lock:
             if name not in self._upscalers:
                 path = self.models[name].path
@@ -95,8 +111,40 @@ class Service:
                 self._upscalers[name] = self.loader(path)
             return self._upscalers[name]
 
+    def _blend(self, name: str, strength: float) -> Any:
+        with self._load_lock:
+            if strength in self._blends:
+                self._blends.move_to_end(strength)
+            else:
+                self._blends[strength] = self.loader(self.models[name].path, denoise=strength)
+                while len(self._blends) > BLENDS_KEPT:
+                    self._blends.popitem(last=False)
+            return self._blends[strength]
+
+    def is_loaded(self, p: JobParams) -> bool:
+        if self.models[p.model].path is None:
+            return True
+        return p.denoise in self._blends if p.denoise is not None else p.model in self._upscalers
+
     def loaded(self) -> list[str]:
         return sorted(self._upscalers)
+
+    def describe_denoise(self) -> dict[str, Any]:
+        """/v1/models' `denoise` capability: whether a strength may be sent, with which
+        models, and why not when not."""
+        ctx = self.context
+        return {"available": bool(ctx.denoise_models), "models": sorted(ctx.denoise_models),
+                "ends": list(self.denoise_ends),  # the models at 0 and at 1, where served
+                "minimum": 0.0, "maximum": 1.0, "step": DENOISE_STEP,
+                "detail": ("0 keeps fine texture (and the noise), 1 removes noise, JPEG "
+                           "blocks and blur the most" if ctx.denoise_models
+                           else f"not offered: {ctx.denoise_missing}")}
+
+    def work(self, params: JobParams, in_size: tuple[int, int]) -> int:
+        """The pixels a job's tiles will read, if its model is loaded (else 0: unknown)."""
+        up = (self._upscalers.get(params.model) if params.denoise is None
+              else self._blends.get(params.denoise))
+        return 0 if up is None else work_pixels(up, in_size[1], in_size[0])
 
     # ------------------------------------------------------------ checks before queueing
     def probe(self, data: bytes, filename: str, params: JobParams
@@ -134,14 +182,16 @@ class Service:
         except ImageReadError as exc:
             raise read_error(job.filename, exc) from None
         job.upload = None  # the decoded pixels are what counts now
+        if not self.is_loaded(p):
+            self.queue.enter(job, "loading")
         try:
-            up = self.upscaler(p.model)
+            up = self.upscaler(p.model, p.denoise)
         except ModelFileError as exc:  # the file changed or vanished since start-up
             raise ApiError(500, f"model {p.model!r} cannot be loaded: {exc}") from None
         channels = data.pixels.shape[2] if data.pixels.ndim == 3 else 1
         tiles = up.tiles_for(data.height, data.width, channels) if hasattr(up, "tiles_for") \
             else 1
-        self.queue.start_tiles(job, tiles)
+        self.queue.start_tiles(job, tiles, work_pixels(up, data.height, data.width, channels))
         scale = None if p.outscale == up.scale else p.outscale
         kwargs: dict[str, Any] = {"outscale": scale, "tta": p.tta}
         if _takes_progress(up):
@@ -169,9 +219,21 @@ class Service:
         (`photo_srgan_mse_x4.png`, `photo_bicubic_x4.png`), so two results never clash."""
         scale = f"x{p.outscale:g}"
         middle = "" if p.model == self.default else f"_{p.model}"
+        if p.denoise is not None:
+            middle += f"_denoise{p.denoise:g}"
         if not middle.endswith(f"_{scale}"):
             middle += f"_{scale}"
         return f"{safe_stem(filename)}{middle}{FORMATS[p.format][1]}"
+
+
+def work_pixels(up: Any, height: int, width: int, channels: int = 3) -> int:
+    """Pixels the network reads for an image: its tiles' windows with the context around
+    them (a large image's ~30 % more than its own pixels), alpha as a second pass; 0 when
+    the upscaler does not say how it tiles."""
+    if not hasattr(up, "iter_tiles"):
+        return 0
+    per_plane = sum((t.py1 - t.py0) * (t.px1 - t.px0) for t in up.iter_tiles(height, width))
+    return per_plane * (2 if channels in (2, 4) else 1)
 
 
 def _takes_progress(up: Any) -> bool:

@@ -89,6 +89,7 @@ async function loadModels() {
     other.appendChild(opt);
   }
   $("compare-with-label").hidden = state.models.length < 2;
+  Denoise.setup(info);
   if (!state.models.length) showError("This server has no super-resolution model loaded.");
   const lim = info.limits;
   $("limits").textContent =
@@ -102,6 +103,7 @@ function onModelChange() {
   const m = state.models.find((x) => x.name === $("model").value);
   if (!m) return;
   $("model-card").textContent = `${m.name} (×${m.scale}): ${m.summary || ""}`;
+  Denoise.show(m.name);
   if (state.outscaleChosen) return; // the person's scale stays whatever model they pick
   $("outscale").value = String(m.scale);
   if ($("outscale").value !== String(m.scale)) $("outscale").value = "4";
@@ -313,6 +315,7 @@ async function upscaleOne(item, opts, prefix, model) {
   form.append("model", model);
   form.append("outscale", opts.outscale);
   form.append("format", opts.format);
+  if (opts.denoise !== null && Denoise.value(model) !== null) form.append("denoise", opts.denoise);
   setStatus(`${prefix}Uploading… 0%`, 0);
   Progress.start(prefix, setStatus);
   try {
@@ -350,7 +353,8 @@ async function run() {
   // this run's images (whatever is chosen meanwhile), less those the server would refuse
   const items = state.items.filter((it) => !problemOf(it));
   const opts = { model: $("model").value, outscale: $("outscale").value,
-    format: $("format").value, other: $("compare-with").value };
+    format: $("format").value, other: $("compare-with").value,
+    denoise: Denoise.value($("model").value) };
   if (opts.other === opts.model) opts.other = "bicubic";
   state.busy = true;
   state.cancelled = false;
