@@ -87,7 +87,7 @@ def ours(args, stage: int, batch: int, images: list[np.ndarray], device: torch.d
         if channels_last is not None:  # the trainer picks by device; force it to measure
             fmt = torch.channels_last if channels_last else torch.contiguous_format
             trainer.memory_format = fmt
-            for net in (trainer.g, trainer.d):
+            for net in (trainer.state.g, trainer.state.d):
                 if net is not None:
                     net.to(memory_format=fmt)
         bank = ImageBank.pack(images, [str(i) for i in range(len(images))], device)

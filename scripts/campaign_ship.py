@@ -33,7 +33,8 @@ from pathlib import Path
 import torch
 
 from srgan.cpu import capability, cpu_flags, native_bf16
-from srgan.export import ExportError, export_generator
+from srgan.export import ExportError
+from srgan.train.export import export_generator
 from srgan.weights import ModelCard, ModelFileError, load_generator, read_metadata, save_generator
 
 REPO = Path(__file__).resolve().parents[1]

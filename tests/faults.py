@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from srgan.device import torchrun_env
 from srgan.train.callbacks import TrainCallback
 
 
@@ -29,26 +30,26 @@ class Faults(TrainCallback):
     nan_steps: list[int] = field(default_factory=list)  # steps (1-based) given a NaN batch
     dump_weights: str = ""  # folder: each rank writes rank<R>.pt of its G and D at the end
 
-    def on_batch(self, trainer, step, lr_img, hr):
+    def on_batch(self, state, step, lr_img, hr):
         if step in self.nan_steps:
             lr_img = lr_img * float("nan")
         return lr_img, hr
 
-    def on_step_end(self, trainer) -> None:
-        if self.kill_at and trainer.step == self.kill_at:
+    def on_step_end(self, state) -> None:
+        if self.kill_at and state.step == self.kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
-        if self.signal_at and trainer.step == self.signal_at:
+        if self.signal_at and state.step == self.signal_at:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    def on_fit_end(self, trainer, result) -> None:
+    def on_fit_end(self, state, result) -> None:
         if not self.dump_weights:
             return
         folder = Path(self.dump_weights)
         folder.mkdir(parents=True, exist_ok=True)
-        params = {f"g.{k}": v.detach().cpu() for k, v in trainer.g.named_parameters()}
-        if trainer.d is not None:
-            params.update({f"d.{k}": v.detach().cpu() for k, v in trainer.d.named_parameters()})
-        torch.save(params, folder / f"rank{trainer.dist.rank}.pt")
+        params = {f"g.{k}": v.detach().cpu() for k, v in state.g.named_parameters()}
+        if state.d is not None:
+            params.update({f"d.{k}": v.detach().cpu() for k, v in state.d.named_parameters()})
+        torch.save(params, folder / f"rank{torchrun_env().rank}.pt")
 
 
 def main(argv: list[str]) -> None:

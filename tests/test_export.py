@@ -9,8 +9,9 @@ from helpers import cli, smooth_image, tiny_generator, with_bn_statistics
 from PIL import Image
 
 from srgan.cli import main
-from srgan.export import ExportError, load_source, read_onnx_config
+from srgan.export import ExportError, read_onnx_config
 from srgan.nets import SRResNet
+from srgan.train.export import load_source
 from srgan.weights import GeneratorConfig, ModelCard, save_generator
 
 SIZES = [(1, 17, 23), (2, 32, 12)]  # (batch, height, width): the graph is not fixed to one
@@ -119,12 +120,9 @@ def test_run_folders_and_checkpoints_load_without_a_temporary_file(bn_model, tmp
 
 def test_one_export_error_for_every_export_path():
     import srgan.export.formats as formats
-    import srgan.export.generator as generator
-    import srgan.train.export as old_train_export
+    import srgan.train.export as train_export
 
-    assert ExportError is formats.ExportError is generator.ExportError
-    assert old_train_export.ExportError is ExportError
-    assert old_train_export.export_generator is generator.export_generator
+    assert ExportError is formats.ExportError is train_export.ExportError
 
 
 def test_upscale_with_the_onnxruntime_backend(bn_model, tmp_path):
@@ -211,8 +209,8 @@ def test_export_keeps_an_existing_file_unless_overwrite(run_folder, tmp_path, fm
 
 
 def test_model_card_names_every_stage2_option_that_shaped_the_weights():
-    from srgan.export.generator import model_card
     from srgan.train.config import load_config
+    from srgan.train.export import model_card
 
     cfg = load_config("srgan_mse_x4", ["loss.feature_matching=0.05", "loss.artifacts=2",
                                        "loss.flat_mse=50", "train.ema=0.999",
@@ -226,8 +224,8 @@ def test_model_card_names_every_stage2_option_that_shaped_the_weights():
 
 
 def test_model_card_names_training_folders_without_the_machines_paths():
-    from srgan.export.generator import model_card
     from srgan.train.config import load_config
+    from srgan.train.export import model_card
 
     cfg = load_config("srresnet_x4", ["data.train=['/home/me/photos', '../data/more']"])
     training = model_card(cfg, step=3, ema=False).training

@@ -136,14 +136,14 @@ def test_callbacks_see_each_batch_each_step_and_the_end(image_dirs, tmp_path):
     calls: list[tuple] = []
 
     class Recorder(TrainCallback):
-        def on_batch(self, trainer, step, lr_img, hr):
-            calls.append(("batch", step, trainer.step))
+        def on_batch(self, state, step, lr_img, hr):
+            calls.append(("batch", step, state.step))
             return lr_img, hr.clone()
 
-        def on_step_end(self, trainer):
-            calls.append(("end", trainer.step))
+        def on_step_end(self, state):
+            calls.append(("end", state.step))
 
-        def on_fit_end(self, trainer, result):
+        def on_fit_end(self, state, result):
             calls.append(("fit", result.step, result.finished))
 
     result = run_training(tiny_config(image_dirs, "train.steps=2"), tmp_path / "cb",

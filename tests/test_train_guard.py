@@ -223,7 +223,7 @@ def test_the_time_limit_stops_after_the_step_that_passed_it(image_dirs, tmp_path
     from srgan.train.callbacks import TrainCallback
 
     class SlowFirstStep(TrainCallback):
-        def on_batch(self, trainer, step, lr_img, hr):
+        def on_batch(self, state, step, lr_img, hr):
             if step == 1:
                 time.sleep(1.0)
             return lr_img, hr

@@ -43,7 +43,7 @@ def test_stage2_starts_from_a_stage1_run(image_dirs, tmp_path):
     cfg = tiny_config(image_dirs, f"model.init={stage1}", config="srgan_mse_x4")
     trainer = Trainer(cfg, tmp_path / "s2", TorchrunEnv(), torch.device("cpu"))
     for k, v in init.state_dict().items():
-        assert torch.equal(trainer.g.state_dict()[k], v), k
+        assert torch.equal(trainer.state.g.state_dict()[k], v), k
     wrong = tiny_config(image_dirs, f"model.init={stage1}", "model.channels=16",
                         config="srgan_mse_x4")
     with pytest.raises(ConfigError, match="model.init"):
@@ -114,14 +114,14 @@ def test_discriminator_antialias_reaches_the_network(image_dirs, tmp_path):
     for flag, count in (("false", 0), ("true", 4)):  # the paper's four stride-2 convs
         cfg = tiny_config(image_dirs, f"discriminator.antialias={flag}", config="srgan_mse_x4")
         trainer = Trainer(cfg, tmp_path / flag, TorchrunEnv(), torch.device("cpu"))
-        assert sum(isinstance(m, BlurConv2d) for m in trainer.d.modules()) == count
+        assert sum(isinstance(m, BlurConv2d) for m in trainer.state.d.modules()) == count
 
 
 def test_model_freeze_keeps_those_generator_weights_fixed(image_dirs, tmp_path):
     cfg = tiny_config(image_dirs, "train.steps=2", "data.crop=24", "log.val_every=1000",
                       "model.freeze=[\"upsample\", \"tail\"]", config="srgan_mse_x4")
     trainer = Trainer(cfg, tmp_path / "frozen", TorchrunEnv(), torch.device("cpu"))
-    before = {k: v.clone() for k, v in trainer.g.state_dict().items()}
+    before = {k: v.clone() for k, v in trainer.state.g.state_dict().items()}
     result = run_training(cfg, tmp_path / "run")
     after = load_generator(tmp_path / "run" / "generator.safetensors").state_dict()
     assert result.finished

@@ -34,7 +34,8 @@ def export(source: Path, output: Path, fmt: str, ema: bool, best: bool, fp16: bo
     """
     import torch
 
-    from srgan.export import ExportError, export_generator, export_model, load_source
+    from srgan.export import ExportError, export_model
+    from srgan.train.export import export_generator, load_source
 
     try:
         check_export_target(source, output, overwrite)

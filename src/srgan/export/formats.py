@@ -36,26 +36,6 @@ class _Exported(nn.Module):
         return self.model(x).clamp(0.0, 1.0)
 
 
-def load_source(source: str | Path, ema: bool = False, best: bool = False) -> SRResNet:
-    """A generator from a shipped model's name, a .safetensors model file, a training run
-    folder or a checkpoint (.pt, read with weights_only)."""
-    from srgan.weights import PICKLE_SUFFIXES, ModelFileError, load_generator
-
-    path = Path(source)
-    if path.is_dir() or path.suffix.lower() in PICKLE_SUFFIXES:
-        from srgan.export.generator import load_run_generator
-
-        net, card = load_run_generator(path, ema=ema, best=best)
-        net.card = card  # type: ignore[attr-defined]  (as load_generator sets it)
-        return net
-    if ema or best:
-        raise ExportError(f"{source}: --ema and --best apply to run folders and checkpoints")
-    try:
-        return load_generator(str(source))
-    except ModelFileError as exc:
-        raise ExportError(str(exc)) from exc
-
-
 def _example(net: SRResNet) -> torch.Tensor:
     return torch.rand(1, 3, 32, 40, generator=torch.Generator().manual_seed(0))
 
@@ -159,6 +139,6 @@ def read_onnx_config(path: str | Path) -> GeneratorConfig:
 
 
 __all__ = [
-    "FORMATS", "ExportError", "export_model", "load_source", "onnx_bytes",
+    "FORMATS", "ExportError", "export_model", "onnx_bytes",
     "onnxruntime_session", "read_onnx_config", "torchscript_bytes",
 ]

@@ -1,5 +1,6 @@
-"""What a Trainer is built from: the precision choice, the stage-1 generator stage 2 starts
-from, the parameters it keeps fixed, and the BatchNorm buffers a skipped step restores."""
+"""What a Trainer is built from: the precision choice, the content loss, the stage-1 generator
+stage 2 starts from, the parameters it keeps fixed, and the BatchNorm buffers a skipped step
+restores."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from srgan.losses import ContentLoss
 from srgan.nets import SRResNet
 from srgan.train.config import Config, ConfigError
 
@@ -83,3 +85,13 @@ def freeze_parameters(net: torch.nn.Module, prefixes: Sequence[str]) -> None:
     for name, param in net.named_parameters():
         if any(name.startswith(prefix) for prefix in prefixes):
             param.requires_grad_(False)
+
+
+def content_loss(cfg: Config, device: torch.device,
+                 memory_format: torch.memory_format) -> ContentLoss:
+    """The generator's content loss, with its VGG (if any) on `device` in `memory_format`."""
+    content = ContentLoss(cfg.loss.content, vgg_scale=cfg.loss.vgg_scale,
+                          vgg_weights=cfg.loss.vgg_weights or "imagenet").to(device)
+    if content.vgg is not None:
+        content.vgg.to(memory_format=memory_format)
+    return content

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from srgan.train.config import Config, ConfigError
+from srgan.train.stages import stage_class
 
 LOCK_NAME = ".srgan-train.lock"
 DIVERGE_WINDOW = 100  # more than half of the last this many steps skipped: diverged
@@ -93,9 +94,7 @@ def step_bytes_per_sample(cfg: Config) -> int:
     for _ in range(int(math.log2(m.scale))):
         n += act * (4 * m.channels * side * side + 2 * m.channels * (2 * side) ** 2)
         side *= 2
-    if cfg.train.stage == "srgan":
-        n += act * 2 * cfg.discriminator.base_channels * crop * crop
-    return n
+    return n + stage_class(cfg).sample_bytes(cfg, act)
 
 
 def available_memory(device: torch.device) -> int | None:
@@ -244,14 +243,12 @@ def network_bytes(cfg: Config) -> tuple[int, int]:
     """(parameters, bytes) of the networks before any image: fp32 weights, plus the gradient
     and Adam's two moments of each trained one, plus the EMA copy. Counted on PyTorch's meta
     device, which allocates nothing, so a 100000-channel typo costs no memory to measure."""
-    from srgan.nets import Discriminator, SRResNet
+    from srgan.nets import SRResNet
 
     m, t = cfg.model, cfg.train
     with torch.device("meta"):
         g = SRResNet(m.scale, m.num_blocks, m.channels)
-        d = (Discriminator(base_channels=cfg.discriminator.base_channels,
-                           antialias=cfg.discriminator.antialias)
-             if t.stage == "srgan" else None)
+        d = stage_class(cfg).new_discriminator(cfg)
     sizes = [(name, p.numel()) for name, p in g.named_parameters()]
     params = sum(n for _, n in sizes)
     trained = sum(n for name, n in sizes if not any(name.startswith(f) for f in m.freeze))
@@ -278,10 +275,8 @@ def check_network_fits(
     m = cfg.model
     raise ConfigError(
         f"the networks alone cannot fit: model.num_blocks={m.num_blocks}, "
-        f"model.channels={m.channels}"
-        + (f", discriminator.base_channels={cfg.discriminator.base_channels}"
-           if cfg.train.stage == "srgan" else "")
-        + f" make {params / 1e6:,.0f}M parameters, which need {_size(need)} with their "
+        f"model.channels={m.channels}{stage_class(cfg).size_keys(cfg)}"
+        f" make {params / 1e6:,.0f}M parameters, which need {_size(need)} with their "
         f"gradients and optimiser state, and {device} has {_size(free)} available. Use a "
         "smaller model.channels or model.num_blocks (the paper: 16 blocks, 64 channels)."
     )

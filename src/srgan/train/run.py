@@ -18,6 +18,7 @@ from srgan.train import checkpoint as ckpt
 from srgan.train.callbacks import TrainCallback
 from srgan.train.config import Config, ConfigError
 from srgan.train.distributed import barrier, broadcast_object, init_distributed
+from srgan.train.export import export_run_generator
 from srgan.train.guard import (
     RunLock,
     check_batch_fits,
@@ -25,8 +26,8 @@ from srgan.train.guard import (
     check_network_fits,
 )
 from srgan.train.logs import RunLogger
-from srgan.train.loop import Trainer, TrainResult
-from srgan.train.state import check_compatible
+from srgan.train.loop import Trainer
+from srgan.train.state import TrainResult
 
 
 def prepare_run_dir(cfg: Config, run_dir: Path, resuming: bool) -> None:
@@ -128,93 +129,81 @@ def run_training(
         lock.release()
 
 
-def _probe_step(trainer: Trainer, batch: int) -> None:
-    """One forward and backward at `batch` on random crops that leaves no trace: BatchNorm
-    statistics restored, gradients dropped, the global random state untouched."""
-    from srgan.train.build import copy_all
-
-    crop, scale = trainer.cfg.data.crop, trainer.cfg.model.scale
-    gen = torch.Generator().manual_seed(0)
-    hr = torch.rand(batch, 3, crop, crop, generator=gen).to(trainer.device)
-    lr = torch.rand(batch, 3, crop // scale, crop // scale, generator=gen).to(trainer.device)
-    copy_all(trainer._snapshot, trainer._buffers)
-    devices = [trainer.device] if trainer.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        trainer._forward_backward(lr, hr)
-    copy_all(trainer._buffers, trainer._snapshot)
-    trainer.opt_g.zero_grad(set_to_none=True)
-    if trainer.opt_d is not None:
-        trainer.opt_d.zero_grad(set_to_none=True)
-
-
 def _train(
     cfg: Config, run_dir: Path, dist_info: TorchrunEnv, device: torch.device, resume: bool,
     time_limit: float | None, callbacks: Sequence[TrainCallback], say: Callable[[str], None],
     log: Callable[[str], None] | None,
 ) -> TrainResult:
-    from srgan.export.generator import export_run_generator
-
     trainer = Trainer(cfg, run_dir, dist_info, device, log=say)
+    state = trainer.state
     trainer.load_data()
     resumed_from = None
     if resume:
-        path, state = ckpt.load_latest(
+        resumed_from, saved = ckpt.load_latest(
             run_dir / "checkpoints", map_location=device, log=trainer.log,
-            check=lambda s: check_compatible(trainer, s),  # another architecture: skipped
+            check=trainer.check_checkpoint,  # another architecture: skipped
         )
-        trainer.load_state_dict(state)
-        resumed_from = path
-        del state
+        trainer.load_state_dict(saved)
+        del saved
     trainer.wrap()
     if not dist_info.enabled:  # one process: measure a step before the first real one
-        measured = check_measured_batch(cfg, device, lambda b: _probe_step(trainer, b))
+        measured = check_measured_batch(cfg, device, trainer.probe_step)
         if measured:
             say(measured)
 
     logger = RunLogger(
-        run_dir, total_steps=cfg.train.steps, start_step=trainer.step,
+        run_dir, total_steps=cfg.train.steps, start_step=state.step,
         progress=cfg.log.progress, tensorboard=cfg.log.tensorboard, active=dist_info.is_main,
         say=log,
     )
     if log is not None:
-        trainer._log = logger.message  # the same lines, written around the progress bar
+        trainer.say = logger.message  # the same lines, written around the progress bar
     try:
-        n_params = sum(p.numel() for p in trainer.g.parameters())
+        n_params = sum(p.numel() for p in state.g.parameters())
         logger.event(
-            "resume" if resume else "start", step=trainer.step, device=str(device),
+            "resume" if resume else "start", step=state.step, device=str(device),
             world_size=dist_info.world_size, checkpoint=str(resumed_from) if resumed_from else None,
             generator_params=n_params, images=len(trainer.data or []),
         )
         trainer.log(
             f"{'resuming' if resume else 'training'} {cfg.name} ({cfg.train.stage}) on {device}"
             f"{f' x{dist_info.world_size} processes' if dist_info.enabled else ''}: "
-            f"step {trainer.step}/{cfg.train.steps}, batch {cfg.train.batch_size}, "
+            f"step {state.step}/{cfg.train.steps}, batch {cfg.train.batch_size}, "
             f"crop {cfg.data.crop}, generator {n_params / 1e6:.2f}M parameters"
             + (", bf16 autocast" if trainer.amp else ", fp32") + f" ({trainer.amp_reason})"
             + (f" (from {resumed_from.name})" if resumed_from else "")
         )
-        if trainer.step >= cfg.train.steps:
-            result = TrainResult(run_dir, trainer.step, finished=True, best_psnr=trainer.best_psnr)
+        if state.step >= cfg.train.steps:
+            result = TrainResult(run_dir, state.step, finished=True, best_psnr=state.best_psnr)
         else:
             result = trainer.fit(logger, time_limit=time_limit, callbacks=callbacks)
         # A time-limited run ends as planned: its weights so far are exported like a finished
-        # run's (best validated, else last), so `srgan upscale -m RUN/generator.safetensors`
-        # works between segments. A signal means "stop now": only the checkpoint.
-        export = result.finished or result.stopped == "time limit"
-        if export and dist_info.is_main:
-            result.generator = export_run_generator(trainer, run_dir)
-            if result.finished:
-                logger.event("finished", step=result.step, generator=str(result.generator),
-                             best_psnr=result.best_psnr)
-                skipped = (f" ({trainer.bad_total} of {result.step} steps skipped as non-finite)"
-                           if trainer.bad_total else "")
-                trainer.log(f"done: {result.generator}{skipped}")
-            else:
-                logger.event("exported", step=result.step, generator=str(result.generator),
-                             best_psnr=result.best_psnr)
-                trainer.log(f"weights so far (step {result.step}/{cfg.train.steps}): "
-                            f"{result.generator}")
+        # run's; a signal means "stop now": only the checkpoint.
+        if result.finished or result.stopped == "time limit":
+            _export(trainer, result, logger)
     finally:
         logger.close()
     barrier(dist_info)
     return result
+
+
+def _export(trainer: Trainer, result: TrainResult, logger: RunLogger) -> None:
+    """Training's last step, on rank 0: the run's generator.safetensors (best validated, else
+    last), also after a time limit, so `srgan upscale -m RUN/generator.safetensors` works
+    between segments."""
+    if not trainer.dist.is_main:
+        return
+    state, cfg = trainer.state, trainer.cfg
+    result.generator = export_run_generator(state, cfg, trainer.run_dir,
+                                            trainer.dist.world_size)
+    if result.finished:
+        logger.event("finished", step=result.step, generator=str(result.generator),
+                     best_psnr=result.best_psnr)
+        skipped = (f" ({state.bad_total} of {result.step} steps skipped as non-finite)"
+                   if state.bad_total else "")
+        trainer.log(f"done: {result.generator}{skipped}")
+    else:
+        logger.event("exported", step=result.step, generator=str(result.generator),
+                     best_psnr=result.best_psnr)
+        trainer.log(f"weights so far (step {result.step}/{cfg.train.steps}): "
+                    f"{result.generator}")
