@@ -254,8 +254,8 @@ async function showComparison(r) {
   const before = $("before");
   before.onload = () => {
     if (state.shown !== r) return;
-    applyZoom();
     for (const id of ["before", "tag-before", "divider", "slider"]) $(id).hidden = false;
+    applyZoom(); // with the range bar shown: "fit" leaves room for it
     Viewer.setDivider(Number($("slider").value));
   };
   before.src = state.compareUrl;

@@ -23,7 +23,10 @@ const Viewer = (() => {
     if (zoom === "fit") {
       // shrink to fit, never enlarge: a small result is shown at its own size, not blown up
       const maxW = $("viewport").clientWidth || w;
-      const maxH = Math.max(200, window.innerHeight * 0.72);
+      // the viewport (at most 75vh, style.css) also holds the labels above the image and the
+      // range bar under it: the image gets what is left, so "fit" never needs a scroll bar
+      const extra = $("stage").offsetHeight - $("compare").offsetHeight;
+      const maxH = Math.max(200, window.innerHeight * 0.75 - extra - 4);
       factor = Math.min(1, maxW / w, maxH / h);
     } else {
       factor = Number(zoom);
