@@ -1,5 +1,5 @@
-"""`srgan upscale` (srgan.commands.upscale): options, output names, and that no run destroys
-a file the user owns. Bad inputs and faults while writing: test_cli_upscale_faults.py."""
+"""`srgan upscale` (srgan.commands.upscale, .plan): options, output names, and that no run
+destroys a file the user owns. Bad inputs and faults while writing: test_cli_upscale_faults.py."""
 
 import os
 import subprocess
@@ -13,7 +13,7 @@ from helpers import REPO, cli, smooth_image, tiny_generator, write_photo
 from PIL import Image
 
 from srgan.cli import main
-from srgan.commands.upscale import output_path, shard
+from srgan.commands.plan import output_path, shard
 
 
 def write(path, channels=3, size=(12, 10), mode=None):
@@ -223,7 +223,7 @@ def test_upscale_existing_file_as_output_folder_fails_before_computing(tmp_path,
     from srgan.inference import Upscaler
 
     computed = []
-    monkeypatch.setattr(Upscaler, "upscale_quantized",
+    monkeypatch.setattr(Upscaler, "upscale",
                         lambda self, *a, **k: computed.append(1))
     (tmp_path / "notes").write_text("mine")
     res = cli("upscale", write_photo(tmp_path / "a.png"), "-o", tmp_path / "notes", "-m",
@@ -236,7 +236,7 @@ def test_upscale_webp_too_large_is_refused_before_computing(tmp_path, tiny_model
                                                             monkeypatch):
     from srgan.inference import Upscaler
 
-    monkeypatch.setattr(Upscaler, "upscale_quantized", lambda *a, **k: pytest.fail("computed"))
+    monkeypatch.setattr(Upscaler, "upscale", lambda *a, **k: pytest.fail("computed"))
     src = write_photo(tmp_path / "wide.png", size=(4200, 2))  # x4: 16800 > WebP's 16383
     res = cli("upscale", src, "-o", tmp_path / "o", "--ext", "webp", "-m", tiny_model_path,
               "-q")

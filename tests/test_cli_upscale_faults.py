@@ -25,7 +25,7 @@ import pytest
 from helpers import REPO, cli, error_lines, rgb, write_random_png
 
 from srgan import atomic, imageio
-from srgan.commands.upscale import output_path
+from srgan.commands.plan import output_path
 from srgan.data import load_training_set
 from srgan.imageio import display_path, find_images, from_array, read_image, to_array, write_image
 from srgan.inference import Upscaler
@@ -92,7 +92,7 @@ def test_upscale_corpus_each_file_output_or_one_error_line(corpus, tiny_model_pa
         assert got.channels == expected_channels(case.channels, ext), (case, got.channels)
         assert got.bit_depth == (case.bit_depth if ext == ".png" else 8), case
         if ext == ".png":  # lossless: exactly the network's output, quantised
-            want = up.upscale_image(read_image(case.path))
+            want = up.upscale(read_image(case.path))
             dt = np.uint16 if got.bit_depth == 16 else np.uint8
             diff = np.abs(to_array(got, dt).astype(np.int64) - to_array(want, dt).astype(np.int64))
             assert diff.max() <= 1, (case, diff.max())

@@ -201,7 +201,7 @@ class Nearest:
 
     scale = 2
 
-    def upscale_quantized(self, data, tta=False):
+    def upscale(self, data, tta=False):
         from srgan.imageio import QuantizedImage
 
         return QuantizedImage(data.pixels.repeat(2, 0).repeat(2, 1), 8)

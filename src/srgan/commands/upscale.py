@@ -1,14 +1,13 @@
-"""`srgan upscale`: files and folders in, upscaled files out; one bad file never stops the rest."""
+"""`srgan upscale`: files and folders in, upscaled files out; one bad file never stops the rest.
+
+Check the options, find the inputs (`srgan.commands.plan.discover`), load the model, plan
+every job (`plan_jobs`: source, target, action), then run the image jobs (here) and the video
+jobs (`srgan.commands.video`), and sum up (`srgan.commands.summary`)."""
 
 from __future__ import annotations
 
-import os
-import re
-import stat
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -20,7 +19,9 @@ from srgan.commands.options import (
     precision_option,
     tile_option,
 )
-from srgan.commands.video import video_options
+from srgan.commands.plan import Job, check_output, default_suffix, discover, plan_jobs, shard
+from srgan.commands.summary import Tally, failure_line, report, take_planned
+from srgan.commands.video import check_codec, container_extension, run_videos, video_options
 from srgan.packaged import DEFAULT_MODEL
 
 EXAMPLES = """
@@ -34,125 +35,6 @@ Examples:
   srgan upscale in.png -o out/ --tta              # x8 self-ensemble: slower, a bit sharper
   torchrun --nproc_per_node 4 -m srgan upscale frames/ -o up/   # one GPU per process
 """
-
-OUTPUT_EXTENSIONS = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
-# Input formats we also write back as they came; anything else (GIF, TIFF, ...) becomes PNG.
-KEEP_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
-DEFAULT_SUFFIX = re.compile(r"_x\d+(\.\d+)?$")  # what default_suffix() makes
-
-
-def output_path(src: Path, root: Path | None, outdir: Path, suffix: str, ext: str) -> Path:
-    """Where `src` goes: the same relative place under `outdir`, with `suffix` and `ext`."""
-    rel = src.relative_to(root) if root is not None else Path(src.name)
-    if ext == "auto":
-        new_ext = src.suffix.lower() if src.suffix.lower() in KEEP_EXTENSIONS else ".png"
-    else:
-        new_ext = OUTPUT_EXTENSIONS[ext]
-    return outdir / rel.parent / f"{rel.stem}{suffix}{new_ext}"
-
-
-def default_suffix(model_scale: int, outscale: float | None, model: str = DEFAULT_MODEL,
-                   denoise: float | None = None) -> str:
-    """`_x4`, or `_x2` for --outscale 2: the name says the scale the file really has; a
-    shipped model other than the default is named too (`_srgan_mse_x4`), and a denoise
-    strength (`_dn0.5_x4`), so that trying a second model or strength beside the first does
-    not skip every file as already done."""
-    scale = f"_x{model_scale if outscale is None else outscale:g}"
-    from srgan.packaged import shipped_files
-
-    if denoise is not None:
-        return f"_dn{denoise:g}{scale}"
-    if model == DEFAULT_MODEL or model not in shipped_files("weights", ".safetensors"):
-        return scale
-    return f"_{re.sub(r'_x[0-9]+$', '', model)}{scale}"
-
-
-def _stat_error(item: Path, exc: OSError) -> str:
-    from srgan.imageio import display_path
-
-    if isinstance(exc, FileNotFoundError):
-        return f"{display_path(item)}: no such file or folder"
-    return f"{display_path(item)}: {exc.strerror or exc}"
-
-
-def is_own_output(f: Path, root: Path, outdir: Path, suffix: str,
-                  marked: Callable[[Path], bool | None] | None = None) -> bool:
-    """Whether `f`, found in the input folder `root`, is an output of ours: all of an output
-    folder inside the input folder, or, when they are the same folder, a file named as an
-    output (the suffix, or a default one: _x4, _x2, _x1.5 from an earlier --outscale) that
-    carries the mark srgan writes into its files (`marked`, srgan.imageio.has_mark by
-    default; None for a format without metadata, BMP, where the name has to do). Upscaling
-    those again would grow x16, x64 ... on every rerun; a file of the user's that only looks
-    like an output by its name is an input like any other."""
-    from srgan.outputs import is_within
-
-    if not is_within(f, outdir):
-        return False
-    if is_within(outdir, root) and not is_within(root, outdir):  # a sub-folder of the input
-        return True
-    named = (bool(suffix) and f.stem.endswith(suffix)) or DEFAULT_SUFFIX.search(f.stem) is not None
-    if not named:
-        return False
-    if marked is None:
-        from srgan.imageio import has_mark as marked
-    return marked(f) is not False
-
-
-def unproven_target(dst: Path, src: Path,
-                    marked: Callable[[Path], bool | None] | None = None) -> str | None:
-    """Why the existing `dst`, which lies beside its input (in the same folder), must not be
-    replaced even with --overwrite: it does not carry srgan's mark, so it may be a file of
-    the user's that only looks like an output. None where it may be replaced."""
-    from srgan.imageio import display_path
-    from srgan.outputs import same_file
-
-    if not (dst.exists() or dst.is_symlink()) or not same_file(dst.parent, src.parent):
-        return None
-    if marked is None:
-        from srgan.imageio import has_mark as marked
-    if marked(dst) is True:
-        return None
-    return (f"{display_path(src)}: output {display_path(dst)} exists beside the inputs and was "
-            "not written by srgan (it carries no srgan mark), so it is not replaced, even with "
-            "--overwrite; move it or choose another -o")
-
-
-def collect_inputs(
-    inputs: tuple[Path, ...], outdir: Path | None = None, suffix: str = "",
-    video_roots: set[Path] | frozenset[Path] = frozenset(),
-) -> tuple[list[tuple[Path, Path | None]], list[str]]:
-    """(file, folder it was found in or None) for every input, and errors for inputs that
-    cannot be used (missing, name too long, ...): those never stop the others. With
-    `outdir`, files in input folders that are our own earlier outputs are left out. A folder
-    in `video_roots` holds videos, so having no images is no error there."""
-    from srgan.imageio import IMAGE_EXTENSIONS, display_path, find_images
-
-    jobs: list[tuple[Path, Path | None]] = []
-    errors = []
-    for item in inputs:
-        try:
-            st = os.stat(item)
-        except OSError as exc:  # ENOENT, ENAMETOOLONG, EACCES, ELOOP ...
-            errors.append(_stat_error(item, exc))
-            continue
-        if not stat.S_ISDIR(st.st_mode):
-            jobs.append((item, None))
-            continue
-        found = find_images([item])
-        mine = [f for f in found if outdir is not None and is_own_output(f, item, outdir, suffix)]
-        if mine:
-            tqdm.write(f"note: {display_path(item)}: {len(mine)} earlier output(s) of "
-                       f"srgan upscale in {display_path(outdir)} left out", file=sys.stderr)
-        jobs += [(f, item) for f in found if f not in mine]
-        if not found and item not in video_roots:
-            exts = " ".join(sorted(IMAGE_EXTENSIONS))
-            errors.append(f"{display_path(item)}: no images in this folder (looked for {exts})")
-    return jobs, errors
-
-
-def shard(items: list, rank: int, world: int) -> list:
-    """Round-robin share of `items` for one torchrun process: disjoint, together complete."""
-    return items[rank::world]
 
 
 def distributed_rank() -> tuple[int, int, int]:
@@ -221,19 +103,41 @@ def upscale(
     any file failed. Images and videos may be mixed (in one folder or on one command
     line): each kind keeps its own output rules and gets its own summary line.
     """
-    from srgan.imageio import WRITE_EXTENSIONS, display_path
-    from srgan.inference import DEFAULT_TILE_PAD, Upscaler
-    from srgan.outputs import OutputError, check_name_part
-    from srgan.weights import ModelFileError
-
+    check_options(outscale, tile_pad, suffix)
+    found = discover(inputs)
+    out_file, outdir = check_output(outdir, inputs, found, ext)
+    opts = check_codec(video["codec"], video["crf"], video["lossless"]) if found.videos else None
     rank, world, local_rank = distributed_rank()
-    if world > 1:  # each torchrun process its own GPU
-        from srgan.device import DeviceError, pick_device
+    upscaler = load_upscaler(model, device, local_rank, world, precision=precision, tile=tile,
+                             tile_pad=tile_pad, backend=backend, compile_=compile_,
+                             denoise=denoise)
+    if suffix is None:
+        suffix = default_suffix(upscaler.scale, outscale, model, denoise)
+    plan = plan_jobs(found, out_file, outdir, suffix, image_format=ext,
+                     video_ext=container_extension(opts) if opts else ".mp4",
+                     overwrite=overwrite)
+    for note in plan.notes:
+        tqdm.write(note, file=sys.stderr)
+    tallies = []
+    if plan.run_images:  # images and videos in one run, each with its own tally
+        tallies.append(run_images(
+            plan.images, plan.errors if rank == 0 else [], outdir, upscaler,
+            outscale=outscale, tta=tta, overwrite=overwrite, quiet=quiet, rank=rank,
+            world=world))
+    if plan.run_videos and opts is not None:
+        from srgan.video import Window
 
-        try:
-            device = str(pick_device(device, local_rank, mps=False))
-        except DeviceError as exc:
-            raise click.ClickException(str(exc)) from None
+        tallies.append(run_videos(
+            shard(plan.videos, rank, world), plan.video_errors if rank == 0 else [], outdir,
+            upscaler, opts=opts, window=Window(video["start"], video["duration"]),
+            outscale=outscale, tta=tta, overwrite=overwrite, quiet=quiet))
+    report(tallies, rank, world)
+
+
+def check_options(outscale: float | None, tile_pad: int | None, suffix: str | None) -> None:
+    """Usage errors for option values click's types cannot judge alone."""
+    from srgan.outputs import OutputError, check_name_part
+
     if outscale is not None and not 0 < outscale <= 64:
         raise click.BadParameter("must be in (0, 64]", param_hint="--outscale")
     if tile_pad is not None and tile_pad < 0:
@@ -243,132 +147,72 @@ def upscale(
             check_name_part(suffix, "--suffix")
         except OutputError as exc:
             raise click.BadParameter(str(exc), param_hint="--suffix") from None
-    # -o big.png with one input file: that file; otherwise -o is a folder
-    out_file = None
-    if outdir.suffix.lower() in WRITE_EXTENSIONS and not outdir.is_dir():
-        files = [i for i in inputs if not os.path.isdir(i)]
-        if len(inputs) != 1 or len(files) != 1:
-            raise click.UsageError(f"-o {display_path(outdir)} names a file, but the inputs "
-                                   "may be several images; give an output folder")
-        if ext != "auto" and OUTPUT_EXTENSIONS[ext] != outdir.suffix.lower():
-            raise click.UsageError(f"-o {display_path(outdir)} does not end in .{ext}")
-        out_file, outdir = outdir, outdir.parent
+
+
+def load_upscaler(model: str, device: str, local_rank: int, world: int, *, precision: str,
+                  tile: int | None, tile_pad: int | None, backend: str, compile_: bool,
+                  denoise: float | None):
+    """The model on its device (each torchrun process on its own GPU), or a one-line error."""
+    from srgan.inference import DEFAULT_TILE_PAD, Upscaler
+    from srgan.weights import ModelFileError
+
+    if world > 1:
+        from srgan.device import DeviceError, pick_device
+
+        try:
+            device = str(pick_device(device, local_rank, mps=False))
+        except DeviceError as exc:
+            raise click.ClickException(str(exc)) from None
     try:
-        upscaler = Upscaler.from_pretrained(
+        return Upscaler.from_pretrained(
             model, device=device, precision=precision, tile=tile,
             tile_pad=DEFAULT_TILE_PAD if tile_pad is None else tile_pad,
             backend=backend, compile=compile_, denoise=denoise,
         )
     except (ModelFileError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
-    if suffix is None:
-        suffix = default_suffix(upscaler.scale, outscale, model, denoise)
-    from srgan.commands.video import find_videos, upscale_videos
-
-    # images and videos in one run, each with its own output rules and its own tally
-    videos = find_videos(inputs)
-    video_files = {v for v, root in videos if root is None}
-    image_inputs = tuple(i for i in inputs if i not in video_files)
-    video_roots = {root for _, root in videos if root is not None}
-    jobs, errors = collect_inputs(image_inputs, outdir, suffix, video_roots)
-    tallies = []
-    if jobs or errors or not videos:
-        tallies.append(upscale_images(
-            jobs, errors, out_file, outdir, upscaler, suffix, ext=ext,
-            outscale=outscale, tta=tta, overwrite=overwrite, quiet=quiet, rank=rank,
-            world=world))
-    if videos:
-        tallies.append(upscale_videos(
-            inputs, videos, out_file or outdir, upscaler, suffix, outscale=outscale, tta=tta,
-            overwrite=overwrite, quiet=quiet, **video))
-    report(tallies, rank, world)
 
 
-@dataclass
-class Tally:
-    """What one kind of input (images, videos) came to: counted and reported apiece."""
-
-    kind: str
-    done: int = 0
-    skipped: int = 0
-    failures: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    outdir: Path | None = None
-    written: list[Path] = field(default_factory=list)
-    extra: str = ""
-
-
-def report(tallies: list[Tally], rank: int, world: int) -> None:
-    """One summary line per kind of input (named when both ran); exit status 1 on a failure."""
-    from srgan.imageio import display_path
-
-    prefix = f"[rank {rank}/{world}] " if world > 1 else ""
-    for t in tallies:
-        kind = f"{t.kind}: " if len(tallies) > 1 else ""
-        line = (f"{prefix}{kind}{t.done} upscaled, {t.skipped} skipped, {len(t.failures)} "
-                f"failed in {t.seconds:.1f}s"
-                + (f" -> {display_path(t.outdir)}" if t.done > 1 and t.outdir else "")
-                + t.extra)
-        click.echo(line, err=True)
-        if t.skipped and not t.done and not t.failures:
-            click.echo(f"{prefix}nothing upscaled: every output exists already (--overwrite "
-                       "replaces them; another -o folder or --suffix keeps both)", err=True)
-    written = [w for t in tallies for w in t.written]
-    if len(written) == 1:
-        click.echo(display_path(written[0]))  # where the one result went
-    failures = [f for t in tallies for f in t.failures]
-    if failures:
-        click.echo("failed:\n  " + "\n  ".join(failures), err=True)
-        sys.exit(1)
-
-
-def plan_images(jobs: list[tuple[Path, Path | None]], out_file: Path | None, outdir: Path,
-                suffix: str, ext: str, overwrite: bool, inputs_seen, tally: Tally,
-                bar: tqdm) -> list[tuple[Path, Path]]:
-    """(input, output) for every image to compute; clashes and existing outputs are counted
-    in `tally` (failed or skipped) before anything is computed."""
-    from srgan.imageio import display_path, display_text
-    from srgan.outputs import OutputError, check_target
-
-    planned: dict[Path, Path] = {}
-    todo: list[tuple[Path, Path]] = []
-    for src, root in jobs:
-        dst = out_file or output_path(src, root, outdir, suffix, ext)
-        problem = None
-        if dst in planned:
-            problem = f"{src}: output {dst} would also be written by {planned[dst]}; skipped"
-        else:
-            planned[dst] = src
-            try:
-                check_target(dst, inputs_seen, overwrite=True)
-            except OutputError as exc:
-                problem = f"{display_path(src)}: {display_text(exc)}"
-            if problem is None and overwrite:
-                problem = unproven_target(dst, src)
-        if problem is not None:
-            tally.failures.append(problem)
-            tqdm.write(f"error: {problem}", file=sys.stderr)
-            bar.update(1)
-            continue
-        if (dst.exists() or dst.is_symlink()) and not overwrite:
-            tally.skipped += 1
-            tqdm.write(f"skip: {display_path(dst)} exists (use --overwrite to replace it)",
-                       file=sys.stderr)
-            bar.update(1)
-            continue
-        todo.append((src, dst))
-    return todo
-
-
-def upscale_images(
-    jobs: list[tuple[Path, Path | None]], errors: list[str], out_file: Path | None,
-    outdir: Path, upscaler, suffix: str, *, ext: str, outscale: float | None, tta: bool,
-    overwrite: bool, quiet: bool, rank: int, world: int,
-) -> Tally:
-    """Upscale the images collect_inputs found (this process's share); `errors` are the
-    inputs it could not use."""
-    from srgan.commands.pipeline import io_depth, overlapped
+def run_images(jobs: list[Job], errors: list[str], outdir: Path, upscaler, *,
+               outscale: float | None, tta: bool, overwrite: bool, quiet: bool, rank: int,
+               world: int) -> Tally:
+    """Upscale this torchrun process's share of the planned images; `errors` are the
+    inputs that could not be used."""
     from srgan.heap import keep_freed_memory
+    from srgan.outputs import OutputError, prepare_folder
+
+    tally = Tally("images", outdir=outdir)
+    if jobs or rank == 0:
+        try:  # before any computing: a folder that cannot be made fails now, not at the end
+            prepare_folder(outdir)
+        except OutputError as exc:
+            raise click.ClickException(str(exc)) from None
+    jobs = shard(jobs, rank, world)
+    for line in errors:
+        tally.fail(line)
+    bar = tqdm(total=len(jobs), unit="img", disable=quiet or not jobs, desc="upscale",
+               position=0, leave=True, file=sys.stderr)
+    started = time.perf_counter()
+    todo = take_planned(jobs, tally, bar.update)
+    if upscaler.device.type == "cpu" and todo:
+        keep_freed_memory()  # activations reuse pages instead of faulting in new ones
+    written = upscale_files(todo, upscaler, tally, bar, outscale=outscale, tta=tta,
+                            overwrite=overwrite, quiet=quiet)
+    bar.close()
+    tally.seconds = time.perf_counter() - started
+    tally.done = len(written)
+    tally.written = written if len(written) == 1 and len(todo) == 1 else []
+    if upscaler.fp32_fallbacks:
+        tally.extra = f" ({upscaler.fp32_fallbacks} tiles redone in fp32)"
+    return tally
+
+
+def upscale_files(todo: list[Job], upscaler, tally: Tally, bar: tqdm, *,
+                  outscale: float | None, tta: bool, overwrite: bool,
+                  quiet: bool) -> list[Path]:
+    """Read, upscale and write each job's image; the next file is decoded and the previous
+    one encoded while this one computes. The targets written; failures go to `tally`."""
+    from srgan.commands.pipeline import io_depth, overlapped
     from srgan.imageio import (
         ImageReadError,
         check_writable_size,
@@ -377,67 +221,35 @@ def upscale_images(
         write_image,
     )
     from srgan.inference import output_size
-    from srgan.outputs import InputSet, OutputError, prepare_folder
 
-    tally = Tally("images", outdir=outdir)
-    if not jobs and not errors:
-        errors.append("no input images")
-    if jobs or rank == 0:
-        try:  # before any computing: a folder that cannot be made fails now, not at the end
-            prepare_folder(outdir)
-        except OutputError as exc:
-            raise click.ClickException(str(exc)) from None
-    inputs_seen = InputSet(f for f, _ in jobs)
-    jobs = shard(jobs, rank, world)
-    tally.failures = list(errors) if rank == 0 else []
-    for line in tally.failures:
-        click.echo(f"error: {line}", err=True)
-    bar = tqdm(total=len(jobs), unit="img", disable=quiet or not jobs, desc="upscale",
-               position=0, leave=True, file=sys.stderr)
-    started = time.perf_counter()
-    todo = plan_images(jobs, out_file, outdir, suffix, ext, overwrite, inputs_seen, tally, bar)
-    if upscaler.device.type == "cpu" and todo:
-        keep_freed_memory()  # activations reuse pages instead of faulting in new ones
-
-    def compute(job: tuple[Path, Path], data):
-        src = job[0]
+    def compute(job: Job, data):
         for w in data.warnings:
-            tqdm.write(f"warning: {display_path(src)}: {w}", file=sys.stderr)
+            tqdm.write(f"warning: {display_path(job.source)}: {w}", file=sys.stderr)
         oh, ow = output_size(data.height, data.width,
                              upscaler.scale if outscale is None else outscale)
-        check_writable_size(job[1], ow, oh)
+        check_writable_size(job.target, ow, oh)
         n_tiles = upscaler.tiles_for(data.height, data.width, data.pixels.shape[2])
-        with tqdm(total=n_tiles, unit="tile", leave=False, desc=src.name,
+        with tqdm(total=n_tiles, unit="tile", leave=False, desc=job.source.name,
                   disable=quiet or n_tiles < 2, position=1, file=sys.stderr) as tiles:
             if outscale is None:  # integers in, tiles rounded straight into integers out
-                return upscaler.upscale_quantized(data, tta, progress=tiles.update)
-            return upscaler.upscale_image(data.to_image_data(), outscale, tta,
-                                          progress=tiles.update)
+                return upscaler.upscale(data, tta=tta, progress=tiles.update)
+            return upscaler.upscale(data.to_image_data(), outscale, tta=tta,
+                                    progress=tiles.update)
 
-    def save(job: tuple[Path, Path], result) -> None:
-        job[1].parent.mkdir(parents=True, exist_ok=True)
-        write_image(result, job[1], overwrite=overwrite)
+    def save(job: Job, result) -> None:
+        job.target.parent.mkdir(parents=True, exist_ok=True)
+        write_image(result, job.target, overwrite=overwrite)
 
-    # the next file is decoded and the previous one encoded while this one computes
     written = []
-    for (src, dst), exc in overlapped(todo, lambda job: read_quantized(job[0]), compute, save,
-                                      depth=io_depth(upscaler.device)):
+    for job, exc in overlapped(todo, lambda job: read_quantized(job.source), compute, save,
+                               depth=io_depth(upscaler.device)):
         bar.update(1)
         if exc is None:
-            written.append(dst)
-            continue
-        if isinstance(exc, ImageReadError | OSError | ValueError):
-            msg = str(exc) if display_path(src) in str(exc) else f"{display_path(src)}: {exc}"
+            written.append(job.target)
+        elif isinstance(exc, ImageReadError | OSError | ValueError):
+            tally.fail(failure_line(job.source, exc))
         elif isinstance(exc, MemoryError):
-            msg = f"{src}: out of memory (try a smaller --tile)"
+            tally.fail(f"{display_path(job.source)}: out of memory (try a smaller --tile)")
         else:
             raise exc
-        tally.failures.append(msg)
-        tqdm.write(f"error: {msg}", file=sys.stderr)
-    bar.close()
-    tally.seconds = time.perf_counter() - started
-    tally.done = len(written)
-    tally.written = written if len(written) == 1 and len(todo) == 1 else []
-    if upscaler.fp32_fallbacks:
-        tally.extra = f" ({upscaler.fp32_fallbacks} tiles redone in fp32)"
-    return tally
+    return written

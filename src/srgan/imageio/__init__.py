@@ -12,7 +12,7 @@ One module per job; every public name is re-exported here:
   `read_bytes`, `read_rgb8`), and `probe_size`, the header-only size check;
 * `png`: the PNG chunk scanner, the 16-bit colour decoder and the block-parallel encoder;
 * `write`: to paths, atomically (`write_image`), or to bytes (`encode`);
-* `find`: the folder walk (`find_images`);
+* `find`: the folder walk (`find_images`, or `find_files` for other extensions);
 * `mark`: the mark every written file carries, to know our own outputs (`has_mark`).
 """
 
@@ -25,7 +25,7 @@ from srgan.imageio.errors import (
     display_path,
     display_text,
 )
-from srgan.imageio.find import IMAGE_EXTENSIONS, find_images
+from srgan.imageio.find import IMAGE_EXTENSIONS, find_files, find_images
 from srgan.imageio.mark import MARK, has_mark
 from srgan.imageio.pil import from_pil, to_pil
 from srgan.imageio.png import PNG_THREADS
@@ -69,6 +69,7 @@ __all__ = [
     "display_path",
     "display_text",
     "encode",
+    "find_files",
     "find_images",
     "from_array",
     "from_pil",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from srgan.imageio.errors import warn_image
 
-__all__ = ["IMAGE_EXTENSIONS", "find_images"]
+__all__ = ["IMAGE_EXTENSIONS", "find_files", "find_images"]
 
 # Extensions find_images() picks up inside folders (compared lower-case).
 IMAGE_EXTENSIONS = frozenset(
@@ -24,6 +24,13 @@ def find_images(inputs: Iterable[str | bytes | os.PathLike], recursive: bool = T
 
     Symlinked folders are followed once (loops are cut); unreadable folders are skipped with an
     ImageWarning; duplicates are dropped; non-UTF-8 names are kept as they are."""
+    return find_files(inputs, IMAGE_EXTENSIONS, recursive)
+
+
+def find_files(inputs: Iterable[str | bytes | os.PathLike], extensions: frozenset[str],
+               recursive: bool = True) -> list[Path]:
+    """`find_images` for any set of (lower-case) `extensions`: `srgan upscale` walks a
+    folder once for its images and videos together."""
     result: list[Path] = []
     seen: set[str] = set()
 
@@ -37,7 +44,7 @@ def find_images(inputs: Iterable[str | bytes | os.PathLike], recursive: bool = T
         p = Path(os.fsdecode(item))
         if os.path.isdir(p):  # False, not OSError, for a name too long: read_image says why
             found: list[Path] = []
-            _walk(p, recursive, set(), found)
+            _walk(p, extensions, recursive, set(), found)
             for f in sorted(found):
                 add(f)
         else:
@@ -45,7 +52,8 @@ def find_images(inputs: Iterable[str | bytes | os.PathLike], recursive: bool = T
     return result
 
 
-def _walk(folder: Path, recursive: bool, visited: set[tuple[int, int]], out: list[Path]) -> None:
+def _walk(folder: Path, extensions: frozenset[str], recursive: bool,
+          visited: set[tuple[int, int]], out: list[Path]) -> None:
     try:
         st = folder.stat()
     except OSError:
@@ -71,8 +79,8 @@ def _walk(folder: Path, recursive: bool, visited: set[tuple[int, int]], out: lis
             is_dir = is_file = False
         if is_dir:
             if recursive:
-                _walk(p, recursive, visited, out)
-        elif Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS and (
+                _walk(p, extensions, recursive, visited, out)
+        elif Path(entry.name).suffix.lower() in extensions and (
             is_file or entry.is_symlink()
         ):
             out.append(p)  # broken links included: reading them gives a clear error
