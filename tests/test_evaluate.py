@@ -203,7 +203,7 @@ def test_non_utf8_names_and_exact_reconstructions_are_reported(tmp_path):
     reconstructs exactly keeps its inf PSNR per image, but the means stay finite (capped)."""
     import os
 
-    from srgan.evaluate.benchmark import PSNR_CAP
+    from srgan.evaluate.results import PSNR_CAP
 
     d = tmp_path / "Odd"
     d.mkdir()

@@ -2,9 +2,10 @@
 (`compare_images`). The `srgan benchmark` and `srgan compare` commands are thin layers over
 these (see `srgan.commands.evaluate`)."""
 
-from srgan.evaluate.benchmark import BenchmarkResult, ImageScore, Skipped, run_benchmark
+from srgan.evaluate.benchmark import run_benchmark
 from srgan.evaluate.compare import Figure, compare_images
 from srgan.evaluate.methods import BICUBIC, Bicubic, Method, Network, load_methods
+from srgan.evaluate.results import BenchmarkResult, ImageScore, Skipped
 
 __all__ = [
     "BICUBIC",

@@ -132,7 +132,7 @@ def build_comparison(
 ) -> Comparison:
     """Panels for one image. HR input (the normal case): modcrop, LR by MATLAB bicubic, each
     method scored against HR. LR input (`input_is_lr`): no HR column and no scores."""
-    from srgan.evaluate.benchmark import score_pair
+    from srgan.evaluate.scoring import score_pair
 
     img, _notes = load_rgb8(path)
     if input_is_lr:
