@@ -25,14 +25,8 @@ import av
 import numpy as np
 
 from srgan.inference import Upscaler
-from srgan.video import (
-    RANGE_FULL,
-    EncodeOptions,
-    source_matrix,
-    source_range,
-    upscale_frame,
-    upscale_video,
-)
+from srgan.video import EncodeOptions, upscale_frame, upscale_video
+from srgan.video_colour import RANGE_FULL, source_matrix, source_range
 
 
 def make_clip(path: Path, frames: int, width: int, height: int, fps: int) -> None:

@@ -14,18 +14,15 @@ av = pytest.importorskip("av")
 
 from srgan.cli import main  # noqa: E402
 from srgan.inference import Upscaler  # noqa: E402
-from srgan.video import (  # noqa: E402
+from srgan.video import EncodeOptions, VideoError, Window, upscale_video  # noqa: E402
+from srgan.video_colour import (  # noqa: E402
     ITU601,
     ITU709,
-    EncodeOptions,
-    VideoError,
-    Window,
     even_size,
     output_matrix,
     rotate,
     source_matrix,
     source_range,
-    upscale_video,
 )
 
 MS = Fraction(1, 1000)

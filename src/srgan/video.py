@@ -5,7 +5,8 @@ Three threads, two bounded queues: a decoder runs a few frames ahead, the callin
 runs the network, an encoder muxes behind it; audio packets travel through the same queues in
 file order, so memory stays a few frames whatever the clip's length. Timestamps are kept (a
 variable frame rate stays variable), the source's rotation is applied to the pixels, the
-colour matrix (BT.601/BT.709) and range are read from the source and the output is tagged.
+colour matrix (BT.601/BT.709) and range are read from the source and the output is tagged
+(`srgan.video_colour`).
 `--resume` is not supported: an interrupted run starts over (and leaves no partial file).
 """
 
@@ -28,6 +29,16 @@ from srgan.video_checks import (
     pixel_format,
     shortfall,
 )
+from srgan.video_colour import (
+    ITU601,
+    PRIMARIES,
+    RANGE_FULL,
+    even_size,
+    output_matrix,
+    rotate,
+    source_matrix,
+    source_range,
+)
 
 VIDEO_EXTENSIONS = frozenset({
     ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".m2ts", ".mts",
@@ -38,9 +49,6 @@ CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", "
               ".avi": "avi"}
 # audio codecs an MP4 can carry as they are (anything else: -o name.mkv)
 MP4_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "opus", "flac", "alac", "mp2"})
-ITU601, ITU709 = 5, 1  # libswscale's SWS_CS_* numbers (AVColorSpace 5 and 6 are both BT.601)
-RANGE_LIMITED, RANGE_FULL = 1, 2  # AVColorRange: MPEG (16-235), JPEG (0-255)
-PRIMARIES = {ITU709: 1, ITU601: 6}  # AVColorPrimaries / AVColorTransferCharacteristic tags
 CRF_ENCODERS = frozenset({"libx264", "libx265", "libvpx-vp9", "libsvtav1"})
 QUEUE_FRAMES = 4  # decoded frames (and audio packets) waiting for the network
 TIMEOUT = 0.2  # seconds between checks that the other threads are still alive
@@ -57,44 +65,6 @@ def require_av() -> Any:
     except ImportError:
         raise VideoError("video needs PyAV: pip install 'srgan[video]'") from None
     return av
-
-
-# ----------------------------------------------------------------- colour (pure functions)
-def source_matrix(colorspace: int, width: int, height: int) -> int:
-    """The YUV->RGB matrix of a source: its tag, or FFmpeg players' guess when untagged
-    (BT.709 from 1280x720 up, BT.601 below)."""
-    if colorspace == 1:
-        return ITU709
-    if colorspace in (5, 6):
-        return ITU601
-    if colorspace in (7, 9, 10):
-        return {7: 7, 9: 9, 10: 9}[colorspace]  # SMPTE 240M, BT.2020 (ncl and cl)
-    return ITU709 if width >= 1280 or height > 576 else ITU601
-
-
-def source_range(color_range: int, pix_fmt: str) -> int:
-    """Limited unless the source says full, or its pixel format is a full-range yuvj one."""
-    if color_range == RANGE_FULL or pix_fmt.startswith("yuvj"):
-        return RANGE_FULL
-    return RANGE_LIMITED
-
-
-def output_matrix(src_colorspace: int) -> int:
-    """Keep a tagged BT.601/BT.709/BT.2020 matrix; an untagged source was decoded with a
-    guess, and the (larger) output is written as BT.709 and says so."""
-    return source_matrix(src_colorspace, 0, 0) if src_colorspace in (1, 5, 6, 7, 9, 10) \
-        else ITU709
-
-
-def even_size(height: int, width: int) -> tuple[int, int]:
-    """4:2:0 chroma needs even sizes: an odd side is rounded up by one pixel."""
-    return height + height % 2, width + width % 2
-
-
-def rotate(rgb: np.ndarray, degrees: float) -> np.ndarray:
-    """Apply a display-matrix rotation (counter-clockwise degrees, multiples of 90)."""
-    k = round(degrees / 90) % 4
-    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
 
 
 # ----------------------------------------------------------------- settings
@@ -411,8 +381,6 @@ def upscale_video(
     """Upscale the video `src` into the open binary file `fh` (container `fmt`). Raises
     VideoError for a file that cannot be used; a frame that cannot be decoded is passed to
     `warn` with its timestamp and left out."""
-    import time
-
     av = require_av()
     name = str(src)
     try:
@@ -442,60 +410,83 @@ def upscale_video(
         ]
         for t in threads:
             t.start()
-        vs = container.streams.video[0]
-        vtb, origin = vs.time_base, float((vs.start_time or 0) * vs.time_base)
-        first, last_seconds = None, 0.0
         try:
-            while not stop.is_set():
-                item = _get(decoded, stop)
-                if item is _END:
-                    break
-                kind = item[0]
-                if kind == "fatal":
-                    raise VideoError(f"{name}: {item[1]}") from item[1]
-                if kind == "warn":
-                    report.warnings.append(item[1])
-                    warn(item[1])
-                    continue
-                if kind == "frame":
-                    last_seconds = float(item[1] * vtb) - origin
-                    if first is None:  # before the first frame is computed
-                        first = item[2].shape[:2]
-                        oh, ow = output_frame_size(upscaler, *first, outscale, not opts.lossless)
-                        check_encoder_size(av, opts.encoder, opts.lossless, ow, oh, name,
-                                           VideoError)
-                    check_same_size(first, item[2], last_seconds, name, VideoError)
-                    t0 = time.perf_counter()
-                    out = upscale_frame(upscaler, item[2], outscale, tta, not opts.lossless)
-                    report.seconds_network += time.perf_counter() - t0
-                    item = ("frame", item[1], out)
-                    report.frames += 1
-                    if progress is not None:
-                        progress(1)
-                _put(upscaled, item, stop)
-            _put(upscaled, _END, stop)
+            last_seconds = _upscale_frames(upscaler, container, name, decoded, upscaled, stop,
+                                           report, outscale=outscale, tta=tta, opts=opts,
+                                           progress=progress, warn=warn)
         except BaseException:
             stop.set()
             raise
         finally:
             for t in threads:
                 t.join()
-        if errors:
-            exc = errors[0]
-            if isinstance(exc, VideoError):
-                raise VideoError(f"{name}: {exc}") from exc
-            raise VideoError(f"{name}: cannot write the output ({exc})") from exc
-        if report.frames == 0:
-            raise VideoError(f"{name}: no video frames"
-                             + (" in the --start/--duration window" if window.start or
-                                window.duration is not None else ""))
-        short = shortfall(container, window.start, window.duration, last_seconds, name)
-        if short is not None and short[1]:
-            raise VideoError(short[0])
-        if short is not None:  # only the container's duration says so: it may be the audio's
-            report.warnings.append(short[0])
-            warn(short[0])
+        _check_result(errors, report, container, window, last_seconds, name, warn)
         report.audio_packets = encoder.audio_packets
         return report
     finally:
         container.close()
+
+
+def _upscale_frames(upscaler: Any, container: Any, name: str, decoded: queue.Queue,
+                    upscaled: queue.Queue, stop: threading.Event, report: VideoReport, *,
+                    outscale: float | None, tta: bool, opts: EncodeOptions,
+                    progress: Callable[[int], Any] | None, warn: Callable[[str], Any]) -> float:
+    """The calling thread's part: each decoded frame through the network, on to the
+    encoder (audio passes by); the encoder's size is checked before the first frame is
+    computed. Returns the last frame's time, in seconds from the start."""
+    import time
+
+    av = require_av()
+    vs = container.streams.video[0]
+    vtb, origin = vs.time_base, float((vs.start_time or 0) * vs.time_base)
+    first, last_seconds = None, 0.0
+    while not stop.is_set():
+        item = _get(decoded, stop)
+        if item is _END:
+            break
+        kind = item[0]
+        if kind == "fatal":
+            raise VideoError(f"{name}: {item[1]}") from item[1]
+        if kind == "warn":
+            report.warnings.append(item[1])
+            warn(item[1])
+            continue
+        if kind == "frame":
+            last_seconds = float(item[1] * vtb) - origin
+            if first is None:  # before the first frame is computed
+                first = item[2].shape[:2]
+                oh, ow = output_frame_size(upscaler, *first, outscale, not opts.lossless)
+                check_encoder_size(av, opts.encoder, opts.lossless, ow, oh, name, VideoError)
+            check_same_size(first, item[2], last_seconds, name, VideoError)
+            t0 = time.perf_counter()
+            out = upscale_frame(upscaler, item[2], outscale, tta, not opts.lossless)
+            report.seconds_network += time.perf_counter() - t0
+            item = ("frame", item[1], out)
+            report.frames += 1
+            if progress is not None:
+                progress(1)
+        _put(upscaled, item, stop)
+    _put(upscaled, _END, stop)
+    return last_seconds
+
+
+def _check_result(errors: list[BaseException], report: VideoReport, container: Any,
+                  window: Window, last_seconds: float, name: str,
+                  warn: Callable[[str], Any]) -> None:
+    """After the threads: the encoder's error, no frame at all, or a cut file, as a
+    VideoError naming the file (a shortfall only the container's duration says: a warning)."""
+    if errors:
+        exc = errors[0]
+        if isinstance(exc, VideoError):
+            raise VideoError(f"{name}: {exc}") from exc
+        raise VideoError(f"{name}: cannot write the output ({exc})") from exc
+    if report.frames == 0:
+        raise VideoError(f"{name}: no video frames"
+                         + (" in the --start/--duration window" if window.start or
+                            window.duration is not None else ""))
+    short = shortfall(container, window.start, window.duration, last_seconds, name)
+    if short is not None and short[1]:
+        raise VideoError(short[0])
+    if short is not None:  # only the container's duration says so: it may be the audio's
+        report.warnings.append(short[0])
+        warn(short[0])

@@ -141,7 +141,18 @@ def run_benchmark(
     finally:
         bar.close()
 
-    settings = {
+    settings = _settings(names, paths, lrs, net_devices, precision=precision, scale=scale,
+                         crop=crop, ssim=ssim, tta=tta, wall=time.perf_counter() - started,
+                         lpips_note=lpips_note, niqe=niqe, run=run)
+    return BenchmarkResult(run.scores, skipped, [m.name for m in methods], names, settings,
+                           run.hr_scores)
+
+
+def _settings(names: list[str], paths: list[Path], lrs: list[Path | None],
+              net_devices: list[str], *, precision: str, scale: int, crop: int, ssim: str,
+              tta: bool, wall: float, lpips_note: str, niqe: bool, run: _Scoring) -> dict:
+    """How the tables were made, for summary.json: versions, protocol, folders, notes."""
+    return {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": versions(),
         "device": net_devices[0] if len(net_devices) == 1 else (net_devices or "cpu"),
@@ -154,14 +165,12 @@ def run_benchmark(
         "lr": "given" if any(lrs) else "MATLAB bicubic (antialiased) of the modcropped uint8 HR",
         "dataset_paths": {n: str(p) for n, p in zip(names, paths, strict=True)},
         "lr_paths": {n: str(p) for n, p in zip(names, lrs, strict=True) if p is not None},
-        "wall_seconds": round(time.perf_counter() - started, 3),
+        "wall_seconds": round(wall, 3),
         "lpips_note": lpips_note,
         "niqe": niqe,
         "niqe_note": niqe_note(niqe, run.niqe_missing),
         "notes": [f"{n}: {', '.join(files)}." for n, files in sorted(run.notes_seen.items())],
     }
-    return BenchmarkResult(run.scores, skipped, [m.name for m in methods], names, settings,
-                           run.hr_scores)
 
 
 def _folders(datasets: Sequence[str | Path], lr_dirs: Sequence[str | Path | None] | None,
