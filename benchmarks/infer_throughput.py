@@ -6,7 +6,7 @@
 Prints megapixels of OUTPUT per second and peak memory for
   naive  eager SRResNet as trained (BatchNorm unfolded), fp32 on CPU / fp16 autocast on CUDA,
          one whole image per forward pass, float32 result on the host;
-  fast   `Upscaler.upscale_quantized`: BN folded, channels_last, batched tiles, fp16 on CUDA,
+  fast   `Upscaler.upscale(..., bits=8)`: BN folded, channels_last, batched tiles, fp16 on CUDA,
          the bf16 mix on CPUs with native bf16 (precision auto), fp32 on other CPUs,
          rounded on the device into a uint8 image (what `srgan upscale` writes);
 and their ratio. Extra rows: ONNX Runtime (CPU), torch.compile and bf16 (CUDA), fast fp32
@@ -130,7 +130,7 @@ def naive_fn(net: SRResNet, x: torch.Tensor, device: torch.device) -> Callable[[
 
 
 def fast_fn(up: Upscaler, data: ImageData) -> Callable[[], object]:
-    return lambda: up.upscale_quantized(data)
+    return lambda: up.upscale(data, bits=data.bit_depth)
 
 
 def random_paper_net() -> SRResNet:
@@ -315,7 +315,7 @@ def bench_folder(net: SRResNet, device: torch.device, n: int, size: tuple[int, i
             out.mkdir()
             jobs = [(f, out / f.name) for f in files]
             for _, err in overlapped(jobs, lambda j: read_quantized(j[0]),
-                                     lambda j, d: up.upscale_quantized(d),
+                                     lambda j, d: up.upscale(d),
                                      lambda j, q: write_image(q, j[1]),
                                      depth=io_depth(device)):
                 if err is not None:
@@ -509,7 +509,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     if args.model in list_models() or Path(args.model).is_file():
-        net, label = load_generator(args.model), args.model
+        net, label = load_generator(args.model).net, args.model
     else:
         net, label = random_paper_net(), "random paper-size SRResNet x4 (16 blocks, 64 ch)"
     print(f"model: {label}; torch {torch.__version__}; python {sys.version.split()[0]}")

@@ -108,7 +108,7 @@ def test_model_scores_are_its_uint8_output_against_hr(result, dataset, model_fil
     hr = modcrop(_rgb8(dataset / "b.png"), 4)
     lr = imresize(hr, scale=0.25)
     up = Upscaler.from_pretrained(model_file, device="cpu", precision="fp32")
-    sr = to_uint8(up.upscale_tensor(lr.float() / 255))
+    sr = to_uint8(up.upscale(lr.float() / 255))
     row = next(s for s in result.scores if s.image == "b.png" and s.model == "tiny")
     assert row.psnr_y == pytest.approx(metrics.psnr_y(sr, hr, crop_border=4), abs=1e-9)
     assert row.ssim_y == pytest.approx(metrics.ssim_y(sr, hr, crop_border=4), abs=1e-9)

@@ -10,7 +10,7 @@ import torch
 from helpers import SHARED, smooth_image, tiny_generator, with_bn_statistics
 from PIL import Image, ImageCms
 
-from srgan import imageio
+from srgan import cpu, fuse, imageio
 from srgan.commands.pipeline import overlapped
 from srgan.fuse import (
     CpuBf16SRResNet,
@@ -20,7 +20,8 @@ from srgan.fuse import (
     inference_model,
 )
 from srgan.imageio import ImageData, QuantizedImage, read_image, to_array, write_image
-from srgan.inference import Upscaler, output_buffer, plan_tiles, quantize
+from srgan.inference import Upscaler, output_buffer, plan_tiles
+from srgan.inference.batches import quantize_batch
 from srgan.nets import SRResNet
 
 
@@ -187,8 +188,8 @@ def test_cpu_bf16_is_within_one_level_of_fp32_on_photographs_with_the_shipped_we
     assert fast.dtype == torch.bfloat16  # emulated, slowly, where the CPU lacks bf16
     differ = total = 0
     for name, lr in images:
-        a = exact.upscale_quantized(QuantizedImage(lr)).pixels.astype(int)
-        b = fast.upscale_quantized(QuantizedImage(lr)).pixels.astype(int)
+        a = exact.upscale(QuantizedImage(lr)).pixels.astype(int)
+        b = fast.upscale(QuantizedImage(lr)).pixels.astype(int)
         assert np.abs(a - b).max() <= 1, name
         differ, total = differ + int((a != b).sum()), total + a.size
     assert 0 < differ / total < 0.2  # measured 4.6%: bf16 ran
@@ -218,9 +219,9 @@ def test_fast_path_is_within_one_level_of_the_fp32_reference_on_the_paper_networ
     ref = reference(net, as_batch(img)).clamp(0, 1)
     up = Upscaler(net, device="cpu", tile=40)
     assert up.batch_size(1, 16, 90) == 3  # three tiles in one forward pass
-    fast = up.upscale_tensor(as_batch(img))
+    fast = up.upscale(as_batch(img))
     assert (fast - ref).abs().max() <= 1 / 255
-    q = up.upscale_quantized(ImageData(img))
+    q = up.upscale(ImageData(img), bits=8)
     ref8 = np.floor(ref[0].permute(1, 2, 0).numpy() * 255 + 0.5)
     assert q.pixels.dtype == np.uint8
     assert np.abs(q.pixels.astype(int) - ref8).max() <= 1
@@ -229,10 +230,10 @@ def test_fast_path_is_within_one_level_of_the_fp32_reference_on_the_paper_networ
 def test_batching_does_not_change_the_result():
     net = with_bn_statistics(tiny_generator(blocks=2, channels=16))
     x = as_batch(smooth_image(40, 60))
-    one = Upscaler(net, device="cpu", tile=16, tile_pad=12, batch=1).upscale_tensor(x)
+    one = Upscaler(net, device="cpu", tile=16, tile_pad=12, batch=1).upscale(x)
     up = Upscaler(net, device="cpu", tile=16, tile_pad=12, batch=5)
     assert len(up.iter_tiles(40, 60)) == 12 and up.batch_size(1, 40, 60) == 5
-    many = up.upscale_tensor(x)
+    many = up.upscale(x)
     assert (one - many).abs().max() < 1e-5
     assert (one - reference(net, x).clamp(0, 1)).abs().max() <= 1 / 255
 
@@ -240,38 +241,57 @@ def test_batching_does_not_change_the_result():
 def test_progress_counts_every_tile_once():
     up = Upscaler(tiny_generator(), device="cpu", tile=16, batch=4)
     seen = []
-    up.upscale_array(smooth_image(40, 50, 4), progress=seen.append)
+    up.upscale(smooth_image(40, 50, 4), progress=seen.append)
     n = up.tiles_for(40, 50, 4)
     assert n == 2 * len(up.iter_tiles(40, 50)) and sum(seen) == n and max(seen) <= 4
 
 
-def test_progress_on_the_cpu_reports_each_batch_as_soon_as_it_is_computed():
+class Spy(torch.nn.Module):
+    """A fused model whose every forward pass goes through `hook(input, output)`."""
+
+    def __init__(self, inner: torch.nn.Module, hook) -> None:
+        super().__init__()
+        self.inner, self.hook = inner, hook
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.hook(x, self.inner(x))
+
+
+def test_progress_on_the_cpu_reports_each_batch_as_soon_as_it_is_computed(monkeypatch):
     """A server's progress bar and ETA lagged a whole tile behind (each batch was reported
     only after the next one had been computed, the last two at once)."""
+    computed, seen = [], []
+    build = fuse.inference_model
+    monkeypatch.setattr(fuse, "inference_model", lambda *a, **k: Spy(
+        build(*a, **k), lambda x, y: (computed.append(len(x)), y)[1]))
     up = Upscaler(tiny_generator(), device="cpu", precision="fp32", tile=16, tile_pad=4,
                   batch=1)
-    computed, seen = [], []
-    forward = up._fn32
-    up._fn32 = lambda x: (computed.append(len(x)), forward(x))[1]
-    up.upscale_array(smooth_image(40, 50, 3), progress=lambda n: seen.append(sum(computed)))
+    up.upscale(smooth_image(40, 50, 3), progress=lambda n: seen.append(sum(computed)))
     assert up.tiles_for(40, 50) == 12 and seen == list(range(1, 13))
 
 
-def test_non_finite_half_output_is_redone_in_fp32():
+def test_non_finite_half_output_is_redone_in_fp32(monkeypatch):
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
     net = tiny_generator()  # fp32: `good` must be the exact path the fallback runs
-    up = Upscaler(net, device="cpu", precision="fp32", tile=16, tile_pad=4, batch=2)
     x = as_batch(smooth_image(20, 60))
-    assert len(up.iter_tiles(20, 60)) == 8
-    good = up.upscale_tensor(x)
+    good = Upscaler(net, device="cpu", precision="fp32", tile=16, tile_pad=4,
+                    batch=2).upscale(x)
     calls = []
+    build = fuse.inference_model
 
-    def overflowing(t):  # stands in for fp16 that overflowed on the first batch only
+    def overflowing(t, y):  # stands in for half precision that overflowed on one batch
         calls.append(t.shape[0])
-        y = up._fn32(t)
         return y * float("inf") if len(calls) == 1 else y
 
-    up._fn_half = overflowing
-    redone = up.upscale_tensor(x)
+    def half_that_overflows(model, dtype, **options):
+        if dtype == torch.float32:
+            return build(model, dtype, **options)
+        return Spy(build(model, torch.float32, chunk_px=options["chunk_px"]), overflowing)
+
+    monkeypatch.setattr(fuse, "inference_model", half_that_overflows)
+    up = Upscaler(net, device="cpu", precision="bf16", tile=16, tile_pad=4, batch=2)
+    assert len(up.iter_tiles(20, 60)) == 8 and up.runs_half()
+    redone = up.upscale(x)
     assert up.fp32_fallbacks == 2 and calls == [2, 2, 2, 2]
     assert torch.equal(redone, good)
 
@@ -281,8 +301,8 @@ def test_onnxruntime_backend_matches_torch():
     pytest.importorskip("onnx")
     net = with_bn_statistics(tiny_generator(blocks=2, channels=16))
     x = as_batch(smooth_image(30, 41))
-    ort = Upscaler(net, device="cpu", tile=16, backend="onnxruntime").upscale_tensor(x)
-    torch_fp32 = Upscaler(net, device="cpu", precision="fp32", tile=16).upscale_tensor(x)
+    ort = Upscaler(net, device="cpu", tile=16, backend="onnxruntime").upscale(x)
+    torch_fp32 = Upscaler(net, device="cpu", precision="fp32", tile=16).upscale(x)
     assert (ort - torch_fp32).abs().max() < 1e-4
     with pytest.raises(ValueError, match="backend"):
         Upscaler(net, device="cpu", backend="tensorrt")
@@ -293,11 +313,11 @@ def test_onnxruntime_backend_matches_torch():
 def test_cuda_fast_path_within_one_level(precision, compile):
     net = with_bn_statistics(tiny_generator(blocks=2, channels=16))
     x = as_batch(smooth_image(60, 90))
-    ref = Upscaler(net, device="cpu", precision="fp32").upscale_tensor(x)
+    ref = Upscaler(net, device="cpu", precision="fp32").upscale(x)
     up = Upscaler(net, device="cuda", precision=precision, tile=24, compile=compile)
     assert up.batch_size(1, 60, 90) > 1
-    assert (up.upscale_tensor(x) - ref).abs().max() <= 1 / 255
-    q = up.upscale_quantized(ImageData(x[0].permute(1, 2, 0).numpy()))
+    assert (up.upscale(x) - ref).abs().max() <= 1 / 255
+    q = up.upscale(ImageData(x[0].permute(1, 2, 0).numpy()), bits=8)
     assert np.abs(q.pixels.astype(int) - to_array(ImageData(ref[0].permute(1, 2, 0).numpy()))
                   .astype(int)).max() <= 1
 
@@ -310,8 +330,8 @@ def test_quantized_output_equals_the_float_path_rounded(channels, bits):
     if channels in (2, 4):
         px[..., -1] = np.linspace(0, 1, 30)[None, :]  # partly transparent
     data = ImageData(px, bit_depth=bits, icc_profile=b"icc", exif=None)
-    q = up.upscale_quantized(data)
-    want = to_array(up.upscale_image(data), np.uint8 if bits == 8 else np.uint16)
+    q = up.upscale(data, bits=bits)
+    want = to_array(up.upscale(data), np.uint8 if bits == 8 else np.uint16)
     assert q.pixels.dtype == want.dtype and q.pixels.shape == want.shape == (84, 120, channels)
     assert np.abs(q.pixels.astype(int) - want.astype(int)).max() <= 1
     assert q.icc_profile == b"icc" and q.bit_depth == bits
@@ -330,8 +350,8 @@ def test_integer_input_gives_exactly_the_float_inputs_result(channels, bits, opa
         ints[..., -1] = top if opaque else np.linspace(0, top, 30)[None, :]
     ints.flags.writeable = False  # as Pillow hands them over
     q_in = QuantizedImage(ints, bits, icc_profile=b"icc")
-    from_ints = up.upscale_quantized(q_in)
-    from_floats = up.upscale_quantized(q_in.to_image_data())
+    from_ints = up.upscale(q_in)
+    from_floats = up.upscale(q_in.to_image_data(), bits=bits)
     assert from_ints.pixels.dtype == from_floats.pixels.dtype
     assert np.array_equal(from_ints.pixels, from_floats.pixels)
     assert from_ints.icc_profile == b"icc" and from_ints.bit_depth == bits
@@ -343,7 +363,7 @@ def test_integer_input_is_never_held_as_floats():
     in_float = ints.size * 4
     tracemalloc.start()
     try:
-        up.upscale_quantized(QuantizedImage(ints))
+        up.upscale(QuantizedImage(ints))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -355,10 +375,10 @@ def test_integer_input_is_never_held_as_floats():
 def test_quantize_rounds_like_imageio():
     y = torch.tensor([-0.5, 0.0, 0.5 / 255, 0.499, 1.0, 7.0, float("nan"), float("inf")])
     y = y.view(1, 1, 1, -1)
-    ours = quantize(y, 8)[0, 0, :, 0].numpy()
+    ours = quantize_batch(y, 8)[0, 0, :, 0].numpy()
     theirs = imageio.quantize(y[0, 0, 0].numpy(), 8)
     assert np.array_equal(ours, theirs)
-    assert np.array_equal(quantize(y, 16)[0, 0, :, 0].numpy(), imageio.quantize(
+    assert np.array_equal(quantize_batch(y, 16)[0, 0, :, 0].numpy(), imageio.quantize(
         y[0, 0, 0].numpy(), 16))
 
 
@@ -367,7 +387,7 @@ def test_opaque_alpha_stays_opaque_and_costs_no_second_pass():
     px = smooth_image(8, 9, 4)
     px[..., 3] = 1
     seen = []
-    q = up.upscale_quantized(ImageData(px), progress=seen.append)
+    q = up.upscale(ImageData(px), bits=8, progress=seen.append)
     assert (q.pixels[..., 3] == 255).all() and sum(seen) == 1
 
 
@@ -377,7 +397,7 @@ def test_quantized_path_never_holds_a_float_copy_of_the_output():
     out_float = 384 * 384 * 3 * 4
     tracemalloc.start()
     try:
-        q = up.upscale_quantized(data)
+        q = up.upscale(data, bits=8)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -391,11 +411,10 @@ def test_huge_outputs_spill_to_a_memory_mapped_file(tmp_path):
     assert isinstance(buf, np.memmap) and buf.shape == (40, 50, 3)
     assert list(tmp_path.iterdir()) == []  # already unlinked: nothing left behind
     assert not isinstance(output_buffer((4, 5, 3), np.uint8, spill_bytes=1000), np.memmap)
-    up = Upscaler(tiny_generator(), device="cpu", tile=16)
     data = ImageData(smooth_image(20, 30))
-    in_ram = up.upscale_quantized(data).pixels
-    up.spill_bytes = 0
-    spilled = up.upscale_quantized(data, spill_dir=tmp_path)
+    in_ram = Upscaler(tiny_generator(), device="cpu", tile=16).upscale(data, bits=8).pixels
+    up = Upscaler(tiny_generator(), device="cpu", tile=16, spill_bytes=0)
+    spilled = up.upscale(data, bits=8, spill_dir=tmp_path)
     assert isinstance(spilled.pixels, np.memmap)
     assert np.array_equal(np.asarray(spilled.pixels), in_ram)
 

@@ -6,7 +6,7 @@ import torch
 from helpers import smooth_image, tiny_generator
 from PIL import Image
 
-from srgan import cpu
+from srgan import cpu, fuse
 from srgan.imageio import ImageData, from_array
 from srgan.inference import Upscaler, fill_transparent, pick_dtype, plan_tiles
 
@@ -40,7 +40,7 @@ def test_tiled_equals_untiled_on_an_image_several_tiles_wide():
     x = torch.from_numpy(smooth_image(40, 150)).permute(2, 0, 1)[None]
     up = Upscaler(net, device="cpu", tile=32)
     assert len(up.iter_tiles(40, 150)) >= 5
-    tiled = up.upscale_tensor(x)
+    tiled = up.upscale(x)
     assert tiled.shape == (1, 3, 160, 600)
     assert (tiled - whole(net, x)).abs().max() <= 1 / 255
 
@@ -51,7 +51,7 @@ def test_default_pad_is_enough_for_the_paper_size_network():
     torch.manual_seed(1)
     net = SRResNet().eval()
     x = torch.from_numpy(smooth_image(24, 90)).permute(2, 0, 1)[None]
-    tiled = Upscaler(net, device="cpu", tile=16).upscale_tensor(x)
+    tiled = Upscaler(net, device="cpu", tile=16).upscale(x)
     assert (tiled - whole(net, x)).abs().max() <= 1 / 255
 
 
@@ -59,7 +59,7 @@ def test_too_little_context_shows_seams():
     # guards the test above: with no context the result must differ (the test can fail)
     net = tiny_generator(blocks=3, channels=16)
     x = torch.from_numpy(smooth_image(40, 100)).permute(2, 0, 1)[None]
-    seamy = Upscaler(net, device="cpu", tile=16, tile_pad=0).upscale_tensor(x)
+    seamy = Upscaler(net, device="cpu", tile=16, tile_pad=0).upscale(x)
     assert (seamy - whole(net, x)).abs().max() > 1e-4
 
 
@@ -67,7 +67,7 @@ def test_tta_averages_eight_transforms():
     net = tiny_generator()
     x = torch.from_numpy(smooth_image(12, 17)).permute(2, 0, 1)[None]
     up = Upscaler(net, device="cpu", precision="fp32")
-    y = up.upscale_tensor(x, tta=True)
+    y = up.upscale(x, tta=True)
     manual = torch.zeros_like(y)
     for rot in range(4):
         for flip in (False, True):
@@ -103,8 +103,8 @@ def test_grey_input_gives_grey_output_equal_to_rgb_mean():
     net = tiny_generator()
     up = Upscaler(net, device="cpu")
     g = smooth_image(10, 10, 1)
-    out = up.upscale_array(g)
-    rgb = up.upscale_array(np.repeat(g, 3, axis=2))
+    out = up.upscale(g)
+    rgb = up.upscale(np.repeat(g, 3, axis=2))
     assert out.shape == (40, 40, 1)
     np.testing.assert_allclose(out[..., 0], rgb.mean(axis=2), atol=1e-6)
 
@@ -121,7 +121,7 @@ def test_rgb_with_equal_channels_is_upscaled_as_grey_and_stays_rgb():
     np.testing.assert_array_equal(out[..., 0], grey_out)
     img = up.upscale(Image.fromarray(rgb, "RGB"))
     assert img.mode == "RGB" and np.array_equal(np.asarray(img), out)
-    q = up.upscale_quantized(from_array(rgb))
+    q = up.upscale(from_array(rgb), bits=8)
     assert q.pixels.shape == (48, 40, 3) and np.array_equal(q.pixels, out)
     alpha = np.full((12, 10, 1), 255, np.uint8)
     alpha[:4] = 0  # transparent rows: filled, still grey
@@ -173,12 +173,12 @@ def test_rgba_alpha_is_upscaled_by_the_model_and_aligned():
     px[6:10, 6:10, 3] = 0.5  # partly transparent: the model's alpha shows there
     # the x8 ensemble makes any network flip-equivariant: a symmetric alpha must stay
     # symmetric, which fails if alpha is shifted against the colour grid
-    out = up.upscale_array(px, tta=True)
+    out = up.upscale(px, tta=True)
     assert out.shape == (64, 64, 4)
     a = out[..., 3]
     np.testing.assert_allclose(a, a[::-1, ::-1], atol=1e-5)
     np.testing.assert_allclose(a, a.T, atol=1e-5)
-    alone = up.upscale_array(px[..., 3:], tta=True)[..., 0]
+    alone = up.upscale(px[..., 3:], tta=True)[..., 0]
     np.testing.assert_allclose(a[24:40, 24:40], alone[24:40, 24:40], atol=1e-5)
 
 
@@ -192,8 +192,8 @@ def test_cpu_defaults(monkeypatch):
 def test_cuda_fp16_matches_fp32_within_one_level():
     net = tiny_generator()
     x = torch.from_numpy(smooth_image(40, 50)).permute(2, 0, 1)[None]
-    ref = Upscaler(net, device="cpu").upscale_tensor(x)
-    fast = Upscaler(net, device="cuda", precision="fp16").upscale_tensor(x)
+    ref = Upscaler(net, device="cpu").upscale(x)
+    fast = Upscaler(net, device="cuda", precision="fp16").upscale(x)
     assert (ref - fast).abs().max() <= 1 / 255
 
 
@@ -208,7 +208,7 @@ def test_options_are_checked_and_pass_through_from_pretrained(tiny_model_path):
     # a bigger memory budget gives bigger tiles (the default budget is bounded, see fuse)
     small = Upscaler(net, device="cpu", memory_budget_mb=64)
     big = Upscaler(net, device="cpu", memory_budget_mb=1024)
-    assert 64 <= small.tile < big.tile and small.budget_px < big.budget_px
+    assert 64 <= small.tile < big.tile and (small.budget_mb, big.budget_mb) == (64, 1024)
 
 
 # --------------------------------------------------------------------------- issue 18
@@ -233,7 +233,7 @@ def test_transparent_and_opaque_pixels_keep_their_alpha_exactly(dtype, outscale)
     results = [up.upscale(img, outscale=outscale)]
     if outscale is None:
         q = QuantizedImage(img, 8 if dtype == np.uint8 else 16, None, None, "PNG", [], None)
-        results.append(up.upscale_quantized(q).pixels)
+        results.append(up.upscale(q).pixels)
     for out in results:
         oh, ow = out.shape[:2]
         iy = np.minimum(((np.arange(oh) + 0.5) * 20 / oh).astype(int), 19)
@@ -264,7 +264,7 @@ def test_empty_images_are_a_clear_error():
         with pytest.raises(ValueError, match="empty image"):
             up.upscale(np.zeros(shape, np.uint8))
     with pytest.raises(ValueError, match="empty image"):
-        up.upscale_tensor(torch.zeros(1, 3, 0, 7))
+        up.upscale(torch.zeros(1, 3, 0, 7))
 
 
 def test_negative_tile_pad_is_refused():
@@ -299,7 +299,7 @@ def test_auto_never_picks_bf16_on_a_cpu_without_native_bf16(monkeypatch, flags):
     cpu_with(monkeypatch, flags)
     assert pick_dtype("auto", torch.device("cpu")) == torch.float32
     up = Upscaler(tiny_generator(), device="cpu", precision="auto")
-    assert up.dtype == torch.float32 and up._fn_half is None
+    assert up.dtype == torch.float32 and not up.runs_half()
     with pytest.warns(UserWarning, match="using fp32"):  # asked for, but emulated: refused
         assert pick_dtype("bf16", torch.device("cpu")) == torch.float32
 
@@ -312,14 +312,19 @@ def test_auto_picks_the_bf16_mix_where_the_cpu_has_native_bf16(monkeypatch, flag
     assert pick_dtype("auto", torch.device("cpu")) == torch.bfloat16
     assert pick_dtype("bf16", torch.device("cpu")) == torch.bfloat16
     net = tiny_generator(blocks=2, channels=16)
+    built = []
+    build = fuse.inference_model
+    monkeypatch.setattr(fuse, "inference_model",
+                        lambda *a, **k: built.append(build(*a, **k)) or built[-1])
     up = Upscaler(net, device="cpu", precision="auto", tile=16)
-    assert up.dtype == torch.bfloat16 and isinstance(up._fn_half.net, CpuBf16SRResNet)
+    assert up.dtype == torch.bfloat16 and up.runs_half()
+    assert isinstance(built[-1].net, CpuBf16SRResNet)
     exact = Upscaler(net, device="cpu", precision="fp32", tile=16)  # forces the exact path
-    assert exact.dtype == torch.float32 and exact._fn_half is None
+    assert exact.dtype == torch.float32 and not exact.runs_half()
     x = torch.from_numpy(smooth_image(30, 41)).permute(2, 0, 1)[None]
     ref = whole(net, x)
-    assert (exact.upscale_tensor(x) - ref).abs().max() < 1e-5
-    err = (up.upscale_tensor(x) - ref).abs().max().item()
+    assert (exact.upscale(x) - ref).abs().max() < 1e-5
+    err = (up.upscale(x) - ref).abs().max().item()
     assert 0 < err < 2 / 255  # bf16 arithmetic really ran, and stayed close
 
 
@@ -335,6 +340,6 @@ def test_benchmark_and_compare_run_fp32_unless_told(monkeypatch, tiny_model_path
         assert option.default == "fp32"
     assert inspect.signature(run_benchmark).parameters["precision"].default == "fp32"
     _, net = load_methods([tiny_model_path], device="cpu")
-    assert net.upscaler.dtype == torch.float32 and net.upscaler._fn_half is None
+    assert net.upscaler.dtype == torch.float32 and not net.upscaler.runs_half()
     _, net = load_methods([tiny_model_path], device="cpu", precision="auto")
     assert net.upscaler.dtype == torch.bfloat16  # told otherwise

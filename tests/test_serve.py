@@ -301,10 +301,10 @@ class _Blocking:
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def upscale_image(self, data, outscale=None, tta=False):
+    def upscale(self, data, outscale=None, tta=False):
         self.entered.set()
         assert self.release.wait(10)
-        return self.inner.upscale_image(data, outscale, tta)
+        return self.inner.upscale(data, outscale, tta=tta)
 
 
 def test_503_with_retry_after_when_the_queue_is_full(tiny_model_path: Path):

@@ -77,9 +77,9 @@ class Gated:
         self.inner = inner
         self.scale = inner.scale
 
-    def upscale_image(self, data, outscale=None, tta=False):
+    def upscale(self, data, outscale=None, tta=False):
         assert self.gate.wait(30)
-        return self.inner.upscale_image(data, outscale, tta)
+        return self.inner.upscale(data, outscale, tta=tta)
 
 
 def start_server(app) -> tuple[Any, threading.Thread, str]:

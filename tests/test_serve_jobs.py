@@ -63,7 +63,7 @@ class Stepper:
     def tiles_for(self, height: int, width: int, channels: int = 3) -> int:
         return self.tiles
 
-    def upscale_image(self, data, outscale=None, tta=False, progress=None):
+    def upscale(self, data, outscale=None, tta=False, progress=None):
         self.running.set()
         done = 0
         try:
@@ -74,7 +74,7 @@ class Stepper:
         finally:
             self.stopped_after.append(done)
             self.running.clear()
-        return self.inner.upscale_image(data, outscale, tta)
+        return self.inner.upscale(data, outscale, tta=tta)
 
 
 @pytest.fixture

@@ -353,8 +353,8 @@ def upscale_frame(upscaler: Any, rgb: np.ndarray, outscale: float | None, tta: b
     h, w = rgb.shape[:2]
     size = output_frame_size(upscaler, h, w, outscale, even)
     if size == (h * upscaler.scale, w * upscaler.scale):
-        return upscaler.upscale_quantized(QuantizedImage(rgb, 8), tta).pixels
-    y = resize_pixels(upscaler.upscale_array(from_array(rgb).pixels, tta), size)
+        return upscaler.upscale(QuantizedImage(rgb, 8), tta=tta).pixels
+    y = resize_pixels(upscaler.upscale(from_array(rgb), tta=tta).pixels, size)
     return to_array(from_array(y), np.uint8)
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from srgan.imageio import ImageData
+from srgan.inference import ImageUpscaler, Upscaler, resize_to
 from srgan.quantize import quantize_tensor
 from srgan.resize import imresize, modcrop
 
@@ -61,10 +63,11 @@ class Method:
 
 
 @dataclass
-class Bicubic(Method):
+class Bicubic(Method, ImageUpscaler):
     """The "bicubic" pseudo-model, the baseline every table carries and the server offers:
-    MATLAB `imresize(lr, scale, 'bicubic')` on uint8 for benchmarks, and on ImageData (any
-    outscale) where an `Upscaler` would stand."""
+    MATLAB `imresize(lr, scale, 'bicubic')` on uint8 for benchmarks, and `Upscaler`'s
+    `upscale` face (PIL, NumPy, tensors, ImageData, any outscale) where an `Upscaler` would
+    stand; `tta` and `progress` mean nothing to an interpolation."""
 
     scale: int = 4
     name: str = BICUBIC
@@ -72,13 +75,16 @@ class Bicubic(Method):
     def __call__(self, lr: torch.Tensor) -> torch.Tensor:
         return imresize(lr, scale=self.scale)
 
-    def upscale_image(self, image, outscale: float | None = None, tta: bool = False):
-        """`Upscaler.upscale_image`'s signature: ImageData -> ImageData resized by `outscale`
-        (default the scale); `tta` means nothing to an interpolation."""
-        from srgan.inference import resize_to
-
+    def _image(self, data: ImageData, outscale: float | None, call: object) -> ImageData:
+        """ImageData -> ImageData resized by `outscale` (default the scale), in one resize."""
         scale = self.scale if outscale is None else outscale
-        return image.with_pixels(resize_to(image.pixels, image.height, image.width, scale))
+        out = data.with_pixels(resize_to(data.pixels, data.height, data.width, scale))
+        if getattr(call, "progress", None) is not None:
+            call.progress(1)  # one "tile": the whole image
+        return out
+
+    def _tensor(self, x: torch.Tensor, call: object) -> torch.Tensor:
+        return imresize(x.float().cpu(), scale=self.scale).clamp_(0, 1)
 
 
 @dataclass
@@ -99,7 +105,7 @@ class Network(Method):
 
     def __call__(self, lr: torch.Tensor) -> torch.Tensor:
         x = lr.to(torch.float32).div_(255.0)
-        y = self.upscaler.upscale_tensor(x, tta=self.tta)
+        y = self.upscaler.upscale(x, tta=self.tta)
         return to_uint8(y)
 
     def warm_up(self) -> None:
@@ -127,7 +133,6 @@ def load_methods(
     Raises `srgan.ModelFileError` for a model that cannot be loaded and `ValueError` when a
     model's scale is not `scale`: both are the user's to fix before any image is scored.
     """
-    from srgan.inference import Upscaler
 
     methods: list[Method] = []
     labels: set[str] = set()

@@ -168,7 +168,7 @@ def read_quantized(source: Source, max_pixels: int | None = None, *,
                    name: str | os.PathLike | None = None) -> QuantizedImage:
     """Like read_image, but the pixels stay the integers the file stores (uint8 or uint16;
     32-bit float sources are rounded to 16 bits): a quarter of read_image's memory, which
-    is what a huge input needs. `Upscaler.upscale_quantized` takes this directly."""
+    is what a huge input needs. `Upscaler.upscale` takes this directly."""
     return _read(source, max_pixels, name, quantized=True)  # type: ignore[return-value]
 
 

@@ -40,7 +40,7 @@ def post_float(y: torch.Tensor) -> torch.Tensor:
     return y.clamp(0, 1).permute(0, 2, 3, 1).contiguous()
 
 
-def quantize(y: torch.Tensor, bits: int) -> torch.Tensor:
+def quantize_batch(y: torch.Tensor, bits: int) -> torch.Tensor:
     """(N,C,h,w) float in [0,1] -> (N,h,w,C) uint8 (8 bits) or int32 (16 bits): the rounding
     of `srgan.imageio` (`srgan.quantize`), on the device, so only the bytes of the result
     cross to the host."""

@@ -103,7 +103,7 @@ def create_app(
     (holding at most `queue_mb` of uploads); beyond that 503. A job nobody asks about for
     `job_lease` s is dropped. `idle_timeout`/`upload_timeout` (s) end stalled uploads with
     408. `preload` loads the default model at start-up. `loader(path)` returns an object with
-    `.scale` and `.upscale_image(ImageData, outscale, tta[, progress])` (default: `Upscaler`).
+    `.scale` and `.upscale(ImageData, outscale, tta=, progress=)` (default: `Upscaler`).
     `allowed_hosts`: Host header names accepted besides loopback ones (None: any host);
     `allowed_origins`: other origins whose pages may call the API.
     """

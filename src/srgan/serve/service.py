@@ -197,7 +197,7 @@ class Service:
         if _takes_progress(up):
             kwargs["progress"] = lambda n: self.queue.progress(job, n)
         try:
-            result = up.upscale_image(data, **kwargs)
+            result = up.upscale(data, **kwargs)
         except (MemoryError, _OutOfMemory) as exc:
             raise ApiError(503, f"{job.filename}: out of memory while upscaling "
                            f"({type(exc).__name__}); try a smaller image") from None
@@ -238,7 +238,7 @@ def work_pixels(up: Any, height: int, width: int, channels: int = 3) -> int:
 
 def _takes_progress(up: Any) -> bool:
     try:
-        return "progress" in inspect.signature(up.upscale_image).parameters
+        return "progress" in inspect.signature(up.upscale).parameters
     except (TypeError, ValueError):
         return False
 
