@@ -243,7 +243,7 @@ def write_shipped(args: argparse.Namespace, run: Path, cfg: dict, candidate: Pat
     if init and init != args.name:
         init_patches = args.init_patches if args.init_patches is not None else \
             previous_totals(init)["patches_seen"]
-    net = load_generator(candidate)
+    net = load_generator(candidate).net
     training = training_text(cfg, extra, which, init, init_patches, precision, card.training)
     description = (PURPOSE[args.name].format(scale=net.scale, blocks=net.num_blocks,
                                              channels=net.channels)

@@ -32,7 +32,7 @@ def pair(tmp_path, monkeypatch):
 
 
 def _equal(a, b) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
+    sa, sb = a.net.state_dict(), b.net.state_dict()
     return all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
@@ -40,9 +40,9 @@ def test_strength_0_and_1_are_the_two_models_exactly(pair):
     clean, real = (load_generator(p) for p in pair)
     assert _equal(denoise_generator(pair[0], 0.0), clean)
     assert _equal(denoise_generator(pair[0], 1.0), real)
-    half = denoise_generator(pair[1], 0.5).state_dict()
+    half = denoise_generator(pair[1], 0.5).net.state_dict()
     key = next(k for k, v in half.items() if v.is_floating_point())
-    expected = (clean.state_dict()[key] + real.state_dict()[key]) / 2
+    expected = (clean.net.state_dict()[key] + real.net.state_dict()[key]) / 2
     torch.testing.assert_close(half[key], expected)
     assert not _equal(denoise_generator(pair[0], 0.5), clean)
     assert "denoise 0.5" in denoise_generator(pair[0], 0.5).card.name

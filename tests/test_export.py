@@ -106,10 +106,10 @@ def test_run_folders_and_checkpoints_load_without_a_temporary_file(bn_model, tmp
     for source, want in [(tmp_path / "run", net), (tmp_path / "run" / "checkpoints" /
                                                    "step_000000007.pt", net)]:
         got = load_source(source)
-        assert all(torch.equal(v, want.state_dict()[k]) for k, v in got.state_dict().items())
+        assert all(torch.equal(v, want.state_dict()[k]) for k, v in got.net.state_dict().items())
         assert got.card.extra["steps"] == "7" and got.card.extra["weights"] == "raw"
     got = load_source(tmp_path / "run", ema=True)
-    assert all(torch.equal(v, ema.state_dict()[k]) for k, v in got.state_dict().items())
+    assert all(torch.equal(v, ema.state_dict()[k]) for k, v in got.net.state_dict().items())
     assert got.card.extra["weights"] == "ema"
     with pytest.raises(ExportError, match="no best.pt"):
         load_source(tmp_path / "run", best=True)

@@ -48,7 +48,7 @@ def test_stage1_lowers_the_loss_and_fills_the_run_folder(image_dirs, tmp_path):
     assert {"train/lr", "train/patches_per_s", "train/content_mse"} <= set(train[0])
 
     # the exported generator is a Core model file with a card saying how it was trained
-    gen = load_generator(run_dir / "generator.safetensors")
+    gen = load_generator(run_dir / "generator.safetensors").net
     assert (gen.scale, gen.num_blocks, gen.channels) == (4, 1, 8)
     _, card = read_metadata(run_dir / "generator.safetensors")
     assert card.name == "run" and "stage 1" in card.training
@@ -110,7 +110,7 @@ def test_export_command(image_dirs, tmp_path):
     out = tmp_path / "g.safetensors"
     res = CliRunner().invoke(export, [str(tmp_path / "run"), "-o", str(out), "--ema"])
     assert res.exit_code == 0, res.output
-    exported = load_generator(out)
+    exported = load_generator(out).net
     final = load_generator(tmp_path / "run" / "generator.safetensors")  # EMA, best or last
     _, card = read_metadata(out)
     assert card.extra["weights"] == "ema" and card.extra["steps"] == "4"

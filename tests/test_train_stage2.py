@@ -39,7 +39,7 @@ def test_srgan_mse_lowers_its_content_loss_on_any_crop_size(image_dirs, tmp_path
 def test_stage2_starts_from_a_stage1_run(image_dirs, tmp_path):
     stage1 = tmp_path / "stage1"
     run_training(tiny_config(image_dirs, "train.steps=3"), stage1)
-    init = load_generator(stage1 / "generator.safetensors")
+    init = load_generator(stage1 / "generator.safetensors").net
     cfg = tiny_config(image_dirs, f"model.init={stage1}", config="srgan_mse_x4")
     trainer = Trainer(cfg, tmp_path / "s2", TorchrunEnv(), torch.device("cpu"))
     for k, v in init.state_dict().items():
@@ -123,7 +123,7 @@ def test_model_freeze_keeps_those_generator_weights_fixed(image_dirs, tmp_path):
     trainer = Trainer(cfg, tmp_path / "frozen", TorchrunEnv(), torch.device("cpu"))
     before = {k: v.clone() for k, v in trainer.state.g.state_dict().items()}
     result = run_training(cfg, tmp_path / "run")
-    after = load_generator(tmp_path / "run" / "generator.safetensors").state_dict()
+    after = load_generator(tmp_path / "run" / "generator.safetensors").net.state_dict()
     assert result.finished
     for k, v in before.items():
         same = torch.equal(after[k], v)

@@ -36,8 +36,10 @@ def tiny(scale=4):
 def test_round_trip_rebuilds_from_metadata(tmp_path):
     net = tiny(scale=2)
     path = save_generator(net, tmp_path / "m.safetensors", ModelCard(name="t", training="x"))
-    loaded = load_generator(path)
+    model = load_generator(path)
+    loaded = model.net
     assert (loaded.scale, loaded.num_blocks, loaded.channels) == (2, 2, 8)
+    assert model.scale == 2 and model.config.num_blocks == 2 and model.card.training == "x"
     assert loaded.output_range == (0.0, 1.0)
     x = torch.rand(1, 3, 6, 6)
     assert torch.equal(net(x), loaded(x))
@@ -49,7 +51,7 @@ def test_round_trip_rebuilds_from_metadata(tmp_path):
 def test_fp16_storage_loads_as_fp32(tmp_path):
     net = tiny()
     path = save_generator(net, tmp_path / "h.safetensors", dtype=torch.float16)
-    loaded = load_generator(path)
+    loaded = load_generator(path).net
     assert loaded.head[0].weight.dtype == torch.float32
     assert torch.allclose(loaded.head[0].weight, net.head[0].weight, atol=1e-3)
 
@@ -100,8 +102,9 @@ def test_no_metadata_truncated_and_pickles_are_refused(tmp_path):
 def test_shipped_models_load():
     shipped = list_models()
     assert "srresnet_x4" in shipped
-    net = load_generator("srresnet_x4")
-    assert net.scale == 4 and not net.training
+    model = load_generator("srresnet_x4")
+    assert model.scale == model.net.scale == 4 and not model.net.training
+    assert model.card.name == "srresnet_x4" and model.size.minimum == 1
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
@@ -127,7 +130,7 @@ def test_absurd_output_range_is_refused(tmp_path, rng):
     for fine in ([0, 255], [-1, 1], [0, 1]):
         meta = {CONFIG_KEY: json.dumps({"num_blocks": 2, "channels": 8, "output_range": fine})}
         save_file(_tensors(tiny()), str(tmp_path / "ok.safetensors"), metadata=meta)
-        assert load_generator(tmp_path / "ok.safetensors").output_range == tuple(fine)
+        assert load_generator(tmp_path / "ok.safetensors").net.output_range == tuple(fine)
 
 
 def test_save_generator_can_refuse_to_replace(tmp_path):
@@ -354,7 +357,7 @@ def test_pickled_model_advice_works_as_written(tmp_path):
     code = line.split('"')[1].replace("SRResNet(4, 16, 64)", "SRResNet(4, 1, 8)")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path,
                    env={**os.environ, "PYTHONPATH": str(REPO / "src")})
-    loaded = load_generator(tmp_path / "sd.safetensors")
+    loaded = load_generator(tmp_path / "sd.safetensors").net
     for k, v in net.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v)
 

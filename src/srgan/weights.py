@@ -182,8 +182,39 @@ def read_metadata(path: str | Path) -> tuple[GeneratorConfig, ModelCard]:
     return config, card
 
 
-def load_generator(name_or_path: str | Path, device: str | torch.device = "cpu") -> SRResNet:
-    """Build the generator a model file (or a shipped model's name) describes, in eval mode."""
+@dataclass(frozen=True)
+class SizeRequirements:
+    """What input sizes a network takes (spandrel's word): at least `minimum` pixels on a
+    side, a multiple of `multiple_of`. SRResNet is fully convolutional: any size."""
+
+    minimum: int = 1
+    multiple_of: int = 1
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """What loading a model file gives: the network (eval mode), the config it was built
+    from, its model card, and the facts a caller sizes work by."""
+
+    net: SRResNet
+    config: GeneratorConfig
+    card: ModelCard = field(default_factory=ModelCard)
+    size: SizeRequirements = field(default_factory=SizeRequirements)
+
+    @property
+    def scale(self) -> int:
+        return self.config.scale
+
+    @classmethod
+    def of(cls, net: SRResNet, card: ModelCard | None = None) -> LoadedModel:
+        """A network in hand (trained, blended) described as a loaded model would be."""
+        return cls(net.eval(), GeneratorConfig.of(net), card or ModelCard())
+
+
+def load_generator(name_or_path: str | Path, device: str | torch.device = "cpu"
+                   ) -> LoadedModel:
+    """Build the generator a model file (or a shipped model's name) describes, in eval mode,
+    with its config and card."""
     path = resolve_model(name_or_path)
     config, card = read_metadata(path)
     with torch.device("meta"):  # shapes only: nothing is allocated before the file matches
@@ -218,8 +249,7 @@ def load_generator(name_or_path: str | Path, device: str | torch.device = "cpu")
         raise ModelFileError(f"{path}: corrupt or truncated safetensors data ({exc})") from exc
     net = config.build()
     net.load_state_dict(state)
-    net.card = card  # type: ignore[attr-defined]
-    return net.to(device).eval()
+    return LoadedModel(net.to(device).eval(), config, card)
 
 
 def interpolate_generators(a: SRResNet, b: SRResNet, t: float) -> SRResNet:
@@ -246,7 +276,7 @@ def interpolate_generators(a: SRResNet, b: SRResNet, t: float) -> SRResNet:
     return net.eval()
 
 
-def denoise_generator(name_or_path: str | Path, strength: float) -> SRResNet:
+def denoise_generator(name_or_path: str | Path, strength: float) -> LoadedModel:
     """srresnet_x4 and srresnet_real_x4 blended at `strength` (0 = the first, 1 = the
     second, exactly), with a model card that says so."""
     from srgan.packaged import DEFAULT_MODEL, DENOISE_MODELS
@@ -260,15 +290,14 @@ def denoise_generator(name_or_path: str | Path, strength: float) -> SRResNet:
         raise ModelFileError(f"denoise works by blending {clean} and {real}; it cannot be "
                              f"used with {name_or_path}")
     a, b = load_generator(pair[0]), load_generator(pair[1])
-    net = interpolate_generators(a, b, float(strength))
-    card = b.card if strength == 1 else a.card  # type: ignore[attr-defined]
+    net = interpolate_generators(a.net, b.net, float(strength))
+    card = b.card if strength == 1 else a.card
     if 0 < strength < 1:
         card = replace(
-            b.card, name=f"{real} (denoise {strength:g})",  # type: ignore[attr-defined]
+            b.card, name=f"{real} (denoise {strength:g})",
             description=f"The weights of {clean} and {real} blended at {strength:g} "
                         f"(0 = {clean}, 1 = {real}).")
-    net.card = card  # type: ignore[attr-defined]
-    return net
+    return LoadedModel(net, b.config if strength == 1 else a.config, card)
 
 
 def list_models() -> dict[str, Path]:

@@ -18,7 +18,7 @@ from srgan.atomic import atomic_write
 from srgan.export.errors import ExportError
 from srgan.fuse import inference_model
 from srgan.nets import SRResNet
-from srgan.weights import GeneratorConfig
+from srgan.weights import GeneratorConfig, LoadedModel
 
 FORMATS = ("onnx", "torchscript")
 ONNX_OPSET = 17
@@ -40,8 +40,9 @@ def _example(net: SRResNet) -> torch.Tensor:
     return torch.rand(1, 3, 32, 40, generator=torch.Generator().manual_seed(0))
 
 
-def onnx_bytes(net: SRResNet) -> bytes:
-    """The fused generator as an ONNX model (bytes), dynamic batch, height and width."""
+def onnx_bytes(net: SRResNet, name: str = "") -> bytes:
+    """The fused generator as an ONNX model (bytes), dynamic batch, height and width;
+    `name` (the model card's) is recorded in its metadata."""
     try:
         import onnx  # noqa: F401  (the exporter needs it)
     except ImportError as exc:
@@ -58,19 +59,18 @@ def onnx_bytes(net: SRResNet) -> bytes:
             dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
                           OUTPUT_NAME: {0: "batch", 2: "out_height", 3: "out_width"}},
         )
-    return _with_metadata(buf.getvalue(), net)
+    return _with_metadata(buf.getvalue(), net, name)
 
 
-def _with_metadata(data: bytes, net: SRResNet) -> bytes:
+def _with_metadata(data: bytes, net: SRResNet, name: str) -> bytes:
     """Record the scale and config in the ONNX file, so a reader knows what it holds."""
     import onnx
 
     proto = onnx.load_from_string(data)
-    card = getattr(net, "card", None)
     meta = {"srgan.config": GeneratorConfig.of(net).to_json(), "srgan.scale": str(net.scale),
             "srgan.io": "RGB float32 NCHW in [0, 1] -> RGB float32 NCHW in [0, 1]"}
-    if card is not None and getattr(card, "name", ""):
-        meta["srgan.name"] = card.name
+    if name:
+        meta["srgan.name"] = name
     for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
@@ -89,15 +89,20 @@ def torchscript_bytes(net: SRResNet) -> bytes:
     return buf.getvalue()
 
 
-def export_model(net: SRResNet, output: str | Path, fmt: str, overwrite: bool = False) -> Path:
-    """Write `net` as `fmt` ("onnx" or "torchscript") to `output`, atomically; an existing
-    file is replaced only with `overwrite`."""
+def export_model(model: LoadedModel | SRResNet, output: str | Path, fmt: str,
+                 overwrite: bool = False) -> Path:
+    """Write a loaded model (or a bare network) as `fmt` ("onnx" or "torchscript") to
+    `output`, atomically; an existing file is replaced only with `overwrite`."""
+    if isinstance(model, LoadedModel):
+        net, name = model.net, model.card.name
+    else:
+        net, name = model, ""
     if fmt not in FORMATS:
         raise ExportError(f"format must be one of {FORMATS}, got {fmt!r}")
     output = Path(output)
     if not overwrite and output.exists():
         raise ExportError(f"{output}: exists (use --overwrite to replace it)")
-    payload = onnx_bytes(net) if fmt == "onnx" else torchscript_bytes(net)
+    payload = onnx_bytes(net, name) if fmt == "onnx" else torchscript_bytes(net)
     _atomic_write(output, payload, overwrite)
     return output
 

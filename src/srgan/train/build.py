@@ -30,7 +30,7 @@ def load_init_generator(path_text: str, cfg: Config) -> SRResNet:
             )
         path = found
     # A shipped model's name (model.init = "srresnet_x4") stays a string for the lookup.
-    net = load_generator(path if path.exists() else path_text)
+    net = load_generator(path if path.exists() else path_text).net
     m = cfg.model
     got = (net.scale, net.num_blocks, net.channels)
     if got != (m.scale, m.num_blocks, m.channels):

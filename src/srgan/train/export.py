@@ -17,7 +17,7 @@ from srgan.train import checkpoint as ckpt
 from srgan.train.config import Config, config_from_dict
 from srgan.train.stages import stage_class
 from srgan.train.state import TrainState
-from srgan.weights import ModelCard, save_generator
+from srgan.weights import LoadedModel, ModelCard, save_generator
 
 
 def _config_of(state: dict[str, Any], source: Path) -> Config:
@@ -129,16 +129,15 @@ def load_run_generator(
     return net, card
 
 
-def load_source(source: str | Path, ema: bool = False, best: bool = False) -> SRResNet:
-    """A generator from a shipped model's name, a .safetensors model file, a training run
-    folder or a checkpoint (.pt, read with weights_only)."""
+def load_source(source: str | Path, ema: bool = False, best: bool = False) -> LoadedModel:
+    """A generator and its card from a shipped model's name, a .safetensors model file, a
+    training run folder or a checkpoint (.pt, read with weights_only)."""
     from srgan.weights import PICKLE_SUFFIXES, ModelFileError, load_generator
 
     path = Path(source)
     if path.is_dir() or path.suffix.lower() in PICKLE_SUFFIXES:
         net, card = load_run_generator(path, ema=ema, best=best)
-        net.card = card  # type: ignore[attr-defined]  (as load_generator sets it)
-        return net
+        return LoadedModel.of(net, card)
     if ema or best:
         raise ExportError(f"{source}: --ema and --best apply to run folders and checkpoints")
     try:
