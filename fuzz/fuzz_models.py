@@ -8,7 +8,7 @@ or card JSON given odd values: huge, negative, fractional, infinite, NaN, string
 1000s deep, unknown fields; the length prefix lied about), and the file is put back together
 so the mutation reaches srgan's own checks rather than stopping at safetensors' parser.
 
-What must hold: load_generator returns a network that runs on a 4x4 input, or raises
+What must hold: load_generator returns a model whose network runs on a 4x4 input, or raises
 ModelFileError; load_checkpoint returns a dict or raises CheckpointError. Anything else is a
 crash, and so is an allocation over the --memory-gib cap (the process's address space is
 capped, so a "tiny file that builds a 20 GB network" fails loudly here instead of swapping the
@@ -167,7 +167,7 @@ def model_checker(workdir: Path):
     def check(data: bytes) -> None:
         path.write_bytes(data)
         try:
-            net = load_generator(path)
+            net = load_generator(path).net
         except ModelFileError as exc:
             if str(path) not in str(exc):
                 raise AssertionError(f"error does not name the file: {exc}") from exc

@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Upscaler": "srgan.inference",
+    "LoadedModel": "srgan.weights",
     "ModelFileError": "srgan.weights",
     "list_models": "srgan.weights",
     "load_generator": "srgan.weights",
