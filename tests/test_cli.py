@@ -108,3 +108,11 @@ def test_srgan_models_shows_no_machine_paths():
 
     assert without_paths("crops from /home/a/../data/train, and ../shared/x/val; docs/c.md") \
         == "crops from train/, and val/; docs/c.md"
+
+
+@pytest.mark.parametrize("args", [["upscale", "x.png", "-o", "out", "--ext", "png"],
+                                  ["benchmark", "--out", "r"], ["compare", "x.png", "--out", "r"]])
+def test_old_option_spellings_are_gone(args):
+    # one name per concept: --output for where results go, --format for the file type
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2 and "No such option" in res.output, res.output

@@ -68,7 +68,7 @@ def test_outscale_ext_suffix_and_rgba(tmp_path, tiny_model_path):
     src = write(tmp_path / "logo.png", channels=4, mode="RGBA")
     out = tmp_path / "out"
     result = run(src, "-o", out, "-m", tiny_model_path, "-q", "--outscale", "2",
-                 "--ext", "webp", "--suffix", "_big")
+                 "--format", "webp", "--suffix", "_big")
     assert result.exit_code == 0, result.output
     img = Image.open(out / "logo_big.webp")
     assert img.size == (24, 20) and img.mode == "RGBA"
@@ -238,7 +238,7 @@ def test_upscale_webp_too_large_is_refused_before_computing(tmp_path, tiny_model
 
     monkeypatch.setattr(Upscaler, "upscale", lambda *a, **k: pytest.fail("computed"))
     src = write_photo(tmp_path / "wide.png", size=(4200, 2))  # x4: 16800 > WebP's 16383
-    res = cli("upscale", src, "-o", tmp_path / "o", "--ext", "webp", "-m", tiny_model_path,
+    res = cli("upscale", src, "-o", tmp_path / "o", "--format", "webp", "-m", tiny_model_path,
               "-q")
     assert res.exit_code == 1 and "16383" in res.output
 
@@ -267,7 +267,7 @@ def test_warnings_use_the_tools_own_form(tmp_path, tiny_model_path):
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
     res = subprocess.run(
         [sys.executable, "-m", "srgan", "upscale", str(src), "-o", str(tmp_path / "o"), "-m",
-         str(tiny_model_path), "--ext", "jpg", "--precision", "fp16", "--device", "cpu", "-q"],
+         str(tiny_model_path), "--format", "jpg", "--precision", "fp16", "--device", "cpu", "-q"],
         capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr
     lines = [ln for ln in res.stderr.splitlines() if "warn" in ln.lower()]

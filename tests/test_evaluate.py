@@ -180,7 +180,7 @@ def test_model_of_another_scale_is_refused(tmp_path):
 def test_cli_benchmark_writes_files_and_reports_skips(dataset, tmp_path):
     out = tmp_path / "res"
     r = CliRunner().invoke(main, ["benchmark", "-m", "bicubic", "--data", str(dataset),
-                                  "--out", str(out), "--no-lpips", "--device", "cpu"])
+                                  "--output", str(out), "--no-lpips", "--device", "cpu"])
     assert r.exit_code == 0, r.output
     assert "| Tiny (3) |" in r.stdout
     assert f"skipped {dataset / 'broken.png'}" in r.stderr
@@ -192,7 +192,7 @@ def test_cli_benchmark_fails_when_nothing_is_scored(tmp_path):
     d.mkdir()
     (d / "x.jpg").write_bytes(b"nope")
     r = CliRunner().invoke(main, ["benchmark", "-m", "bicubic", "--data", str(d),
-                                  "--out", str(tmp_path / "o"), "--no-lpips"])
+                                  "--output", str(tmp_path / "o"), "--no-lpips"])
     assert r.exit_code == 1
     assert "no image could be scored" in r.stderr and not (tmp_path / "o").exists()
 
@@ -213,7 +213,7 @@ def test_non_utf8_names_and_exact_reconstructions_are_reported(tmp_path):
     Path(os.fsdecode(os.fsencode(d) + b"/bad_\xe9.png")).write_bytes(b"junk")
     out = tmp_path / "res"
     r = CliRunner().invoke(main, ["benchmark", "-m", "bicubic", "--data", str(d),
-                                  "--out", str(out), "--no-lpips", "--device", "cpu"])
+                                  "--output", str(out), "--no-lpips", "--device", "cpu"])
     assert r.exit_code == 0, r.output
     assert f"skipped {d}/bad_\\xe9.png: " in r.stderr and "\\udc" not in r.output
 
@@ -383,7 +383,7 @@ def test_without_niqe_nothing_about_it_is_written(result, tmp_path):
 
 def test_cli_benchmark_niqe_prints_the_niqe_table(niqe_dataset, tmp_path):
     r = CliRunner().invoke(main, ["benchmark", "-m", "bicubic", "--data", str(niqe_dataset),
-                                  "--out", str(tmp_path / "o"), "--no-lpips", "--niqe"])
+                                  "--output", str(tmp_path / "o"), "--no-lpips", "--niqe"])
     assert r.exit_code == 0, r.output
     assert "lower is better" in r.stdout and "| Dataset | bicubic | HR |" in r.stdout
 
@@ -442,7 +442,7 @@ def test_a_standard_set_not_found_says_where_it_comes_from(tmp_path, monkeypatch
         resolve_dataset("MyPhotos", None, {})
     assert "standard benchmark" not in str(exc.value)
     r = CliRunner().invoke(main, ["benchmark", "-m", "bicubic", "--data", "Set5",
-                                  "--no-lpips", "--out", str(tmp_path / "o")])
+                                  "--no-lpips", "--output", str(tmp_path / "o")])
     assert r.exit_code == 1 and "Bevilacqua" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(main, ["data", "download", "Set5", str(tmp_path / "d")])
     assert r.exit_code == 2 and "Bevilacqua" in r.output and "--data-root DIR" in r.output
@@ -451,7 +451,7 @@ def test_a_standard_set_not_found_says_where_it_comes_from(tmp_path, monkeypatch
 
 def test_cli_benchmark_takes_set_names(niqe_dataset, dataset, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    args = ["benchmark", "-m", "bicubic", "--no-lpips", "--out", str(tmp_path / "o"),
+    args = ["benchmark", "-m", "bicubic", "--no-lpips", "--output", str(tmp_path / "o"),
             "--overwrite"]
     r = CliRunner().invoke(main, [*args, "--data", "Tiny", "Big", "--data-root",
                                   str(dataset.parent)])
@@ -500,7 +500,7 @@ def test_cli_benchmark_keeps_earlier_results_unless_overwrite(dataset, tmp_path)
     out = tmp_path / "res"
     out.mkdir()
     (out / "results.md").write_text("my notes")
-    args = ["benchmark", "-m", "bicubic", "--data", str(dataset), "--out", str(out),
+    args = ["benchmark", "-m", "bicubic", "--data", str(dataset), "--output", str(out),
             "--no-lpips", "--device", "cpu"]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 1 and "--overwrite" in r.output and "results.md" in r.output
@@ -513,7 +513,7 @@ def test_cli_benchmark_keeps_earlier_results_unless_overwrite(dataset, tmp_path)
 
 def test_a_second_benchmark_says_it_kept_the_first_ones_results(dataset, tmp_path):
     # "Error: nothing scored" read as if the images had failed; it only refused to replace
-    args = ["benchmark", "-m", "bicubic", "--data", str(dataset), "--out", str(tmp_path / "r"),
+    args = ["benchmark", "-m", "bicubic", "--data", str(dataset), "--output", str(tmp_path / "r"),
             "--no-lpips", "--device", "cpu"]
     assert CliRunner().invoke(main, args).exit_code == 0
     first = (tmp_path / "r" / "scores.csv").read_bytes()
@@ -521,7 +521,7 @@ def test_a_second_benchmark_says_it_kept_the_first_ones_results(dataset, tmp_pat
     assert r.exit_code == 1
     assert "nothing scored" not in r.output
     assert "results of an earlier run" in r.output and "are kept" in r.output
-    assert "-o/--out" in r.output and "--overwrite" in r.output
+    assert "-o/--output" in r.output and "--overwrite" in r.output
     assert len(r.output.strip().splitlines()) == 1
     assert (tmp_path / "r" / "scores.csv").read_bytes() == first
 

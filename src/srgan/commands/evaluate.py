@@ -25,7 +25,7 @@ A --data (or --lr-dir) that is not an existing folder is looked up by name: unde
 --data-root, then $SRGAN_DATA_ROOT, then ../shared/data/benchmark and ../shared/data/real.
 A set folder holding HR/ and LR/ (DRealSR) is scored on its own LR images, matched by name.
 Writes scores.csv (per image), results.md (the table) and summary.json (settings, versions,
-device, seconds per image) into --out. Unreadable or unusable images are reported on one
+device, seconds per image) into --output. Unreadable or unusable images are reported on one
 line each and skipped; the exit status is 1 only when no image at all could be scored.
 """
 
@@ -52,7 +52,7 @@ def _err(line: str) -> None:
               help="Ready-made LR images, one folder per --data folder in the same order, "
                    "matched by file name (baby.png, baby_LR.png, babyx4.png...). "
                    "[default: MATLAB bicubic of the HR]")
-@click.option("-o", "--out", "out", type=click.Path(file_okay=False, path_type=Path),
+@click.option("-o", "--output", "out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("benchmark_results"), show_default=True)
 @device_option
 @precision_option("fp32", "fp32 keeps tables independent of the GPU's half-precision "
@@ -156,7 +156,7 @@ $SRGAN_DATA_ROOT, then ../shared/data/benchmark.
 @click.option("-m", "--model", "models", multiple=True,
               help="Shipped model name or .safetensors file; repeatable. "
                    "[default: every shipped model] `bicubic` is always a column.")
-@click.option("-o", "--out", "out", type=click.Path(path_type=Path), default=None,
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), default=None,
               help="Folder for one PNG per image [default: compare_results/], or a .png file "
                    "(one image, or --grid).")
 @click.option("--scale", type=click.IntRange(2, 16), default=4, show_default=True)
@@ -209,7 +209,7 @@ def compare(images, models, out, scale, box, box_size, panel_width, grid, lr_inp
         raise click.UsageError("no images found")
     to_file = out is not None and out.suffix.lower() == ".png"
     if to_file and not grid and len(files) > 1:
-        raise click.UsageError(f"{len(files)} images need a folder for --out, or --grid")
+        raise click.UsageError(f"{len(files)} images need a folder for --output, or --grid")
     folder = (out if out is not None and not to_file else Path("compare_results"))
     targets = figure_targets(files, out if to_file else None, folder, grid)
     check_figure_targets(targets, files, overwrite)  # before any model runs
@@ -260,7 +260,7 @@ def check_result_files(out: Path, overwrite: bool) -> None:
     if in_the_way and not problems:
         raise click.ClickException(display_text(
             f"not run: {display_path(out)} already holds the results of an earlier run "
-            f"({', '.join(in_the_way)}), which are kept; give another folder with -o/--out, "
+            f"({', '.join(in_the_way)}), which are kept; give another folder with -o/--output, "
             "or --overwrite to replace them"))
     problems += [f"output {out / n} exists (use --overwrite to replace it)" for n in in_the_way]
     if problems:

@@ -29,7 +29,7 @@ EXAMPLES = """
 Examples:
   srgan upscale photo.jpg -o out/                 # out/photo_x4.jpg
   srgan upscale photo.jpg -o big.png              # one file: that name
-  srgan upscale holiday/ -o big/ --ext png        # every image in the folder, as PNG
+  srgan upscale holiday/ -o big/ --format png        # every image in the folder, as PNG
   srgan upscale scan.png -o out/ --outscale 2     # x4 model, then bicubic to x2
   srgan upscale in.png -o out/ -m my.safetensors --device cuda --precision fp16
   srgan upscale in.png -o out/ --tta              # x8 self-ensemble: slower, a bit sharper
@@ -67,7 +67,8 @@ def distributed_rank() -> tuple[int, int, int]:
               show_default=True, help="onnxruntime: CPU only, needs srgan[onnx].")
 @click.option("--compile", "compile_", is_flag=True,
               help="torch.compile the model (GPUs; pays off over many images of one size).")
-@click.option("--ext", type=click.Choice(["auto", "png", "jpg", "webp"]), default="auto",
+@click.option("--format", "image_format", type=click.Choice(["auto", "png", "jpg", "webp"]),
+              default="auto",
               show_default=True, help="Output format; auto keeps the input's where it can.")
 @click.option("--suffix", default=None,
               help="Added to output file names [default: _x4, or _x2 for --outscale 2].")
@@ -88,7 +89,7 @@ def upscale(
     tta: bool,
     backend: str,
     compile_: bool,
-    ext: str,
+    image_format: str,
     suffix: str | None,
     overwrite: bool,
     quiet: bool,
@@ -105,7 +106,7 @@ def upscale(
     """
     check_options(outscale, tile_pad, suffix)
     found = discover(inputs)
-    out_file, outdir = check_output(outdir, inputs, found, ext)
+    out_file, outdir = check_output(outdir, inputs, found, image_format)
     opts = check_codec(video["codec"], video["crf"], video["lossless"]) if found.videos else None
     rank, world, local_rank = distributed_rank()
     upscaler = load_upscaler(model, device, local_rank, world, precision=precision, tile=tile,
@@ -113,7 +114,7 @@ def upscale(
                              denoise=denoise)
     if suffix is None:
         suffix = default_suffix(upscaler.scale, outscale, model, denoise)
-    plan = plan_jobs(found, out_file, outdir, suffix, image_format=ext,
+    plan = plan_jobs(found, out_file, outdir, suffix, image_format=image_format,
                      video_ext=container_extension(opts) if opts else ".mp4",
                      overwrite=overwrite)
     for note in plan.notes:

@@ -71,7 +71,7 @@ def check_writable_size(path: str | os.PathLike, width: int, height: int) -> Non
     limit = _MAX_SIDES[fmt]
     if max(width, height) > limit:
         raise ImageWriteError(path, f"{fmt} images can be at most {limit} pixels on a side, "
-                                    f"this one would be {width}x{height} (use --ext png)")
+                                    f"this one would be {width}x{height} (use --format png)")
 
 
 def _stored_pixels(image: ImageData | QuantizedImage, label: Path | None, fmt: str,
