@@ -354,7 +354,7 @@ def test_408_when_an_upload_stalls():
         sent.append(message)
 
     async def main():
-        guard = BodyLimit(app, limit=1000, idle_timeout=0.1, total_timeout=5)
+        guard = BodyLimit(app, limit=1000, upload_timeout=0.1, upload_deadline=5)
         scope = {"type": "http", "method": "POST", "path": "/v1/upscale", "headers": []}
         await asyncio.wait_for(guard(scope, stalled_receive, send), 5)
 
@@ -386,7 +386,7 @@ def _run_guard(headers: list, chunks: list[bytes]) -> tuple[list, int]:
     async def send(message):
         sent.append(message)
 
-    guard = BodyLimit(app, limit=1000, idle_timeout=1, total_timeout=5, drain=5000)
+    guard = BodyLimit(app, limit=1000, upload_timeout=1, upload_deadline=5, drain=5000)
     scope = {"type": "http", "method": "POST", "path": "/v1/upscale", "headers": headers}
     asyncio.run(asyncio.wait_for(guard(scope, receive, send), 5))
     return sent, consumed
@@ -545,7 +545,7 @@ def test_serve_command_passes_its_timeouts(tiny_model_path: Path, monkeypatch):
         assert result.exit_code == 0, result.output
     guards = [next(m.kwargs for m in run["app"].user_middleware if m.cls is BodyLimit)
               for run in runs]
-    assert [(g["idle_timeout"], g["total_timeout"]) for g in guards] == [
+    assert [(g["upload_timeout"], g["upload_deadline"]) for g in guards] == [
         (30.0, 300.0), (4.0, 77.0), (30.0, 300.0)]
     assert [run["http"].head_timeout for run in runs] == [10.0, 4.0, 2.5]
 

@@ -10,11 +10,14 @@ from srgan.commands.options import (
     precision_option,
     tile_option,
 )
+from srgan.serve.defaults import (
+    DEFAULT_MAX_UPLOAD_MB,
+    DEFAULT_QUEUE,
+    DEFAULT_UPLOAD_DEADLINE,
+    DEFAULT_UPLOAD_TIMEOUT,
+    UPLOAD_MAX_PIXELS,
+)
 
-try:  # the web extra's own defaults
-    from srgan.serve.app import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB, DEFAULT_QUEUE
-except ImportError:  # without it `srgan serve --help` still works (tests check these agree)
-    DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB, DEFAULT_QUEUE = 1_000_000, 20.0, 32
 WEB_EXTRA = "`srgan serve` needs the web extra: pip install 'srgan[web]'"
 
 EXAMPLES = """
@@ -38,7 +41,7 @@ Examples:
 @device_option
 @precision_option()
 @tile_option
-@click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS,
+@click.option("--max-pixels", type=click.IntRange(min=1), default=UPLOAD_MAX_PIXELS,
               show_default=True, help="Largest input image, in pixels (checked from the "
                                       "header before decoding); outputs may have 16x this.")
 @click.option("--max-upload-mb", type=FiniteFloatRange(0.001, 10**6), default=DEFAULT_MAX_UPLOAD_MB,
@@ -50,9 +53,11 @@ Examples:
                                       "holds its upload, not its pixels); more get 503.")
 @click.option("--max-connections", type=click.IntRange(min=1), default=200, show_default=True,
               help="Open connections before uvicorn answers 503 itself.")
-@click.option("--upload-timeout", type=FiniteFloatRange(1, 86400), default=30.0, show_default=True,
+@click.option("--upload-timeout", type=FiniteFloatRange(1, 86400),
+              default=DEFAULT_UPLOAD_TIMEOUT, show_default=True,
               help="Seconds an upload may stall (no bytes at all) before 408.")
-@click.option("--upload-deadline", type=FiniteFloatRange(1, 86400), default=300.0,
+@click.option("--upload-deadline", type=FiniteFloatRange(1, 86400),
+              default=DEFAULT_UPLOAD_DEADLINE,
               show_default=True,
               help="Seconds a whole upload may take, however steadily it trickles, before 408.")
 @click.option("--header-timeout", type=FiniteFloatRange(0.1, 86400), default=None,
@@ -94,7 +99,7 @@ def serve(host: str, port: int, models: tuple[str, ...], device: str, precision:
             list(models) or None,
             device=device, precision=precision, tile=tile, max_pixels=max_pixels,
             max_upload_mb=max_upload_mb, workers=workers, queue_size=queue_size,
-            idle_timeout=upload_timeout, upload_timeout=upload_deadline, preload=True,
+            upload_timeout=upload_timeout, upload_deadline=upload_deadline, preload=True,
             allowed_hosts=allowed_hosts, allowed_origins=allow_origins,
         )
     except (ModelFileError, ValueError) as exc:

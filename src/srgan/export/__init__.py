@@ -3,7 +3,7 @@ an `ExportError`. A training run's own model file is training's last step (`srga
 
 from srgan.export.errors import ExportError
 from srgan.export.formats import (
-    FORMATS,
+    RUNTIMES,
     export_model,
     onnx_bytes,
     onnxruntime_session,
@@ -12,6 +12,6 @@ from srgan.export.formats import (
 )
 
 __all__ = [
-    "FORMATS", "ExportError", "export_model", "onnx_bytes", "onnxruntime_session",
+    "RUNTIMES", "ExportError", "export_model", "onnx_bytes", "onnxruntime_session",
     "read_onnx_config", "torchscript_bytes",
 ]

@@ -20,7 +20,7 @@ from srgan.fuse import inference_model
 from srgan.nets import SRResNet
 from srgan.weights import GeneratorConfig, LoadedModel
 
-FORMATS = ("onnx", "torchscript")
+RUNTIMES = ("onnx", "torchscript")
 ONNX_OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "image", "upscaled"
 
@@ -97,8 +97,8 @@ def export_model(model: LoadedModel | SRResNet, output: str | Path, fmt: str,
         net, name = model.net, model.card.name
     else:
         net, name = model, ""
-    if fmt not in FORMATS:
-        raise ExportError(f"format must be one of {FORMATS}, got {fmt!r}")
+    if fmt not in RUNTIMES:
+        raise ExportError(f"format must be one of {RUNTIMES}, got {fmt!r}")
     output = Path(output)
     if not overwrite and output.exists():
         raise ExportError(f"{output}: exists (use --overwrite to replace it)")
@@ -144,6 +144,6 @@ def read_onnx_config(path: str | Path) -> GeneratorConfig:
 
 
 __all__ = [
-    "FORMATS", "ExportError", "export_model", "onnx_bytes",
+    "RUNTIMES", "ExportError", "export_model", "onnx_bytes",
     "onnxruntime_session", "read_onnx_config", "torchscript_bytes",
 ]

@@ -30,7 +30,7 @@ from srgan.imageio.mark import MARK, has_mark
 from srgan.imageio.pil import from_pil, to_pil
 from srgan.imageio.png import PNG_THREADS
 from srgan.imageio.read import (
-    DEFAULT_MAX_PIXELS,
+    FILE_MAX_PIXELS,
     MAX_PIXELS_ENV,
     READ_FORMATS,
     probe_size,
@@ -51,7 +51,7 @@ from srgan.imageio.types import (
 from srgan.imageio.write import WRITE_EXTENSIONS, check_writable_size, encode, write_image
 
 __all__ = [
-    "DEFAULT_MAX_PIXELS",
+    "FILE_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
     "MARK",
     "MAX_PIXELS_ENV",

@@ -33,11 +33,11 @@ from srgan.imageio.metadata import EXIF_PREFIX, build_image
 from srgan.imageio.types import ImageData, QuantizedImage
 from srgan.quantize import quantize
 
-__all__ = ["DEFAULT_MAX_PIXELS", "MAX_PIXELS_ENV", "READ_FORMATS", "Source", "check_pixels",
+__all__ = ["FILE_MAX_PIXELS", "MAX_PIXELS_ENV", "READ_FORMATS", "Source", "check_pixels",
            "probe_size", "read_bytes", "read_image", "read_quantized", "read_rgb8",
            "resolve_max_pixels"]
 
-DEFAULT_MAX_PIXELS = 200_000_000
+FILE_MAX_PIXELS = 200_000_000
 MAX_PIXELS_ENV = "SRGAN_MAX_PIXELS"
 # Pillow plugins we let decode. Excluded on purpose: EPS (runs Ghostscript), TGA (no magic
 # bytes, so arbitrary junk can be taken for one), and the exotic rest.
@@ -74,7 +74,7 @@ def _pillow_guard() -> Iterator[None]:
 
 def resolve_max_pixels(max_pixels: int | None = None) -> int | None:
     """The pixel limit in force: `max_pixels` if given, else $SRGAN_MAX_PIXELS, else
-    DEFAULT_MAX_PIXELS. 0 means no limit, returned as None; a negative number is a
+    FILE_MAX_PIXELS. 0 means no limit, returned as None; a negative number is a
     ValueError (it used to switch the limit off as quietly as 0)."""
     if max_pixels is None:
         env = os.environ.get(MAX_PIXELS_ENV, "").strip()
@@ -87,7 +87,7 @@ def resolve_max_pixels(max_pixels: int | None = None) -> int | None:
                 raise ValueError(f"{MAX_PIXELS_ENV} must be a whole number of pixels, 0 for no "
                                  f"limit, got {env!r}") from None
         else:
-            max_pixels = DEFAULT_MAX_PIXELS
+            max_pixels = FILE_MAX_PIXELS
     if max_pixels < 0:
         raise ValueError(f"max_pixels must be a whole number of pixels, 0 for no limit, "
                          f"got {max_pixels!r}")
@@ -158,7 +158,7 @@ def read_image(source: Source, max_pixels: int | None = None, *,
     """Read an image file (a path or a binary file object) into ImageData.
 
     `max_pixels`: refuse images with more pixels, judged from the header before decoding;
-    None = $SRGAN_MAX_PIXELS or DEFAULT_MAX_PIXELS, 0 = no limit. `name` is what errors call
+    None = $SRGAN_MAX_PIXELS or FILE_MAX_PIXELS, 0 = no limit. `name` is what errors call
     a file object (default "<memory>"). Animated files give their first frame and a note in
     `.warnings`. Raises ImageReadError, and nothing else, for any file that cannot be read."""
     return _read(source, max_pixels, name, quantized=False)  # type: ignore[return-value]

@@ -39,6 +39,15 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from srgan.serve.apidocs import add_docs
+from srgan.serve.defaults import (
+    DEFAULT_JOB_LEASE,
+    DEFAULT_MAX_UPLOAD_MB,
+    DEFAULT_QUEUE,
+    DEFAULT_QUEUE_MB,
+    DEFAULT_UPLOAD_DEADLINE,
+    DEFAULT_UPLOAD_TIMEOUT,
+    UPLOAD_MAX_PIXELS,
+)
 from srgan.serve.jobs import JobQueue, QueueFull
 from srgan.serve.limits import BodyLimit
 from srgan.serve.middleware import HeadAsGet, QuietPolls
@@ -52,11 +61,6 @@ __all__ = ["STATIC_DIR", "ApiError", "BodyLimit", "JobQueue", "QueueFull",
 
 log = logging.getLogger("srgan.serve")
 
-DEFAULT_MAX_PIXELS = 1_000_000  # input pixels; x4 gives 16 MP out
-DEFAULT_MAX_UPLOAD_MB = 20.0
-DEFAULT_QUEUE = 32  # jobs waiting behind the running ones before 503
-DEFAULT_QUEUE_MB = 256.0  # uploaded bytes the waiting jobs may hold between them
-DEFAULT_JOB_LEASE = 120.0  # s a job may go unasked-about before it is taken as abandoned
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and the small form fields
 STATIC_DIR = Path(str(resources.files("srgan.serve") / "static"))
 
@@ -81,15 +85,15 @@ def create_app(
     device: str = "auto",
     precision: str = "auto",
     tile: int | None = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int = UPLOAD_MAX_PIXELS,
     max_output_pixels: int | None = None,
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
     workers: int = 1,
     queue_size: int = DEFAULT_QUEUE,
     queue_mb: float = DEFAULT_QUEUE_MB,
     job_lease: float = DEFAULT_JOB_LEASE,
-    idle_timeout: float = 30.0,
-    upload_timeout: float = 300.0,
+    upload_timeout: float = DEFAULT_UPLOAD_TIMEOUT,
+    upload_deadline: float = DEFAULT_UPLOAD_DEADLINE,
     preload: bool = False,
     loader: Callable[[Path], Any] | None = None,
     allowed_hosts: Sequence[str] | None = LOOPBACK_HOSTS,
@@ -101,9 +105,10 @@ def create_app(
     None serves every shipped model. `max_pixels` limits the input image, `max_output_pixels`
     (default 16 x max_pixels) the result. `workers` jobs run at once, `queue_size` more wait
     (holding at most `queue_mb` of uploads); beyond that 503. A job nobody asks about for
-    `job_lease` s is dropped. `idle_timeout`/`upload_timeout` (s) end stalled uploads with
-    408. `preload` loads the default model at start-up. `loader(path)` returns an object with
-    `.scale` and `.upscale(ImageData, outscale, tta=, progress=)` (default: `Upscaler`).
+    `job_lease` s is dropped. An upload that sends nothing for `upload_timeout` s, or takes
+    longer than `upload_deadline` s in all, ends with 408. `preload` loads the default model
+    at start-up. `loader(path)` returns an object with `.scale` and `.upscale(ImageData,
+    outscale, tta=, progress=)` (default: `Upscaler`).
     `allowed_hosts`: Host header names accepted besides loopback ones (None: any host);
     `allowed_origins`: other origins whose pages may call the API.
     """
@@ -136,7 +141,7 @@ def create_app(
                           "al. 2017).")
     app.state.service = service
     app.add_middleware(BodyLimit, limit=limits.max_upload_bytes, overhead=MULTIPART_OVERHEAD,
-                       idle_timeout=idle_timeout, total_timeout=upload_timeout)
+                       upload_timeout=upload_timeout, upload_deadline=upload_deadline)
     app.add_middleware(HeadAsGet)
     # outermost, so its checks come first and its headers reach every answer (413s too)
     app.add_middleware(Security, allowed_hosts=allowed_hosts, allowed_origins=allowed_origins)

@@ -41,19 +41,19 @@ class BodyLimit:
     Bodies larger than that are answered at once and the connection is closed.
     """
 
-    def __init__(self, app: ASGIApp, limit: int, idle_timeout: float, total_timeout: float,
+    def __init__(self, app: ASGIApp, limit: int, upload_timeout: float, upload_deadline: float,
                  overhead: int = 0, drain: int | None = None):
         self.app = app
         self.shown_limit = limit  # what people are told: the file size they may send
         self.limit = limit + overhead  # what is enforced: the whole multipart body
-        self.idle_timeout = idle_timeout
-        self.total_timeout = total_timeout
+        self.upload_timeout = upload_timeout  # s without a byte
+        self.upload_deadline = upload_deadline  # s for the whole body
         self.drain = max(limit, 8 << 20) if drain is None else drain
 
     async def _discard(self, receive: Receive, budget: int, deadline: float) -> None:
         """Read and drop the rest of a body, within `budget` bytes and the time limits."""
         while budget > 0:
-            wait = min(self.idle_timeout, deadline - time.monotonic())
+            wait = min(self.upload_timeout, deadline - time.monotonic())
             if wait <= 0:
                 return
             try:
@@ -70,7 +70,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        deadline = time.monotonic() + self.total_timeout
+        deadline = time.monotonic() + self.upload_deadline
         declared = _content_length(scope)
         if declared is not None and declared > self.limit:
             if declared <= self.limit + self.drain:
@@ -86,13 +86,13 @@ class BodyLimit:
             nonlocal seen, complete
             if complete:  # the body is in: later receives only wait for a disconnect
                 return await receive()
-            wait = min(self.idle_timeout, deadline - time.monotonic())
+            wait = min(self.upload_timeout, deadline - time.monotonic())
             if wait <= 0:
-                raise BodyTimeout(self.idle_timeout)
+                raise BodyTimeout(self.upload_timeout)
             try:
                 message = await asyncio.wait_for(receive(), wait)
             except TimeoutError:
-                raise BodyTimeout(self.idle_timeout) from None
+                raise BodyTimeout(self.upload_timeout) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 complete = not message.get("more_body", False)
