@@ -80,7 +80,7 @@ def benchmark(models, data, more_data, data_root, scale, crop_border, lr_dirs, o
     bicubic upscaling of the same LR) is the baseline of every table.
     """
     from srgan.evaluate.benchmark import run_benchmark
-    from srgan.imageio import display_path, display_text
+    from srgan.imageio import display_text
     from srgan.weights import ModelFileError, list_models
 
     check_result_files(out, overwrite)  # before any scoring
@@ -107,20 +107,12 @@ def benchmark(models, data, more_data, data_root, scale, crop_border, lr_dirs, o
         )
     except (ModelFileError, ValueError, FileNotFoundError) as exc:
         raise click.ClickException(display_text(exc)) from exc
-    if not result.scores:
-        _err(f"no image could be scored ({len(result.skipped)} skipped)")
-        sys.exit(1)
-    paths = result.write(out)
-    click.echo(result.to_markdown())
-    if result.skipped:
-        _err(f"{len(result.skipped)} image(s) skipped (listed in "
-             f"{display_path(paths['json'])})")
-    _err("wrote " + ", ".join(display_path(paths[k]) for k in ("csv", "markdown", "json")))
+    _write_tables(result, out, say_skipped=True)
 
 
 def _noref(names, datasets, scale, crop_border, device, precision, tta, data_root, out) -> None:
     from srgan.evaluate.noref import run_noref
-    from srgan.imageio import display_path, display_text
+    from srgan.imageio import display_text
     from srgan.weights import ModelFileError
 
     try:
@@ -128,11 +120,22 @@ def _noref(names, datasets, scale, crop_border, device, precision, tta, data_roo
                            precision=precision, tta=tta, log=_err, data_root=data_root)
     except (ModelFileError, ValueError, FileNotFoundError) as exc:
         raise click.ClickException(display_text(exc)) from exc
+    _write_tables(result, out, say_skipped=False)
+
+
+def _write_tables(result, out, say_skipped: bool) -> None:
+    """Write the tables into `out`, print the Markdown one and say where the files went;
+    exit status 1 when no image could be scored."""
+    from srgan.imageio import display_path
+
     if not result.scores:
         _err(f"no image could be scored ({len(result.skipped)} skipped)")
         sys.exit(1)
     paths = result.write(out)
     click.echo(result.to_markdown())
+    if say_skipped and result.skipped:
+        _err(f"{len(result.skipped)} image(s) skipped (listed in "
+             f"{display_path(paths['json'])})")
     _err("wrote " + ", ".join(display_path(paths[k]) for k in ("csv", "markdown", "json")))
 
 
