@@ -26,6 +26,12 @@ common=(
   --set train.warmup_steps=100 --set train.min_lr=1e-6 --set train.ema=0.999
   --set log.val_every=500 --set log.ckpt_every=500 --set log.keep=2 --set log.progress=false
 )
+# Real-photo stages validate on real camera pairs (DRealSR: the LR is the camera's own), 24 of
+# the 93 each time, spread over the cameras.
+real_val=(
+  --set "data.val=$shared/data/real/DRealSR/HR" --set "data.val_lr=$shared/data/real/DRealSR/LR"
+  --set data.val_max_images=24 --set log.val_every=1000 --set log.ckpt_every=500
+)
 case "$stage" in
   srresnet_x4)
     # Warm start from the shipped weights; segments of ~2 h on 2 cores, each 0.7x the last.
@@ -40,20 +46,17 @@ case "$stage" in
       --set log.export=last "$@"
     ;;
   srresnet_real_x4)
-    # Realistic degradations (one worker process), from the shipped srresnet_x4, L1; validated
-    # on real camera pairs (DRealSR: the LR is the camera's own), 24 of the 93 each time.
-    exec "$srgan" train srresnet_real_x4 "${common[@]}" --set model.init=srresnet_x4 \
-      --set "data.val=$shared/data/real/DRealSR/HR" --set "data.val_lr=$shared/data/real/DRealSR/LR" \
-      --set data.val_max_images=24 --set log.val_every=1000 --set log.ckpt_every=500 \
-      --set train.lr=1e-4 --set "train.period=${PERIOD:-16000}" --set train.restart_decay=0.7 "$@"
+    # Realistic degradations (one worker process), from the shipped srresnet_x4, L1.
+    exec "$srgan" train srresnet_real_x4 "${common[@]}" "${real_val[@]}" \
+      --set model.init=srresnet_x4 --set train.lr=1e-4 --set "train.period=${PERIOD:-16000}" \
+      --set train.restart_decay=0.7 "$@"
     ;;
   srgan_real_x4)
     # Stage 2 for real photos, from the shipped srresnet_real_x4 (its config: frozen
-    # upsampler, USM pixel targets, flat-region MSE, lr 1e-5); DRealSR validation as above.
-    exec "$srgan" train srgan_real_x4 "${common[@]}" --set "model.init=${INIT:-srresnet_real_x4}" \
-      --set "data.val=$shared/data/real/DRealSR/HR" --set "data.val_lr=$shared/data/real/DRealSR/LR" \
-      --set data.val_max_images=24 --set log.val_every=1000 --set log.ckpt_every=500 \
-      --set train.schedule=constant --set train.lr=1e-5 --set log.export=last "$@"
+    # upsampler, USM pixel targets, flat-region MSE, lr 1e-5).
+    exec "$srgan" train srgan_real_x4 "${common[@]}" "${real_val[@]}" \
+      --set "model.init=${INIT:-srresnet_real_x4}" --set train.schedule=constant \
+      --set train.lr=1e-5 --set log.export=last "$@"
     ;;
   *) echo "unknown stage $stage" >&2; exit 2 ;;
 esac

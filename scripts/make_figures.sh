@@ -30,16 +30,8 @@ FIGURES=(
   "garden|Garden.jpg|1000,240,1280,800|auto"
 )
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-
-(cd "$work" && apt-get download mate-backgrounds >/dev/null)
-dpkg -x "$work"/mate-backgrounds_*_all.deb "$work/pkg"
-photos="$work/pkg/usr/share/backgrounds/mate/nature"
+. "$(dirname "$0")/mate_photos.sh"  # sets work, photos, model_args
 mkdir -p "$work/hr" "$OUT"
-
-model_args=()
-for m in "${MODELS[@]}"; do model_args+=(-m "$m"); done
 
 for spec in "${FIGURES[@]}"; do
   IFS='|' read -r name file crop box <<<"$spec"

@@ -27,16 +27,8 @@ FIGURES=(
   "real_two_wings|TwoWings.jpg|1100,500,1024,640|55|auto"
 )
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-
-(cd "$work" && apt-get download mate-backgrounds >/dev/null)
-dpkg -x "$work"/mate-backgrounds_*_all.deb "$work/pkg"
-photos="$work/pkg/usr/share/backgrounds/mate/nature"
+. "$(dirname "$0")/mate_photos.sh"  # sets work, photos, model_args
 mkdir -p "$work/lr" "$OUT"
-
-model_args=()
-for m in "${MODELS[@]}"; do model_args+=(-m "$m"); done
 
 for spec in "${FIGURES[@]}"; do
   IFS='|' read -r name file crop quality box <<<"$spec"

@@ -182,12 +182,11 @@ def circular_lowpass_kernel(size: int, cutoff: float) -> np.ndarray:
     """The ideal 2-D low-pass (a jinc, 'sinc' in Real-ESRGAN): cutoff in radians per pixel, so
     frequencies above cutoff / (2 pi) cycles per pixel are removed; ringing like sharpening
     and over-eager resizers leave. Normalised to sum 1."""
-    xx, yy = _grid(size)
-    r = torch.from_numpy(np.sqrt(xx**2 + yy**2))
+    r = np.hypot(*_grid(size))
+    j1 = torch.special.bessel_j1(torch.from_numpy(cutoff * r)).numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
-        j1 = torch.special.bessel_j1(cutoff * r).numpy()
-        k = cutoff * j1 / (2 * math.pi * r.numpy())
-    k[r.numpy() == 0] = cutoff**2 / (4 * math.pi)  # the limit at the centre
+        k = cutoff * j1 / (2 * math.pi * r)
+    k[r == 0] = cutoff**2 / (4 * math.pi)  # the limit at the centre
     return k / k.sum()
 
 
@@ -236,11 +235,8 @@ def filter2d(img: torch.Tensor, kernel: np.ndarray | torch.Tensor) -> torch.Tens
     k = torch.as_tensor(kernel, dtype=img.dtype)
     pad = k.shape[-1] // 2
     c, h, w = img.shape
-    x = img[None]
-    if pad < h and pad < w:
-        x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    else:
-        x = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+    mode = "reflect" if pad < h and pad < w else "replicate"
+    x = F.pad(img[None], (pad, pad, pad, pad), mode=mode)
     weight = k.flip(0, 1).expand(c, 1, *k.shape).contiguous()  # a true convolution
     return F.conv2d(x, weight, groups=c)[0]
 

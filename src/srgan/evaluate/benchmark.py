@@ -40,7 +40,7 @@ from srgan.pairing import pair_lr_files
 
 
 # --------------------------------------------------------------------------- the run
-def _dataset_names(paths: Sequence[Path]) -> list[str]:
+def dataset_names(paths: Sequence[Path]) -> list[str]:
     """Folder names, made unique with their parents where two datasets share a name."""
     names = [p.name or str(p) for p in paths]
     for i, p in enumerate(paths):
@@ -191,7 +191,7 @@ def _folders(datasets: Sequence[str | Path], lr_dirs: Sequence[str | Path | None
         hr_dir, real_lr = split_pair_folder(folder)
         paths.append(hr_dir)
         lrs[i] = lrs[i] or real_lr
-    return _dataset_names(folders), paths, lrs
+    return dataset_names(folders), paths, lrs
 
 
 def _jobs(names: list[str], paths: list[Path], lrs: list[Path | None], scale: int,

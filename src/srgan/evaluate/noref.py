@@ -13,12 +13,13 @@ import io
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from srgan.atomic import atomic_write
+from srgan.evaluate.benchmark import dataset_names
 from srgan.evaluate.methods import error_reason, load_methods, load_rgb8, resolve_dataset
+from srgan.evaluate.results import csv_row, niqe_cell, niqe_mean, write_text
 from srgan.evaluate.scoring import niqe_score
 from srgan.imageio import ImageReadError, display_path, display_text, find_images
 from srgan.jsonable import json_default
@@ -49,11 +50,8 @@ class NoRefResult:
 
     def mean(self, dataset: str, model: str) -> dict[str, float] | None:
         rows = [s for s in self.scores if s.dataset == dataset and s.model == model]
-        scored = [s.niqe for s in rows if s.niqe is not None]
-        if not scored:
-            return None
-        return {"images": len(rows), "niqe": sum(scored) / len(scored),
-                "niqe_images": len(scored)}
+        scored = niqe_mean([s.niqe for s in rows])
+        return {"images": len(rows), **scored} if scored else None
 
     def to_markdown(self) -> str:
         header = "| Dataset | " + " | ".join(display_text(m) for m in self.models) + " |"
@@ -62,12 +60,8 @@ class NoRefResult:
                  f"{self.settings.get('crop_border')} border pixels excluded:", "", header,
                  "|---|" + "---|" * len(self.models)]
         for d in self.datasets:
-            cells = []
-            for m in self.models:
-                mean = self.mean(d, m)
-                cells.append("-" if mean is None else f"{mean['niqe']:.3f}" + (
-                    f" ({mean['niqe_images']} of {mean['images']})"
-                    if mean["niqe_images"] < mean["images"] else ""))
+            cells = [(niqe_cell(mean) if (mean := self.mean(d, m)) else None) or "-"
+                     for m in self.models]
             n = len({s.image for s in self.scores if s.dataset == d})
             lines.append(f"| {display_text(d)} ({n}) | " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
@@ -77,12 +71,8 @@ class NoRefResult:
         writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
         writer.writeheader()
         for row in self.scores:
-            d = asdict(row)
-            d["niqe"] = "" if row.niqe is None else f"{row.niqe:.6f}"
-            d["seconds"] = f"{row.seconds:.4f}"
-            for key in ("dataset", "image", "model"):
-                d[key] = display_text(d[key])
-            writer.writerow(d)
+            writer.writerow(csv_row(row, {"niqe": 6, "seconds": 4}, ("dataset", "image",
+                                                                    "model")))
         return buf.getvalue()
 
     def summary(self) -> dict:
@@ -93,16 +83,10 @@ class NoRefResult:
 
     def write(self, out_dir: str | Path) -> dict[str, Path]:
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-
-        def put(name: str, text: str) -> Path:
-            return atomic_write(out / name, lambda fh: fh.write(
-                text.encode("utf-8", "backslashreplace")))
-
-        return {"csv": put("scores.csv", self.csv_text()),
-                "markdown": put("results.md", self.to_markdown()),
-                "json": put("summary.json", json.dumps(self.summary(), indent=2,
-                                                       default=json_default) + "\n")}
+        return {"csv": write_text(out / "scores.csv", self.csv_text()),
+                "markdown": write_text(out / "results.md", self.to_markdown()),
+                "json": write_text(out / "summary.json", json.dumps(
+                    self.summary(), indent=2, default=json_default) + "\n")}
 
 
 def run_noref(
@@ -120,7 +104,7 @@ def run_noref(
     `srgan benchmark --data`) with each of `models` and bicubic, and score NIQE."""
     crop = scale if crop_border is None else int(crop_border)
     folders = [resolve_dataset(d, data_root) for d in datasets]
-    names = [f.name or str(f) for f in folders]
+    names = dataset_names(folders)  # unique, as in the full benchmark's tables
     methods = load_methods(models, scale=scale, device=device, precision=precision, tta=tta)
     scores: list[NiqeScore] = []
     skipped: list[tuple[str, str]] = []

@@ -105,13 +105,13 @@ class BenchmarkResult:
         }
         if all(r.lpips is not None for r in rows):
             out["lpips"] = sum(r.lpips for r in rows) / n  # type: ignore[misc]
-        out.update(_niqe_mean([r.niqe for r in rows]))
+        out.update(niqe_mean([r.niqe for r in rows]))
         return out
 
     def hr_mean(self, dataset: str) -> dict[str, float] | None:
         """Mean NIQE of a dataset's HR images; None when NIQE was not scored there."""
         values = [h.niqe for h in self.hr if h.dataset == dataset]
-        scored = _niqe_mean(values)
+        scored = niqe_mean(values)
         return {"images": len(values), **scored} if scored else None
 
     @property
@@ -166,7 +166,7 @@ class BenchmarkResult:
         if self.has_niqe:
             lines += ["", f"NIQE (no reference, lower is better; {HR} = the HR images "
                       f"themselves), Y channel, {s.get('crop_border')} border pixels excluded:",
-                      "", _md_table(self, _niqe_cell, hr=True)]
+                      "", _md_table(self, niqe_cell, hr=True)]
         if s.get("niqe_note"):
             lines += ["", s["niqe_note"]]
         if s.get("notes"):
@@ -178,15 +178,8 @@ class BenchmarkResult:
         writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
         writer.writeheader()
         for row in self.scores:
-            d = asdict(row)
-            for key in ("psnr_y", "psnr_rgb"):
-                d[key] = f"{d[key]:.4f}"
-            d["ssim_y"] = f"{d['ssim_y']:.6f}"
-            d["lpips"] = "" if d["lpips"] is None else f"{d['lpips']:.6f}"
-            d["niqe"] = "" if d["niqe"] is None else f"{d['niqe']:.6f}"
-            d["seconds"] = f"{d['seconds']:.4f}"
-            for key in ("dataset", "image", "model", "notes"):  # non-UTF-8 file names: \xNN
-                d[key] = display_text(d[key])
+            d = csv_row(row, {"psnr_y": 4, "psnr_rgb": 4, "ssim_y": 6, "lpips": 6, "niqe": 6,
+                              "seconds": 4}, ("dataset", "image", "model", "notes"))
             writer.writerow(d)
         for h in self.hr:  # the HR images' own NIQE: model "HR", the other scores empty
             writer.writerow({
@@ -197,20 +190,20 @@ class BenchmarkResult:
         return buf.getvalue()
 
     def to_csv(self, path: str | Path) -> Path:
-        return _atomic_write(path, self.csv_text())
+        return write_text(path, self.csv_text())
 
     def to_json(self, path: str | Path) -> Path:
         """Names stay exact here: JSON's ASCII escapes carry a non-UTF-8 name as \\udcXX,
         which json.loads turns back into the very path."""
         text = json.dumps(self.summary(), indent=2, default=json_default)
-        return _atomic_write(path, text + "\n")
+        return write_text(path, text + "\n")
 
     def write(self, out_dir: str | Path) -> dict[str, Path]:
         """scores.csv, results.md and summary.json in `out_dir` (created if needed)."""
         out = Path(out_dir)
         return {
             "csv": self.to_csv(out / "scores.csv"),
-            "markdown": _atomic_write(out / "results.md", self.to_markdown()),
+            "markdown": write_text(out / "results.md", self.to_markdown()),
             "json": self.to_json(out / "summary.json"),
         }
 
@@ -232,13 +225,24 @@ def _md_table(result: BenchmarkResult, cell: Callable[[dict], str], hr: bool = F
     return "\n".join([header, rule, *rows])
 
 
-def _niqe_mean(values: Sequence[float | None]) -> dict[str, float]:
+def csv_row(row: object, decimals: dict[str, int], texts: Sequence[str]) -> dict:
+    """A score dataclass as one CSV row: numbers to fixed decimals (None -> empty), text
+    fields shown as the terminal shows them (non-UTF-8 file names: \\xNN)."""
+    d = asdict(row)  # type: ignore[call-overload]
+    for key, places in decimals.items():
+        d[key] = "" if d[key] is None else f"{d[key]:.{places}f}"
+    for key in texts:
+        d[key] = display_text(d[key])
+    return d
+
+
+def niqe_mean(values: Sequence[float | None]) -> dict[str, float]:
     """{"niqe": mean, "niqe_images": count} over the images NIQE could score; {} if none."""
     scored = [v for v in values if v is not None]
     return {"niqe": sum(scored) / len(scored), "niqe_images": len(scored)} if scored else {}
 
 
-def _niqe_cell(mean: dict) -> str | None:
+def niqe_cell(mean: dict) -> str | None:
     if "niqe" not in mean:
         return None
     text = f"{mean['niqe']:.3f}"
@@ -247,7 +251,7 @@ def _niqe_cell(mean: dict) -> str | None:
     return text
 
 
-def _atomic_write(path: str | Path, text: str) -> Path:
+def write_text(path: str | Path, text: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # names are escaped where they are written; backslashreplace is the backstop that keeps
