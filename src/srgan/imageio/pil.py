@@ -3,6 +3,7 @@ or RGBA (8 bits) or 16-bit grey, tRNS colour keys turned into alpha, CMYK and LA
 
 from __future__ import annotations
 
+import functools
 import io
 
 import numpy as np
@@ -31,6 +32,16 @@ def with_key_alpha(arr: np.ndarray, key, top: int) -> np.ndarray:
     return np.concatenate([arr, opaque.astype(arr.dtype) * arr.dtype.type(top)], axis=2)
 
 
+@functools.cache
+def _srgb_profile():
+    """The sRGB profile converted colours are written with, made once: LittleCMS stamps a new
+    profile with the current time, so a fresh one per image gave the same file a different
+    ICC profile on every read."""
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
 def _cmyk_to_rgb(im: Image.Image, notes: list[str]) -> tuple[Image.Image, bytes | None]:
     """CMYK -> RGB through the embedded profile (LittleCMS) into sRGB when there is one,
     otherwise Pillow's naive formula (colours only approximate)."""
@@ -40,7 +51,7 @@ def _cmyk_to_rgb(im: Image.Image, notes: list[str]) -> tuple[Image.Image, bytes 
             from PIL import ImageCms
 
             src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            dst = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+            dst = _srgb_profile()
             rgb = ImageCms.profileToProfile(im, src, dst, outputMode="RGB")
             notes.append("CMYK converted to sRGB through its embedded ICC profile")
             return rgb, dst.tobytes()
@@ -74,7 +85,7 @@ def pil_to_uint(im: Image.Image, notes: list[str]) -> tuple[np.ndarray, int, byt
         from PIL import ImageCms
 
         lab = ImageCms.createProfile("LAB")
-        srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+        srgb = _srgb_profile()
         im = ImageCms.profileToProfile(im, lab, srgb, outputMode="RGB")
         return np.asarray(im), 8, srgb.tobytes()
     if mode == "CMYK":
