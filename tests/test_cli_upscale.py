@@ -315,13 +315,36 @@ def test_a_run_where_every_file_was_skipped_says_so(tmp_path, tiny_model_path):
     assert "--overwrite" in res.output and "-o" in res.output
 
 
-def test_a_single_image_of_two_or_three_tiles_shows_tile_progress(tmp_path, tiny_model_path):
-    # a 960x540 photo is 2 tiles at the default budget: it sat at "0/1" with no tile bar
+def test_a_single_image_of_two_or_three_tiles_shows_tile_progress(tmp_path, tiny_model_path,
+                                                                  monkeypatch):
+    # a 960x540 photo is 2 tiles at the default budget: it sat at "0/1" with no tile bar,
+    # with --tta as without
+    import srgan.commands.upscale as upscale_command
+
+    bars = []
+
+    class Recording(upscale_command.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.steps, self.shown = [], not self.disable  # close() disables it
+            bars.append(self)
+
+        def update(self, n=1):
+            self.steps.append(n)
+            return super().update(n)
+
+    monkeypatch.setattr(upscale_command, "tqdm", Recording)
     src = tmp_path / "wide.png"
     Image.fromarray((smooth_image(16, 32) * 255).astype(np.uint8)).save(src)  # 2 tiles
-    res = cli("upscale", src, "-o", tmp_path / "out", "-m", tiny_model_path, "--tile", "16",
-              "--tile-pad", "0")
-    assert res.exit_code == 0, res.output
-    assert "wide.png:" in res.output and "/2 [" in res.output and "tile/s" in res.output
+    for extra in ([], ["--tta"]):
+        bars.clear()
+        res = cli("upscale", src, "-o", tmp_path / f"out{len(extra)}", "-m", tiny_model_path,
+                  "--tile", "16", "--tile-pad", "0", *extra)
+        assert res.exit_code == 0, res.output
+        assert "wide.png:" in res.output and "/2 [" in res.output and "tile/s" in res.output
+        tiles = [b for b in bars if b.unit == "tile"]
+        # one bar for the image, fed by the engine's tiles (not 8 passes a tile with --tta)
+        assert len(tiles) == 1 and tiles[0].total == 2 and tiles[0].shown, extra
+        assert sum(tiles[0].steps) == 2 and all(n >= 1 for n in tiles[0].steps), extra
     res = cli("upscale", src, "-o", tmp_path / "q", "-m", tiny_model_path, "--tile", "16", "-q")
     assert "tile" not in res.output
