@@ -3,6 +3,7 @@ tiny training configs, and `srgan` run in a subprocess. Fixtures are in conftest
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -139,3 +140,34 @@ def pink_noise(size: int, seed: int = 0) -> np.ndarray:
     radius[0, 0] = 1.0
     image = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal((size, size))) / radius))
     return 128 + 40 * image / image.std()
+
+
+class _FillingFile:
+    """The temporary file an image is written into, on a disk that fills up: the writes for
+    which `full(target, n)` (n counts from 1) is true get half their bytes, then ENOSPC."""
+
+    def __init__(self, fh, target: Path, full) -> None:
+        self.fh, self.target, self.full, self.writes = fh, target, full, 0
+
+    def write(self, data) -> int:
+        self.writes += 1
+        if self.full(self.target, self.writes):
+            self.fh.write(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self.fh.write(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self.fh, name)
+
+
+def fill_disk(monkeypatch, full) -> None:
+    """Make image writes run out of space where `full(target, n)` says so, by handing the
+    image writer srgan.atomic.atomic_write with the temporary file wrapped."""
+    from srgan import atomic
+    from srgan.imageio import write
+
+    def filling_atomic_write(path, emit, *, overwrite=True):
+        return atomic.atomic_write(path, lambda fh: emit(_FillingFile(fh, Path(path), full)),
+                                   overwrite=overwrite)
+
+    monkeypatch.setattr(write, "atomic_write", filling_atomic_write)

@@ -87,8 +87,7 @@ def test_stale_temporary_files_of_ours_are_removed_by_a_later_write(tmp_path):
         p.write_bytes(b"x")
     for p in (stale, alive, mine):
         os.utime(p, (old, old))
-    atomic._swept.discard(os.path.abspath(tmp_path))
-    atomic_write(tmp_path / "a.bin", lambda fh: fh.write(b"a"))
+    atomic_write(tmp_path / "a.bin", lambda fh: fh.write(b"a"))  # the folder's first write
     assert leftovers(tmp_path) == sorted(p.name for p in (fresh, alive, mine))
     ancient = time.time() - atomic.ABANDONED_SECONDS - 60
     os.utime(alive, (ancient, ancient))
@@ -96,26 +95,30 @@ def test_stale_temporary_files_of_ours_are_removed_by_a_later_write(tmp_path):
 
 
 def test_a_forked_child_killed_mid_write_leaves_the_parents_temp_alone(tmp_path):
-    # the signal handler and the set of files in flight are inherited by fork()
+    # the signal handler and the set of files in flight are inherited by fork(): a child
+    # forked while the parent writes dies of SIGTERM, and the parent's write still completes
     import signal
 
     from srgan import atomic
 
     if not atomic.install_signal_cleanup():
         pytest.skip("not the main thread")
-    parent_tmp = tmp_path / f".srgan.{os.getpid()}.0000abcd.tmp"
-    parent_tmp.write_bytes(b"in flight")
-    atomic._live[str(parent_tmp)] = str(tmp_path / "a.bin")
-    try:
+    seen: list[list[str]] = []
+
+    def fork_a_dying_child(fh):
+        fh.write(b"in flight")
         pid = os.fork()
         if pid == 0:  # the child: dies of SIGTERM through our handler
             os.kill(os.getpid(), signal.SIGTERM)
             os._exit(3)  # not reached
         _, status = os.waitpid(pid, 0)
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
-        assert parent_tmp.exists()
-    finally:
-        atomic._live.pop(str(parent_tmp), None)
+        seen.append(leftovers(tmp_path))  # the parent's temporary file, still there
+
+    path = atomic_write(tmp_path / "a.bin", fork_a_dying_child)
+    assert len(seen) == 1 and len(seen[0]) == 1
+    assert seen[0][0].startswith(f".srgan.{os.getpid()}.")
+    assert path.read_bytes() == b"in flight" and leftovers(tmp_path) == []
 
 
 def test_sigterm_during_a_write_leaves_no_temporary_file(tmp_path):

@@ -11,7 +11,6 @@ loaders are in test_weights.py, the server in test_reliability_server.py.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
@@ -22,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import REPO, cli, error_lines, rgb, write_random_png
+from helpers import REPO, cli, error_lines, fill_disk, rgb, write_random_png
 
-from srgan import atomic, imageio
+from srgan import imageio
 from srgan.commands.plan import output_path
 from srgan.data import load_training_set
 from srgan.imageio import display_path, find_images, from_array, read_image, to_array, write_image
@@ -178,23 +177,19 @@ def test_disk_full_midway_keeps_earlier_outputs_and_leaves_no_partial_file(
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     for i in range(4):  # new inputs: the re-run replaces every output
         write_image(from_array(rgb(16, 16, 10 + i)), src / f"{i}.png", overwrite=True)
-    real = imageio.write._write_chunk
     writes_to_2: list[int] = []
 
-    def enospc_midway_through_2(fh, data) -> None:
-        target = atomic._live.get(os.readlink(f"/proc/self/fd/{fh.fileno()}"), "")
-        if target.endswith("/2_x4.png"):  # its temp file
-            writes_to_2.append(len(data))
-            if len(writes_to_2) == 2:  # the signature is on disk, then half of the next write
-                real(fh, data[: len(data) // 2])
-                raise OSError(errno.ENOSPC, "No space left on device")
-        real(fh, data)
+    def midway_through_2(target: Path, n: int) -> bool:
+        if target.name != "2_x4.png":
+            return False
+        writes_to_2.append(n)
+        return n == 2  # the signature is on disk, then half of the next write
 
-    monkeypatch.setattr(imageio.write, "_write_chunk", enospc_midway_through_2)
+    fill_disk(monkeypatch, midway_through_2)
     r = cli("upscale", src, "-o", out, "-m", tiny_model_path, "-q", "--overwrite")
     assert r.exit_code == 1 and "3 upscaled, 0 skipped, 1 failed" in r.output, r.output
     assert "disk full" in error_lines(r.output, "error: ", src / "2.png")[0]
-    assert len(writes_to_2) == 2
+    assert writes_to_2 == [1, 2]  # nothing more was written into it
     assert sorted(p.name for p in out.iterdir()) == sorted(before)  # no temp file
     assert (out / "2_x4.png").read_bytes() == before["2_x4.png"]  # the old one, whole
     for name in ("0_x4.png", "1_x4.png", "3_x4.png"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import io
 import os
 import tracemalloc
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import fill_disk
 from image_corpus import _exif, cmyk_icc, make_corpus, png_bytes, srgb_icc, tiff_bytes
 from PIL import Image, ImageFile, ImageOps, JpegImagePlugin
 
@@ -545,10 +545,11 @@ def test_encoder_failure_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monk
     path = write_image(from_array(rand(4, 4, 3)), tmp_path / "x.png")
     before = path.read_bytes()
 
-    def fail(*args, **kwargs):
+    def crash_midway(out, *args, **kwargs):
+        out.write(b"\x89PNG\r\n\x1a\n")
         raise RuntimeError("encoder crashed")
 
-    monkeypatch.setattr(write, "_encode", fail)
+    monkeypatch.setattr(write, "write_png", crash_midway)
     with pytest.raises(RuntimeError):
         write_image(from_array(rand(4, 4, 3)), path, overwrite=True)
     assert path.read_bytes() == before
@@ -561,13 +562,7 @@ def test_disk_full_leaves_no_temp_and_old_file(
 ) -> None:
     path = write_image(from_array(rand(4, 4, 3)), tmp_path / f"x{ext}")
     before = path.read_bytes()
-    real = write._write_chunk
-
-    def half_then_enospc(fh, data) -> None:
-        real(fh, data[: len(data) // 2])
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(write, "_write_chunk", half_then_enospc)
+    fill_disk(monkeypatch, lambda target, n: True)  # half of the first write, then full
     with pytest.raises(ImageWriteError, match="disk full"):
         write_image(from_array(rand(8, 8, 3)), path, overwrite=True)
     with pytest.raises(ImageWriteError, match="disk full"):

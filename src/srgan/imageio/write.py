@@ -157,11 +157,6 @@ class _SinkError(Exception):
         self.error = error
 
 
-def _write_chunk(fh: io.BufferedWriter, data: bytes | memoryview) -> None:
-    """Write bytes to the open temporary file (a seam for disk-full tests)."""
-    fh.write(data)
-
-
 class _Sink:
     """The temporary file as encoders see it. It has write() but no fileno(), so Pillow's
     encoders write through it (they would otherwise write to the descriptor directly), and a
@@ -172,7 +167,7 @@ class _Sink:
 
     def write(self, data: bytes | memoryview) -> int:
         try:
-            _write_chunk(self._fh, data)
+            self._fh.write(data)
         except OSError as exc:
             raise _SinkError(exc) from None
         return len(data)
