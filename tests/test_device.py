@@ -4,7 +4,6 @@ by `Upscaler`, `srgan upscale` and the trainer."""
 import pytest
 import torch
 
-from srgan import device as dev
 from srgan.device import DeviceError, TorchrunEnv, pick_device, torchrun_env
 
 
@@ -14,7 +13,7 @@ def gpus(monkeypatch):
     def have(n: int) -> None:
         monkeypatch.setattr(torch.cuda, "is_available", lambda: n > 0)
         monkeypatch.setattr(torch.cuda, "device_count", lambda: n)
-        monkeypatch.setattr(dev, "_mps_available", lambda: False)
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     return have
 
 
@@ -44,21 +43,27 @@ def test_auto_without_a_gpu_is_the_cpu(gpus):
     gpus(0)
     assert pick_device("auto") == torch.device("cpu")
     assert pick_device("auto", local_rank=1) == torch.device("cpu")
+    assert pick_device("cpu:0") == torch.device("cpu", 0)
 
 
-def test_missing_devices_are_clear_errors_of_both_kinds(gpus):
-    gpus(1)
-    with pytest.raises(DeviceError, match="only 1 CUDA device"):
-        pick_device("cuda:1")
-    gpus(0)
-    with pytest.raises(ValueError, match="--device cuda: .*use --device cpu"):
-        pick_device("cuda")
-    with pytest.raises(RuntimeError, match="run.device cuda: .*use run.device cpu"):
-        pick_device("cuda", what="run.device")
-    with pytest.raises(DeviceError, match="not a device name"):
-        pick_device("gpu")
-    with pytest.raises(DeviceError, match="MPS is not available"):
-        pick_device("mps")
+@pytest.mark.parametrize("gpus_here, requested, what, error, message", [  # what None: the default (--device)
+    (1, "cuda:1", None, DeviceError, "only 1 CUDA device"),
+    # both kinds: a ValueError for Upscaler's callers, a RuntimeError for the trainer's
+    (0, "cuda", None, ValueError, "--device cuda: .*use --device cpu"),
+    (0, "cuda", "run.device", RuntimeError, "run.device cuda: .*use run.device cpu"),
+    (0, "gpu", None, DeviceError, "not a device name"),
+    (0, "mps", None, DeviceError, "MPS is not available"),
+    # `meta` only tracks shapes and a backend this PyTorch lacks cannot take a tensor: both
+    # used to reach the first copy and end in a traceback
+    (0, "meta", None, DeviceError, "--device meta: the meta device holds no data"),
+    (0, "meta", "run.device", DeviceError, "run.device meta:.*use run.device cpu"),
+    (0, "xla", None, DeviceError, "--device xla: this PyTorch cannot use it"),
+])
+def test_devices_that_cannot_be_used_are_clear_errors(gpus, gpus_here, requested, what,
+                                                      error, message):
+    gpus(gpus_here)
+    with pytest.raises(error, match=message):
+        pick_device(requested, **({} if what is None else {"what": what}))
 
 
 def test_every_caller_goes_through_it(gpus, monkeypatch):
@@ -67,7 +72,7 @@ def test_every_caller_goes_through_it(gpus, monkeypatch):
 
     gpus(2)
     assert distributed.pick_device("auto", local_rank=1) == torch.device("cuda", 1)
-    monkeypatch.setattr(dev, "_mps_available", lambda: True)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
     gpus_none = 0
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus_none > 0)
     assert distributed.pick_device("auto") == torch.device("cpu")  # training: never MPS
@@ -76,19 +81,6 @@ def test_every_caller_goes_through_it(gpus, monkeypatch):
     monkeypatch.setenv("RANK", "3")
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert distributed_rank() == (3, 4, 1)
-
-
-def test_devices_that_hold_no_data_are_refused(gpus):
-    """`meta` only tracks shapes and a backend this PyTorch lacks cannot take a tensor: both
-    used to reach the first copy and end in a traceback."""
-    gpus(0)
-    with pytest.raises(DeviceError, match="--device meta: the meta device holds no data"):
-        pick_device("meta")
-    with pytest.raises(DeviceError, match="run.device meta:.*use run.device cpu"):
-        pick_device("meta", what="run.device")
-    with pytest.raises(DeviceError, match="--device xla: this PyTorch cannot use it"):
-        pick_device("xla")
-    assert pick_device("cpu:0") == torch.device("cpu", 0)
 
 
 @pytest.mark.parametrize("command", ["upscale", "benchmark", "serve"])
