@@ -201,6 +201,22 @@ def test_the_official_table_matches_the_expected_layout():
         download_div2k("/nonexistent", parts=["train_x3"])
 
 
+def test_a_benchmark_set_name_says_where_the_set_comes_from(tmp_path):
+    """`srgan data download set5` was a bare 'invalid choice': srgan does not download the
+    standard benchmark sets, so the usage error says whose set it is and how to point at one's
+    own copy; any other name is refused as well, naming the one set it does download."""
+    for name, author in (("Set5", "Bevilacqua"), ("set14", "Zeyde")):
+        res = CliRunner().invoke(data, ["download", name, str(tmp_path / "d")])
+        assert res.exit_code == 2, res.output
+        text = " ".join(res.output.split())
+        assert author in text and "not downloaded by srgan (only div2k is)" in text, text
+        assert f"--data path/to/{name}" in text and "--data-root DIR" in text
+        assert "docs/faq.md" in text and "Traceback" not in res.output
+    res = CliRunner().invoke(data, ["download", "imagenet", str(tmp_path / "d")])
+    assert res.exit_code == 2 and "srgan downloads div2k only" in res.output
+    assert not (tmp_path / "d").exists()  # nothing made for a refused name
+
+
 def test_a_wrong_archive_put_by_hand_is_kept_and_said_so(tmp_path, div2k_like, monkeypatch):
     """The offline error says to put the archive in downloads/ by hand; one that does not
     match (size or SHA-256) is renamed aside, never deleted, and the reason is printed."""
