@@ -5,6 +5,7 @@ are files, run names that leave run.dir, absurd step counts."""
 from __future__ import annotations
 
 import shutil
+import typing
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from helpers import TINY, cli, tiny_config
 
 from srgan.nets import Discriminator, SRResNet
 from srgan.train.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
-from srgan.train.config import ConfigError, load_config
+from srgan.train.config import Config, ConfigError, load_config
 from srgan.train.run import run_training
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -29,10 +30,14 @@ def train_args(image_dirs, run_dir, *sets: str) -> list[str]:
 
 
 def numeric_keys() -> list[tuple[str, object]]:
-    from srgan.train.config import _field_types
-
-    return [(f"{section}.{name}", hint) for section, names in _field_types().items()
-            for name, hint in names.items() if hint in (int, float, list[float], list[int])]
+    """Every key of a config (Config.flat) whose section's type hint is a number or a list."""
+    cfg, keys = Config(), []
+    for key in cfg.flat():
+        section, name = key.split(".")
+        hint = typing.get_type_hints(type(getattr(cfg, section)))[name]
+        if hint in (int, float, list[float], list[int]):
+            keys.append((key, hint))
+    return keys
 
 
 @pytest.mark.parametrize("key, hint", numeric_keys())
