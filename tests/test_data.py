@@ -263,6 +263,10 @@ def test_training_folders_leave_out_the_validation_images_of_runs(tmp_path, tiny
     res = CliRunner().invoke(main, ["train", "srresnet_x4", *sets, "--run-dir", str(run)])
     assert res.exit_code != 0 and f"run folder {run} is inside {photos}" in res.output, res.output
     assert not run.exists()
+    inside_val = val / "r"  # its step strips would be scored as validation images
+    res = CliRunner().invoke(main, ["train", "srresnet_x4", *sets, "--run-dir", str(inside_val)])
+    assert res.exit_code != 0 and f"is inside {val} (data.val)" in res.output, res.output
+    assert not inside_val.exists()
     strips = photos / "old_run" / "val"
     strips.mkdir(parents=True)
     for i in range(3):  # what an earlier run left there (marked by srgan's writer)
