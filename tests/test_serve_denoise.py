@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from srgan import packaged  # noqa: E402
 from srgan.serve.app import create_app  # noqa: E402
+from srgan.serve.models import default_upscaler_loader  # noqa: E402
 from srgan.weights import ModelCard, save_generator  # noqa: E402
 
 LOCAL = "http://127.0.0.1:8000"
@@ -52,7 +53,14 @@ def pixels(r) -> np.ndarray:
 
 
 def test_denoise_blends_the_pair_0_and_1_exactly_and_caches_blends(pair):
-    app = create_app(pair, device="cpu", precision="fp32")
+    loads: list[float | None] = []  # the denoise strength of each model the server loads
+    load = default_upscaler_loader("cpu", "fp32", None)
+
+    def counting_loader(path, denoise=None):
+        loads.append(denoise)
+        return load(path, denoise=denoise)
+
+    app = create_app(pair, loader=counting_loader)
     with TestClient(app, base_url=LOCAL) as c:
         info = c.get("/v1/models").json()
         assert info["denoise"]["available"] is True
@@ -68,10 +76,10 @@ def test_denoise_blends_the_pair_0_and_1_exactly_and_caches_blends(pair):
         assert not np.array_equal(mid, clean) and not np.array_equal(mid, real)
         # 0.52 rounds to the 0.5 blend already loaded: no new blend for it
         assert np.array_equal(pixels(upscale(c, denoise=0.52)), mid)
+        assert loads == [None, None, 0.0, 1.0, 0.5]  # each blend loaded once
         job = c.post("/v1/upscale", files={"image": ("a.png", png(), "image/png")},
                      data={"denoise": "0.52"}).json()
         assert job["denoise"] == 0.5
-        assert sorted(app.state.service._blends) == [0.0, 0.5, 1.0]
         for bad in ("1.5", "-0.1", "nan", "lots"):
             r = upscale(c, denoise=bad)
             assert r.status_code == 422 and r.json()["detail"].startswith("denoise: ")
