@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from srgan import metrics
 from srgan.metrics import psnr, psnr_rgb, psnr_y, rgb_to_y, ssim, ssim_paper, ssim_y
 
 
@@ -121,31 +120,35 @@ def test_errors():
         psnr([[1.0]], [[1.0]])
 
 
-@pytest.mark.parametrize("taps,same", [((0.25, 0.5, 0.25), True),
-                                       (metrics._gaussian_1d(11, 1.5), False),
-                                       (metrics._daala_kernel(1.5, 100), True)])
-def test_conv_path_equals_matmul_path(taps, same):
-    """The banded-matmul filter (images up to 2048 px a side) and the conv2d one (above) give
-    the same values, on the kernels SSIM uses (Wang's valid Gaussian, the paper's daala)."""
-    x = torch.from_numpy(np.random.default_rng(3).random((2, 40, 36)))
-    matmul = metrics._filter2d(x, taps, same)
-    conv = metrics._filter2d(x, taps, same, matmul_max=0)
-    assert matmul.shape == conv.shape == ((2, 40, 36) if same else (2, 30, 26))
-    torch.testing.assert_close(conv, matmul, rtol=1e-13, atol=1e-12)
+def _ssim_wang_naive(x: np.ndarray, y: np.ndarray) -> float:
+    """`ssim_index.m` written out: the 11x11 Gaussian window (sigma 1.5, summing to 1) at
+    every position where it fits in the image, the local SSIM there, their mean."""
+    t = np.arange(11) - 5.0
+    g = np.exp(-t * t / (2 * 1.5**2))
+    win = np.outer(g, g) / np.outer(g, g).sum()
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+
+    def local_mean(a: np.ndarray) -> np.ndarray:
+        return (np.lib.stride_tricks.sliding_window_view(a, (11, 11)) * win).sum((-2, -1))
+
+    mx, my = local_mean(x), local_mean(y)
+    vx, vy = local_mean(x * x) - mx * mx, local_mean(y * y) - my * my
+    cxy = local_mean(x * y) - mx * my
+    s = (2 * mx * my + c1) * (2 * cxy + c2) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return float(s.mean())
+
+
+@pytest.mark.parametrize("shape", [(40, 36), (2060, 16)])
+def test_ssim_matches_its_definition_written_out(shape):
+    """Both ways SSIM filters (banded matmuls up to 2048 px a side, conv2d above) give the
+    values of the window slid over the image."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, shape).astype(np.float64)
+    y = np.clip(x + rng.normal(0, 20, shape), 0, 255).round()
+    assert ssim(x, y) == pytest.approx(_ssim_wang_naive(x, y), abs=1e-12)
 
 
 # --------------------------------------------------------------------------- paper SSIM
-
-
-def test_daala_kernel_hand_computed():
-    # sigma 1.5: taps round(256 * N(c)) = 55, 28, 9, 2 (c = 1..4; c = 5 would be 0.3 < 0.5);
-    # centre = 256 - 2 * 94.
-    assert metrics._daala_kernel(1.5, 100) == (2, 9, 28, 55, 68, 55, 28, 9, 2)
-    assert metrics._daala_kernel(0.1, 100) == (256,)  # tiny images: a single tap
-    # capped at min(H, W) - 1 = 2 taps per side; the centre takes the rest of 256
-    assert metrics._daala_kernel(3.0, 3) == (27, 32, 138, 32, 27)
-    for sigma in (0.7, 1.5, 3.0, 6.0):
-        assert sum(metrics._daala_kernel(sigma, 1000)) == 256
 
 
 def test_ssim_paper_tiny_hand_computed():
@@ -158,11 +161,12 @@ def test_ssim_paper_tiny_hand_computed():
     assert ssim_paper(x, y) == pytest.approx(expected, abs=1e-14)
 
 
-def _ssim_paper_naive(x: np.ndarray, y: np.ndarray) -> float:
-    """The documented convention written out directly: per pixel, the 2-D window clipped to
-    the image and renormalised, then a mean weighted by the window's used weight."""
+def _ssim_paper_naive(x: np.ndarray, y: np.ndarray, taps: tuple[int, ...]) -> float:
+    """The documented convention written out directly, with daala's integer kernel `taps`:
+    per pixel, the 2-D window clipped to the image and renormalised, then a mean weighted by
+    the window's used weight."""
     h, w = x.shape
-    k = np.array(metrics._daala_kernel(h * 1.5 / 256, min(h, w)), np.float64)
+    k = np.array(taps, np.float64)
     r = len(k) // 2
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     num = den = 0.0
@@ -182,12 +186,20 @@ def _ssim_paper_naive(x: np.ndarray, y: np.ndarray) -> float:
     return num / den
 
 
-def test_ssim_paper_matches_the_convention_written_out():
+@pytest.mark.parametrize("shape, taps", [
+    # sigma = height * 1.5 / 256; taps round(256 * N(c; sigma)) for c = 1, 2, ... while the
+    # unrounded tap is >= 0.5, at most min(H, W) - 1 a side; the centre takes the rest of 256
+    ((256, 12), (2, 9, 28, 55, 68, 55, 28, 9, 2)),  # sigma 1.5 (c = 5 would be 0.3 < 0.5)
+    ((120, 14), (3, 53, 144, 53, 3)),  # sigma 0.70: a 5-tap window
+    ((512, 3), (27, 32, 138, 32, 27)),  # sigma 3.0, capped at 2 taps a side
+    ((2060, 6), (8, 8, 8, 8, 8, 176, 8, 8, 8, 8, 8)),  # capped, and filtered by conv2d
+])
+def test_ssim_paper_matches_the_convention_written_out(shape, taps):
+    assert sum(taps) == 256
     rng = np.random.default_rng(1)
-    x = rng.integers(0, 256, (120, 14)).astype(np.float64)  # sigma 0.70: a 5-tap window
+    x = rng.integers(0, 256, shape).astype(np.float64)
     y = np.clip(x + rng.normal(0, 20, x.shape), 0, 255).round()
-    assert len(metrics._daala_kernel(120 * 1.5 / 256, 14)) == 5
-    assert ssim_paper(x, y) == pytest.approx(_ssim_paper_naive(x, y), abs=1e-12)
+    assert ssim_paper(x, y) == pytest.approx(_ssim_paper_naive(x, y, taps), abs=1e-12)
 
 
 def test_ssim_paper_properties():
