@@ -8,8 +8,6 @@ is the only score. `bicubic` is the baseline column, as in the full benchmark.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -19,7 +17,7 @@ from pathlib import Path
 
 from srgan.evaluate.benchmark import dataset_names
 from srgan.evaluate.methods import error_reason, load_methods, load_rgb8, resolve_dataset
-from srgan.evaluate.results import csv_row, niqe_cell, niqe_mean, write_text
+from srgan.evaluate.results import csv_row, csv_table, niqe_cell, niqe_mean, write_text
 from srgan.evaluate.scoring import niqe_score
 from srgan.imageio import ImageReadError, display_path, display_text, find_images
 from srgan.jsonable import json_default
@@ -67,13 +65,9 @@ class NoRefResult:
         return "\n".join(lines) + "\n"
 
     def csv_text(self) -> str:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        for row in self.scores:
-            writer.writerow(csv_row(row, {"niqe": 6, "seconds": 4}, ("dataset", "image",
-                                                                    "model")))
-        return buf.getvalue()
+        return csv_table(CSV_FIELDS, (csv_row(row, {"niqe": 6, "seconds": 4},
+                                              ("dataset", "image", "model"))
+                                      for row in self.scores))
 
     def summary(self) -> dict:
         return {**self.settings, "models": self.models, "datasets": {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -174,20 +174,15 @@ class BenchmarkResult:
         return "\n".join(lines) + "\n"
 
     def csv_text(self) -> str:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        for row in self.scores:
-            d = csv_row(row, {"psnr_y": 4, "psnr_rgb": 4, "ssim_y": 6, "lpips": 6, "niqe": 6,
-                              "seconds": 4}, ("dataset", "image", "model", "notes"))
-            writer.writerow(d)
-        for h in self.hr:  # the HR images' own NIQE: model "HR", the other scores empty
-            writer.writerow({
-                "dataset": display_text(h.dataset), "image": display_text(h.image),
-                "model": HR, "width": h.width, "height": h.height,
-                "niqe": "" if h.niqe is None else f"{h.niqe:.6f}",
-            })
-        return buf.getvalue()
+        decimals = {"psnr_y": 4, "psnr_rgb": 4, "ssim_y": 6, "lpips": 6, "niqe": 6, "seconds": 4}
+        rows = [csv_row(row, decimals, ("dataset", "image", "model", "notes"))
+                for row in self.scores]
+        rows += [{  # the HR images' own NIQE: model "HR", the other scores empty
+            "dataset": display_text(h.dataset), "image": display_text(h.image),
+            "model": HR, "width": h.width, "height": h.height,
+            "niqe": "" if h.niqe is None else f"{h.niqe:.6f}",
+        } for h in self.hr]
+        return csv_table(CSV_FIELDS, rows)
 
     def to_csv(self, path: str | Path) -> Path:
         return write_text(path, self.csv_text())
@@ -234,6 +229,15 @@ def csv_row(row: object, decimals: dict[str, int], texts: Sequence[str]) -> dict
     for key in texts:
         d[key] = display_text(d[key])
     return d
+
+
+def csv_table(fields: Sequence[str], rows: Iterable[dict]) -> str:
+    """CSV text: a header of `fields`, then one line per row (rows from `csv_row`)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
 
 
 def niqe_mean(values: Sequence[float | None]) -> dict[str, float]:
