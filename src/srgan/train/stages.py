@@ -3,11 +3,11 @@
 
 `ContentStage` (train.stage = "srresnet", the paper's stage 1): the generator alone against
 its content loss (paper: pixel MSE).
-`AdversarialStage` (train.stage = "srgan", stage 2) subclasses it and overrides its step:
-the generator's content loss plus the GAN terms against the current discriminator (whose
-weights get no gradient), then the discriminator on the same batch's real and generated
-images. It also says what stage 2 adds before anything is built: the discriminator, its
-memory, the size keys and the model card's recipe.
+`AdversarialStage` (train.stage = "srgan", stage 2) subclasses it and overrides the parts
+of its step: the generator's content loss plus the GAN terms against the current
+discriminator (whose weights get no gradient), then the discriminator on the same batch's
+real and generated images. It also says what stage 2 adds before anything is built: the
+discriminator, its memory, the size keys and the model card's recipe.
 """
 
 from __future__ import annotations
@@ -126,10 +126,12 @@ class ContentStage:
     # ------------------------------------------------------------- the step
 
     def step(self, lr_img: torch.Tensor, hr: torch.Tensor) -> StepLog:
-        """Losses and gradients of one step (no optimiser step yet)."""
+        """Losses and gradients of one step (no optimiser step yet): the generator's, then
+        the discriminator's on the same batch, then the clipping."""
         hr_t = self.state.g.from_unit(hr)  # [-1, 1], the paper's HR range
         out = StepLog()
-        self.generator_backward(lr_img, hr_t, out)
+        sr = self.generator_backward(lr_img, hr_t, out)
+        self.discriminator_backward(hr_t, sr, out)
         self.clip_gradients(out)
         return out
 
@@ -157,6 +159,10 @@ class ContentStage:
         if "mse" not in parts:
             out.add("pixel_mse", torch.mean((sr.detach().float() - hr_t) ** 2))
         return sr
+
+    def discriminator_backward(self, hr_t: torch.Tensor, sr: torch.Tensor,
+                               out: StepLog) -> None:
+        """The discriminator's loss and backward (stage 1 trains none)."""
 
     def clip_gradients(self, out: StepLog) -> None:
         """train.grad_clip > 0: clip the generator's gradient norm (logged)."""
@@ -227,15 +233,6 @@ class AdversarialStage(ContentStage):
         for group in self.opt_d.param_groups:
             group["lr"] = d_lr
         return lr
-
-    def step(self, lr_img: torch.Tensor, hr: torch.Tensor) -> StepLog:
-        """G's losses and backward against the current D, then D's, then the clipping."""
-        hr_t = self.state.g.from_unit(hr)
-        out = StepLog()
-        sr = self.generator_backward(lr_img, hr_t, out)
-        self.discriminator_backward(hr_t, sr, out)
-        self.clip_gradients(out)
-        return out
 
     def generator_loss(self, lr_img: torch.Tensor, sr: torch.Tensor, hr_t: torch.Tensor,
                        pixel_target: torch.Tensor | None
