@@ -46,7 +46,8 @@ def test_auto_without_a_gpu_is_the_cpu(gpus):
     assert pick_device("cpu:0") == torch.device("cpu", 0)
 
 
-@pytest.mark.parametrize("gpus_here, requested, what, error, message", [  # what None: the default (--device)
+# what None: pick_device's default, --device
+@pytest.mark.parametrize("gpus_here, requested, what, error, message", [
     (1, "cuda:1", None, DeviceError, "only 1 CUDA device"),
     # both kinds: a ValueError for Upscaler's callers, a RuntimeError for the trainer's
     (0, "cuda", None, ValueError, "--device cuda: .*use --device cpu"),
