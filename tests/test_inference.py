@@ -8,7 +8,8 @@ from PIL import Image
 
 from srgan import cpu, fuse
 from srgan.imageio import ImageData, from_array
-from srgan.inference import Upscaler, fill_transparent, pick_dtype, plan_tiles
+from srgan.inference import Upscaler, fill_transparent, plan_tiles
+from srgan.precision import pick_dtype
 
 AVX2_ONLY = frozenset({"sse4_2", "avx", "avx2", "fma"})
 AVX512_NO_BF16 = AVX2_ONLY | {"avx512f", "avx512bw", "avx512vl", "avx512_vnni"}

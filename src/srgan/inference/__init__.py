@@ -15,7 +15,6 @@ The folder pipeline (`overlapped`, `io_depth`) lives beside `srgan upscale`, in
 
 from __future__ import annotations
 
-from srgan.device import pick_device
 from srgan.inference.batches import DEFAULT_SPILL_BYTES, NonFiniteOutputError, output_buffer
 from srgan.inference.outscale import output_size, resize_to
 from srgan.inference.planes import fill_transparent, pin_alpha
@@ -31,11 +30,10 @@ from srgan.inference.upscaler import (
     Upscaler,
     check_pixels,
 )
-from srgan.precision import PRECISIONS, pick_dtype
 
 __all__ = [
     "ARRAY_DTYPES", "BACKENDS", "CPU_BUDGET_MB", "DEFAULT_SPILL_BYTES", "DEFAULT_TILE_PAD",
-    "MIN_SIDE", "PRECISIONS", "SMALL_MARGIN", "ImageUpscaler", "NonFiniteOutputError", "Tile",
-    "Upscaler", "check_pixels", "fill_transparent", "output_buffer", "output_size",
-    "pick_device", "pick_dtype", "pin_alpha", "plan_tiles", "resize_to",
+    "MIN_SIDE", "SMALL_MARGIN", "ImageUpscaler", "NonFiniteOutputError", "Tile", "Upscaler",
+    "check_pixels", "fill_transparent", "output_buffer", "output_size", "pin_alpha",
+    "plan_tiles", "resize_to",
 ]
