@@ -32,6 +32,25 @@ def test_stored_notebook_has_its_outputs():
     assert len(images) >= 3  # the triplet, the loss curve, sub-pixel vs nearest
 
 
+def test_stored_outputs_come_from_the_shipped_models_and_show_no_machine_paths():
+    """The stored outputs scored the old weights (Set5 28.94 against the shipped 31.33) and
+    showed the building machine's paths: the srresnet_x4 score is the README's, and the only
+    absolute paths are the tour's own work folder."""
+    import re
+
+    nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    text = "".join("".join(o.get("text", "")) + "".join(
+        "".join(v) for k, v in o.get("data", {}).items() if k.startswith("text/"))
+        for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"])
+    readme = (NOTEBOOK.parents[1] / "README.md").read_text(encoding="utf-8")
+    (row,) = [line for line in readme.splitlines() if line.startswith("| `srresnet_x4` (")]
+    shipped = row.split("|")[2].strip().strip("*")  # Set5 PSNR / SSIM, as the README has it
+    scored = next(line for line in text.splitlines() if line.startswith("| Set5 (5) |"))
+    assert scored.split("|")[-2].strip() == shipped, (scored, shipped)
+    paths = set(re.findall(r"(?<![\w.])/(?:[\w.-]+/)*[\w.-]+", text))
+    assert {p for p in paths if not p.startswith("/tmp/srgan-tour")} == set(), paths
+
+
 @pytest.mark.slow
 def test_notebook_runs_with_small_settings(tmp_path, monkeypatch):
     """What the notebook produces, not how fast: speed belongs in benchmarks/."""
