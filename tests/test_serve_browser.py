@@ -650,18 +650,26 @@ def test_the_page_shows_position_then_tiles_and_eta_then_the_result(desktop, tmp
 def test_results_are_drawn_at_css_pixel_size_on_dense_screens(browser, server_url,
                                                               tmp_path: Path):
     """Issue 25 item 6: one image pixel per device pixel made a 256-pixel result 128 CSS
-    pixels wide at density 2 and 85 at density 3."""
-    src = save(photo(), tmp_path / "p.png")
+    pixels wide at density 2 and 85 at density 3. "100 %" is one image pixel per CSS pixel,
+    and "fit" (the default) shrinks a result wider than the panel to the panel."""
+    src = save(photo(40, 120), tmp_path / "p.png")  # a 480x160 result
     for args in ({**DESKTOP, "device_scale_factor": 2}, PHONE):
         context, page = open_page(browser, server_url, **args)
         page.wait_for_function("() => document.querySelectorAll('#model option').length > 0")
         page.set_input_files("#file", str(src))
         page.click("#go")
         wait_result(page)
+        assert page.locator("#zoom").input_value() == "fit"
         width = page.evaluate("document.getElementById('after').getBoundingClientRect().width")
-        assert width == 256, (args, width)
+        room = page.evaluate("document.getElementById('viewport').clientWidth")
+        if room >= 480:  # the desktop: the whole result at its CSS size
+            assert width == 480, (args, width)
+        else:  # the phone: the panel's width, not 480 / 3 device pixels' worth
+            assert room - 2 <= width <= room, (args, width, room)
+        page.select_option("#zoom", "1")  # 100% = one CSS pixel per image pixel
+        assert page.evaluate("document.getElementById('after').clientWidth") == 480
         page.select_option("#zoom", "2")  # 200% = two CSS pixels per image pixel
-        assert page.evaluate("document.getElementById('after').clientWidth") == 512
+        assert page.evaluate("document.getElementById('after').clientWidth") == 960
         context.close()
 
 
