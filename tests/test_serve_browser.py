@@ -647,6 +647,21 @@ def test_the_page_shows_position_then_tiles_and_eta_then_the_result(desktop, tmp
     assert gaps[2] >= 1.2  # the server's poll_after_s was followed, not a fixed 0.5 s
 
 
+def test_the_bar_moves_between_polls_but_never_past_the_tile_being_run(desktop):
+    """Issue 25 item 1 (done when: a 1000x1000 upload's bar moves every few seconds). Its 4
+    tiles take minutes each on 2 cores, so between two polls the bar and the countdown move
+    on from the last answer (progress.js draws it once a second), short of the next tile."""
+    job = _job(state="running", stage="upscaling", tiles_done=1, tiles_total=4, eta_s=300,
+               elapsed_s=100)
+    views = desktop.evaluate("""(job) => [0, 1, 5, 30, 1000].map(dt => Progress.view(job, dt))
+        """, job)
+    texts, bars = [t for t, _ in views], [b for _, b in views]
+    assert bars[0] == 25 and bars == sorted(bars) and bars[1] > bars[0], bars
+    assert len(set(bars[:4])) == 4 and bars[-1] < 50, bars  # tile 2 of 4 is not done yet
+    assert texts[0] == "Upscaling: tile 2 of 4, about 5 min 00 s left", texts
+    assert texts[3] == "Upscaling: tile 2 of 4, about 4 min 30 s left", texts
+
+
 def test_results_are_drawn_at_css_pixel_size_on_dense_screens(browser, server_url,
                                                               tmp_path: Path):
     """Issue 25 item 6: one image pixel per device pixel made a 256-pixel result 128 CSS
