@@ -169,3 +169,22 @@ def test_srgan_mse_x4s_artefacts_are_described_plainly():
                          "grey", "33"):
             assert artefact in text, (name, artefact)
         assert "srresnet_x4` for" in text, name  # and which model to pick instead
+
+
+def test_the_web_pages_screenshots_are_there_light_and_dark_and_linked():
+    """docs/serve.md shows the page at 1280x900 and 390x844, light and dark (retaken by
+    test_serve_browser.py's test_docs_screenshots)."""
+    import numpy as np
+    from PIL import Image
+
+    serve = _read("docs/serve.md")
+    brightness = {}
+    for size, width in (("", 1280), ("-phone", 390)):
+        for scheme in ("", "-dark"):
+            name = f"serve-screenshot{size}{scheme}.png"
+            assert f"({name})" in serve or f'src="{name}"' in serve, name
+            with Image.open(ROOT / "docs" / name) as img:
+                assert img.width == width, (name, img.size)
+                brightness[size, scheme] = float(np.asarray(img.convert("L")).mean())
+    for size in ("", "-phone"):
+        assert brightness[size, "-dark"] < 0.6 * brightness[size, ""], brightness
