@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import re
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -21,20 +20,13 @@ pytest.importorskip("multipart")
 uvicorn = pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
-from test_serve_jobs import Stepper, png_bytes  # noqa: E402
+from test_serve_jobs import Stepper, png_bytes, until  # noqa: E402
 
 from srgan.inference import Upscaler  # noqa: E402
 from srgan.serve.app import create_app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 HANG = 60  # s: only to catch a hang on a busy machine
-
-
-def until(predicate, what: str) -> None:
-    deadline = time.monotonic() + HANG
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 class Serving:
