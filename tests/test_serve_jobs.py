@@ -283,14 +283,33 @@ def test_polls_back_off_and_are_not_logged(tiny_model_path: Path, stepper: Stepp
     """Issue 25 item 5: a poll every 0.5 s gave 900 requests and 900 log lines a job."""
     from srgan.serve.middleware import QuietPolls
 
-    with TestClient(stepped_app(tiny_model_path, stepper), base_url=LOCAL) as c:
-        job = post(c).json()
-        assert job["poll_after_s"] == 0.5
-        queue = c.app.state.service.queue
-        queue.get(job["id"]).created -= 60  # a minute old
-        assert c.get(job["url"]).json()["poll_after_s"] == 5.0
-        c.delete(job["url"])
-        stepper.step.release()
+    access = logging.getLogger(QuietPolls.LOGGER)
+    lines: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    level = access.level
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+
+    def served(method: str, path: str, status: int) -> None:  # as uvicorn logs a request
+        access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", method, path, "1.1", status)
+
+    try:
+        with TestClient(stepped_app(tiny_model_path, stepper), base_url=LOCAL) as c:
+            job = post(c).json()
+            assert job["poll_after_s"] == 0.5
+            queue = c.app.state.service.queue
+            queue.get(job["id"]).created -= 60  # a minute old
+            assert c.get(job["url"]).json()["poll_after_s"] == 5.0
+            served("GET", job["url"], 200)  # the app's filter is on uvicorn's access log
+            served("POST", "/v1/upscale", 202)
+            c.delete(job["url"])
+            stepper.step.release()
+        served("GET", job["url"], 200)  # and taken off when the app stops
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+    assert len(lines) == 2 and "POST /v1/upscale" in lines[0] and job["url"] in lines[1]
 
     quiet = QuietPolls()
 
