@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from srgan.train.config import Config, load_config
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 FAULTS = Path(__file__).resolve().parent / "faults.py"
+HANG = 60  # s: only to catch a hang (generous: a busy machine is slow, not hung)
 
 # 1 residual block, 8 channels, 16px HR crops (4px LR), batch 4: a step takes milliseconds.
 TINY = [
@@ -30,6 +32,14 @@ TINY = [
     "data.crop=16", "train.batch_size=4", "log.progress=false", "log.tensorboard=false",
     "log.val_images=1",
 ]
+
+
+def until(predicate, what: str, timeout: float = HANG) -> None:
+    """Poll `predicate` until it is true; fail naming `what` if it never is (a hang)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
 
 
 def tiny_generator(scale: int = 4, blocks: int = 1, channels: int = 8, seed: int = 0) -> SRResNet:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import HANG, until
 from PIL import Image
 
 pytest.importorskip("fastapi")
@@ -27,7 +28,6 @@ from srgan.inference import Upscaler  # noqa: E402
 from srgan.serve.app import create_app  # noqa: E402
 
 LOCAL = "http://127.0.0.1:8000"
-HANG = 30  # s: only to catch a hang
 
 
 def png_bytes(w: int = 20, h: int = 12, seed: int = 0) -> bytes:
@@ -41,13 +41,6 @@ def post(c: TestClient, data: bytes | None = None, query: str = "", name: str = 
          headers: dict | None = None, **fields):
     return c.post(f"/v1/upscale{query}", files={"image": (name, data or png_bytes(), "image/png")},
                   data={k: str(v) for k, v in fields.items()}, headers=headers or {})
-
-
-def until(predicate, what: str) -> None:
-    deadline = time.monotonic() + HANG
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 class Stepper:

@@ -20,13 +20,13 @@ pytest.importorskip("multipart")
 uvicorn = pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
-from test_serve_jobs import Stepper, png_bytes, until  # noqa: E402
+from helpers import HANG, until  # noqa: E402
+from test_serve_jobs import Stepper, png_bytes  # noqa: E402
 
 from srgan.inference import Upscaler  # noqa: E402
 from srgan.serve.app import create_app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-HANG = 60  # s: only to catch a hang on a busy machine
 
 
 class Serving:
