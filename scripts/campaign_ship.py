@@ -35,7 +35,14 @@ import torch
 from srgan.cpu import capability, cpu_flags, native_bf16
 from srgan.export import ExportError
 from srgan.train.export import export_generator
-from srgan.weights import ModelCard, ModelFileError, load_generator, read_metadata, save_generator
+from srgan.weights import (
+    ModelCard,
+    ModelFileError,
+    interpolate_generators,
+    load_generator,
+    read_metadata,
+    save_generator,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "src" / "srgan" / "weights"
@@ -134,6 +141,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--since-step", type=int, default=0,
                         help="count this run's patches and hours from this step: the best "
                              "step of an earlier segment shipped from the same run folder")
+    parser.add_argument("--blend-with", metavar="MODEL",
+                        help="ship (1 - T) MODEL + T the run's weights (network interpolation, "
+                             "T = --strength): a model fine-tuned from MODEL that went too far "
+                             "for the validation set, e.g. too smooth on real camera photos")
+    parser.add_argument("--strength", type=float, default=1.0,
+                        help="T of --blend-with, in (0, 1] [1: the run's weights as they are]")
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
     if not math.isfinite(args.min_gain):
@@ -142,6 +155,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--since-step: a step, 0 or more, got {args.since_step}")
     if args.init_patches is not None and args.init_patches < 0:
         parser.error(f"--init-patches: 0 or more, got {args.init_patches}")
+    if not 0 < args.strength <= 1:  # also refuses nan
+        parser.error(f"--strength: a number in (0, 1], got {args.strength}")
     return args
 
 
@@ -191,6 +206,8 @@ def ship(args: argparse.Namespace) -> int:
         export_generator(args.checkpoint or run, candidate, ema=ema, best=best and not
                          args.checkpoint, dtype=torch.float16)
         card = read_metadata(candidate)[1]
+        if args.blend_with:
+            card = blend_candidate(candidate, card, args.blend_with, args.strength)
         best_step = int(card.extra["steps"])
         if args.since_step > best_step:
             raise ShipError(f"--since-step {args.since_step} is beyond the step being shipped "
@@ -212,6 +229,17 @@ def ship(args: argparse.Namespace) -> int:
             return 0
         write_shipped(args, run, cfg, candidate, card, which, best_step, new, old, baseline)
     return 0
+
+
+def blend_candidate(candidate: Path, card: ModelCard, base: str, strength: float) -> ModelCard:
+    """Rewrite `candidate` as (1 - strength) base + strength candidate; the card says so."""
+    mixed = interpolate_generators(load_generator(base).net, load_generator(candidate).net,
+                                   strength)
+    extra = dict(card.extra, blend=f"{1 - strength:.2f} x {base} + {strength:.2f} x this run")
+    card = ModelCard(name=card.name, description=card.description, training=card.training,
+                     extra=extra)
+    save_generator(mixed, candidate, card, dtype=torch.float16)
+    return card
 
 
 def write_shipped(args: argparse.Namespace, run: Path, cfg: dict, candidate: Path,
@@ -281,6 +309,8 @@ def training_text(cfg: dict, extra: dict, which: str, init: str, init_patches: i
                if cfg["data"].get("degradation") == "realistic" else "MATLAB-bicubic LR")
     crop = int(cfg["data"].get("crop", 96))
     start = f"from {init} ({init_patches:,} patches); " if init_patches else ""
+    blend = (f" Shipped as a network interpolation: {extra['blend']} (its weights, "
+             "blended), which scored best on the validation set." if "blend" in extra else "")
     return (
         f"CPU training campaign (docs/campaign.md): {start}"
         f"{int(extra['campaign_patches_seen']):,} "
@@ -288,7 +318,7 @@ def training_text(cfg: dict, extra: dict, which: str, init: str, init_patches: i
         f"{extra['campaign_segments']} segment(s), {precision} on {capability()}; "
         f"688 photographs (BSD200, BSDS500-test, T91, General100, "
         f"Sun-Hays 80, Debian wallpapers), {lr_made}; {chosen} EMA "
-        f"weights, stored fp16. Last segment: {last_segment}"
+        f"weights, stored fp16.{blend} Last segment: {last_segment}"
     )
 
 

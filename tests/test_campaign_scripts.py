@@ -188,6 +188,44 @@ def test_ship_card_describes_the_network_that_ships(ship_runs, image_dirs, tmp_p
     assert segment["best_step"] == 4 and segment["patches"] == 16
 
 
+def test_ship_blend_with_ships_the_interpolated_weights(ship_runs, image_dirs, tmp_path,
+                                                        monkeypatch):
+    import torch
+
+    from srgan.train.export import export_generator
+    from srgan.weights import load_generator, read_metadata, save_generator
+
+    _, val = image_dirs
+    ship = _load("campaign_ship")
+    monkeypatch.setattr(ship, "WEIGHTS", tmp_path / "weights")
+    monkeypatch.setattr(ship, "LOGS", tmp_path / "logs")
+    monkeypatch.setattr(ship, "benchmark_psnr", lambda models, data: dict.fromkeys(models, 30.0))
+    (tmp_path / "weights").mkdir()
+    run = ship_runs / "validated"
+    export_generator(run, tmp_path / "run.safetensors", ema=True, best=True)
+    trained = load_generator(tmp_path / "run.safetensors").net
+    base = load_generator(tmp_path / "run.safetensors").net
+    with torch.no_grad():
+        for p in base.parameters():
+            p.add_(torch.randn_like(p))
+    save_generator(base, tmp_path / "base.safetensors")
+    assert ship.main(["srresnet_x4", "--run", str(run), "--data", str(val),
+                      "--blend-with", str(tmp_path / "base.safetensors"),
+                      "--strength", "0.25"]) == 0
+    shipped = tmp_path / "weights" / "srresnet_x4.safetensors"
+    got = load_generator(shipped).net.state_dict()
+    for key, want in base.state_dict().items():
+        if want.is_floating_point():
+            want = 0.75 * want + 0.25 * trained.state_dict()[key]
+            assert torch.allclose(got[key].float(), want, atol=2e-3, rtol=2e-3), key
+    card = read_metadata(shipped)[1]
+    assert card.extra["blend"] == f"0.75 x {tmp_path / 'base.safetensors'} + 0.25 x this run"
+    assert "network interpolation" in card.training
+    with pytest.raises(SystemExit):
+        ship.main(["srresnet_x4", "--run", str(run), "--data", str(val),
+                   "--blend-with", "srresnet_x4", "--strength", "0"])
+
+
 @pytest.mark.parametrize("script, args, says", [
     ("training_curve", ["{tmp}/absent", "-o", "{tmp}/c.png"], "absent/config.toml"),
     ("checkerboard", ["-m", "no_such_model", "--data", "{tmp}"], "no_such_model"),
