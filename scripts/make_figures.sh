@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Make the README's comparison figures (docs/figures/*.png) from photographs the project may
-# publish: Debian's mate-backgrounds package (GPL-2+; authors in docs/figures/CREDITS.md and
-# in the package's copyright file). Not Set5/Set14 (research-use terms) and not training
-# images (DIV2K): these photographs are in neither.
+# Make the README's comparison figures (docs/figures/*.png, srgan_mse_artefacts.png among
+# them) from photographs the project may publish: Debian's mate-backgrounds package (GPL-2+;
+# authors in docs/figures/CREDITS.md and in the package's copyright file). Not Set5/Set14
+# (research-use terms) and not training images: these photographs are in neither.
 #
 #   scripts/make_figures.sh [OUT_DIR] [MODEL ...]
 #
@@ -28,6 +28,9 @@ FIGURES=(
   "ladybird|LadyBird.jpg|1288,540,1024,640|200,110,96,96"
   "yellow_flower|YellowFlower.jpg|1536,960,1024,640|auto"
   "garden|Garden.jpg|1000,240,1280,800|auto"
+  # srgan_mse_x4's ringing: the crown's soft reflections become stacked thin dark and bright
+  # lines (README and MODELS.md link it); the inset is put there, not where methods differ most
+  "srgan_mse_artefacts|Aqua.jpg|1280,560,1280,800|188,220,64,64"
 )
 
 . "$(dirname "$0")/mate_photos.sh"  # sets work, photos, model_args

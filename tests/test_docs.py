@@ -162,9 +162,14 @@ def test_the_faq_answers_the_first_hours_questions():
 def test_srgan_mse_x4s_artefacts_are_described_plainly():
     """On photographs it never saw, srgan_mse_x4 shows double-edged halos, ringing, worm-like
     texture and (on grey photos run as RGB) false colour; "a thin bright halo along some dark
-    edges" understated it. The README and its card say what it does."""
+    edges" understated it. The README and its card say what it does, and show it in a figure
+    (credited, as the package's photographs must be)."""
+    figure = "docs/figures/srgan_mse_artefacts.png"
+    assert (ROOT / figure).is_file()
+    assert "`srgan_mse_artefacts.png` | nature/" in _read("docs/figures/CREDITS.md")
     for name in ("README.md", "MODELS.md"):
         text = _words(_read(name))
+        assert f"({figure})" in text, name
         for artefact in ("double-edged halos", "ringing", "worm-like texture", "zebra",
                          "grey", "33"):
             assert artefact in text, (name, artefact)
