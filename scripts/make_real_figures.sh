@@ -5,8 +5,9 @@
 #   scripts/make_real_figures.sh [OUT_DIR] [MODEL ...]
 #
 # OUT_DIR defaults to docs/figures; MODELs default to srresnet_x4 srresnet_real_x4. The
-# photographs are Debian's mate-backgrounds (GPL-2+; docs/figures/CREDITS.md), which are in
-# no training or benchmark set. Needs apt-get and dpkg (the package is downloaded and
+# photographs are Debian's mate-backgrounds (GPL-2+; docs/figures/CREDITS.md), picked among
+# those in no training or benchmark set (Blinds, Dune, RainDrops, Storm, TwoWings and Wood are
+# training photographs). Needs apt-get and dpkg (the package is downloaded and
 # unpacked into a temporary folder, never installed) and the srgan package in $PYTHON.
 #
 # Each photograph is cropped, shrunk to 1/4 with Pillow's bicubic (as image editors and web
@@ -22,9 +23,9 @@ PYTHON=${PYTHON:-python3}  # may be a command with arguments: "nice python3"
 
 # figure name | photograph in nature/ | crop x,y,w,h in its pixels | JPEG quality | inset
 FIGURES=(
-  "real_dune|Dune.jpg|300,120,1024,640|50|auto"
   "real_aqua|Aqua.jpg|900,300,1024,640|45|auto"
-  "real_two_wings|TwoWings.jpg|1100,500,1024,640|55|auto"
+  "real_flower|FreshFlower.jpg|200,300,1024,640|50|auto"
+  "real_meadow|GreenMeadow.jpg|128,300,1024,640|55|auto"
 )
 
 . "$(dirname "$0")/mate_photos.sh"  # sets work, photos, model_args
