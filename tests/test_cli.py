@@ -110,6 +110,22 @@ def test_srgan_models_shows_no_machine_paths():
         == "crops from train/, and val/; docs/c.md"
 
 
+def test_srgan_models_says_which_is_the_default_and_what_each_is_for():
+    from srgan.weights import list_models
+
+    res = CliRunner().invoke(main, ["models"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    heads = [line for line in lines if not line.startswith(" ")]
+    assert [h.split()[0] for h in heads] == list(list_models())
+    assert [h for h in heads if h.endswith("(the default)")] == \
+        ["srresnet_real_x4  x4  16 blocks, 64 ch  (the default)"]
+    for head in heads:  # each model's first line under its name: what photos it is for
+        below = lines[lines.index(head) + 1]
+        assert below.startswith("    for: "), below
+    assert "JPEG" in res.output.split("srresnet_real_x4")[1].splitlines()[1]
+
+
 @pytest.mark.parametrize("args", [["upscale", "x.png", "-o", "out", "--ext", "png"],
                                   ["benchmark", "--out", "r"], ["compare", "x.png", "--out", "r"]])
 def test_old_option_spellings_are_gone(args):

@@ -483,12 +483,16 @@ def test_shipped_models_are_described_in_plain_words():
         body = c.get("/v1/models").json()
     by_name = {m["name"]: m for m in body["models"]}
     assert set(by_name) == {*list_models(), "bicubic"}
-    # both shipped models, fidelity and realism, each said in plain words
-    assert by_name["srresnet_x4"]["summary"].startswith("Faithful, smooth")
-    assert by_name["srgan_mse_x4"]["summary"].startswith("Sharper, invented texture")
+    # every shipped model said in plain words: what kind of photo it is for
+    from srgan.packaged import PLAIN_WORDS
+
+    for name in list_models():
+        assert by_name[name]["summary"] == PLAIN_WORDS[name], name
+    assert by_name["srresnet_real_x4"]["summary"].startswith("For the photos people have")
     assert all(m["summary"] for m in body["models"])
-    # the faithful one is the default, as for `srgan upscale`, though srgan_ sorts first
-    assert body["default"] == "srresnet_x4"
+    # the real-photo model is the default, as for `srgan upscale`, though srgan_ sorts first
+    assert body["default"] == "srresnet_real_x4"
+    assert body["models"][0]["name"] == "srresnet_real_x4" and body["models"][0]["default"]
 
 
 def test_bad_model_file_fails_at_start(tmp_path: Path):

@@ -6,13 +6,25 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-# The shipped model used when none is named (CLI, Python API, web page): the faithful one.
-DEFAULT_MODEL = "srresnet_x4"
+# The shipped model used when none is named (CLI, Python API, web page): the one for the
+# photos people have (JPEG, noise, blur); the bicubic-trained ones are a `-m` away.
+DEFAULT_MODEL = "srresnet_real_x4"
 
 # --denoise interpolates the weights of these two (same network, one fine-tuned from the
 # other): 0 = the first (clean photos: keeps fine texture), 1 = the second (real photos:
 # removes noise, JPEG blocks and blur).
 DENOISE_MODELS = ("srresnet_x4", "srresnet_real_x4")
+
+# What each shipped model is for, in plain words for someone choosing between them (`srgan
+# models`, the web page); a card's description is written for people who train models.
+PLAIN_WORDS = {
+    "srresnet_real_x4": "For the photos people have (phone photos, web images, thumbnails, "
+                        "scans): removes JPEG blocks and noise instead of sharpening them.",
+    "srresnet_x4": "For clean photos and the benchmarks: stays closest to your photo, but "
+                   "sharpens JPEG blocks and noise along with the detail; fine texture soft.",
+    "srgan_mse_x4": "Sharper, invented texture: crisper detail, some of it made up by the "
+                    "model rather than recovered; halos on strong edges.",
+}
 
 
 def shipped_files(folder: str, suffix: str) -> dict[str, Path]:

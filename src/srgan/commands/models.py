@@ -20,6 +20,7 @@ def without_paths(text: str) -> str:
 @click.command()
 def models() -> None:
     """List the shipped models with their scale and training note."""
+    from srgan.packaged import DEFAULT_MODEL, PLAIN_WORDS
     from srgan.weights import list_models, read_metadata
 
     shipped = list_models()
@@ -28,7 +29,11 @@ def models() -> None:
         return
     for name, path in shipped.items():
         config, card = read_metadata(path)
-        click.echo(f"{name}  x{config.scale}  {config.num_blocks} blocks, {config.channels} ch")
+        default = "  (the default)" if name == DEFAULT_MODEL else ""
+        click.echo(f"{name}  x{config.scale}  {config.num_blocks} blocks, {config.channels} ch"
+                   f"{default}")
+        if name in PLAIN_WORDS:
+            click.echo(f"    for: {PLAIN_WORDS[name]}")
         if card.description:
             click.echo(f"    {without_paths(card.description)}")
         if card.training:

@@ -11,16 +11,8 @@ from typing import Any
 
 from srgan import packaged
 from srgan.evaluate.methods import BICUBIC, BICUBIC_DESCRIPTION
-from srgan.packaged import DEFAULT_MODEL
+from srgan.packaged import DEFAULT_MODEL, PLAIN_WORDS
 from srgan.weights import ModelFileError, list_models, read_metadata, resolve_model
-
-# What each shipped model does, in plain words for someone choosing between them (the card's
-# description is written for people who train models). Other files: the card's first sentence.
-PLAIN_WORDS = {
-    "srresnet_x4": "Faithful, smooth: stays close to your photo, fine texture comes out soft.",
-    "srgan_mse_x4": "Sharper, invented texture: crisper detail, some of it made up by the "
-                    "model rather than recovered.",
-}
 
 
 @dataclass
