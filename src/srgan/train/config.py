@@ -135,6 +135,7 @@ class LogSection:
     ckpt_every: int = 1000
     keep: int = 3  # last K checkpoints kept (best.pt is kept apart)
     val_images: int = 2  # LR|SR|HR strips saved to val/ per validation
+    val_niqe: bool = False  # also the outputs' NIQE (stage 2: realism, as PSNR falls)
     tensorboard: bool = True  # when the tensorboard package is importable
     progress: bool = True  # tqdm progress bar
     export: str = "best"  # generator.safetensors = best validated (or last) weights

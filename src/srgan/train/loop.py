@@ -246,7 +246,7 @@ class Trainer:
         s = self.state
         metrics = validate(s.export_net, self.val, s.step, strips=self.cfg.log.val_images,
                            folder=self.run_dir / "val", logger=logger,
-                           memory_format=self.memory_format)
+                           memory_format=self.memory_format, niqe=self.cfg.log.val_niqe)
         logger.scalars(s.step, metrics, prefix="val")
         improved = s.best_psnr is None or metrics["psnr_y"] > s.best_psnr
         if improved:
@@ -254,7 +254,9 @@ class Trainer:
             save_best(s, self.cfg.to_toml(), self.run_dir / "checkpoints")
         logger.message(
             f"step {s.step}: val PSNR-Y {metrics['psnr_y']:.3f} dB, SSIM-Y "
-            f"{metrics['ssim_y']:.4f}" + (" (best)" if improved else f" (best {s.best_psnr:.3f})")
+            f"{metrics['ssim_y']:.4f}"
+            + (f", NIQE {metrics['niqe']:.3f}" if "niqe" in metrics else "")
+            + (" (best)" if improved else f" (best {s.best_psnr:.3f})")
         )
         return metrics
 

@@ -19,22 +19,27 @@ from srgan.train.state import TrainState
 def validate(
     net: nn.Module, val_set: list[ValImage], step: int, *, strips: int = 0,
     folder: Path | None = None, logger: RunLogger | None = None,
-    memory_format: torch.memory_format = torch.contiguous_format,
+    memory_format: torch.memory_format = torch.contiguous_format, niqe: bool = False,
 ) -> dict[str, float]:
     """Y-PSNR / SSIM (crop = scale) of `net` on whole images, in float32; the first `strips`
-    images' LR | SR | HR strips go to `folder` as step_N_NAME.png (and to `logger`)."""
+    images' LR | SR | HR strips go to `folder` as step_N_NAME.png (and to `logger`). With
+    `niqe`, also the outputs' mean NIQE (realism: stage 2's PSNR falls as it gains it), over
+    the images large enough for one 96x96 block."""
     from srgan.metrics import psnr_y, ssim_y
+    from srgan.niqe import niqe as niqe_of
 
     was_training = net.training
     net.eval()
     scale = int(net.scale)
-    psnrs, ssims = [], []
+    psnrs, ssims, niqes = [], [], []
     for i, item in enumerate(val_set):
         sr = net(item.lr.contiguous(memory_format=memory_format)).float()
         sr255 = net.to_unit(sr).clamp_(0, 1).mul_(255).round_()[0]
         hr255 = item.hr.float()
         psnrs.append(psnr_y(sr255, hr255, crop_border=scale))
         ssims.append(ssim_y(sr255, hr255, crop_border=scale))
+        if niqe and min(sr255.shape[-2:]) - 2 * scale >= 96:
+            niqes.append(niqe_of(sr255.cpu(), crop_border=scale))
         if i < strips and folder is not None:
             strip = _strip(item, sr255, scale)
             _write_png(strip, folder / f"step_{step:09d}_{item.name}.png")
@@ -42,10 +47,13 @@ def validate(
                 logger.image(f"val/{item.name}", step, strip)
     net.train(was_training)
     finite = [p for p in psnrs if math.isfinite(p)]
-    return {
+    metrics = {
         "psnr_y": sum(finite) / max(1, len(finite)),
         "ssim_y": sum(ssims) / len(ssims),
     }
+    if niqes:
+        metrics["niqe"] = sum(niqes) / len(niqes)
+    return metrics
 
 
 def save_best(state: TrainState, config: str, folder: Path) -> Path:
