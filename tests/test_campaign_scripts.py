@@ -168,16 +168,23 @@ def test_ship_refuses_bad_numbers_as_usage_errors(option, value, capsys):
     assert exit_.value.code == 2 and option in capsys.readouterr().err
 
 
-def test_ship_card_describes_the_network_that_ships(ship_runs, image_dirs, tmp_path,
-                                                    monkeypatch, capsys):
-    from srgan.weights import read_metadata
-
-    _, val = image_dirs
+@pytest.fixture
+def sandboxed_ship(tmp_path, monkeypatch):
+    """campaign_ship with its weights and logs folders under tmp_path and a fixed score."""
     ship = _load("campaign_ship")
     monkeypatch.setattr(ship, "WEIGHTS", tmp_path / "weights")
     monkeypatch.setattr(ship, "LOGS", tmp_path / "logs")
     monkeypatch.setattr(ship, "benchmark_psnr", lambda models, data: dict.fromkeys(models, 30.0))
     (tmp_path / "weights").mkdir()
+    return ship
+
+
+def test_ship_card_describes_the_network_that_ships(ship_runs, image_dirs, tmp_path,
+                                                    sandboxed_ship):
+    from srgan.weights import read_metadata
+
+    _, val = image_dirs
+    ship = sandboxed_ship
     assert ship.main(["srresnet_x4", "--run", str(ship_runs / "validated"),
                       "--data", str(val)]) == 0
     card = read_metadata(tmp_path / "weights" / "srresnet_x4.safetensors")[1]
@@ -189,18 +196,14 @@ def test_ship_card_describes_the_network_that_ships(ship_runs, image_dirs, tmp_p
 
 
 def test_ship_blend_with_ships_the_interpolated_weights(ship_runs, image_dirs, tmp_path,
-                                                        monkeypatch):
+                                                        sandboxed_ship):
     import torch
 
     from srgan.train.export import export_generator
     from srgan.weights import load_generator, read_metadata, save_generator
 
     _, val = image_dirs
-    ship = _load("campaign_ship")
-    monkeypatch.setattr(ship, "WEIGHTS", tmp_path / "weights")
-    monkeypatch.setattr(ship, "LOGS", tmp_path / "logs")
-    monkeypatch.setattr(ship, "benchmark_psnr", lambda models, data: dict.fromkeys(models, 30.0))
-    (tmp_path / "weights").mkdir()
+    ship = sandboxed_ship
     run = ship_runs / "validated"
     export_generator(run, tmp_path / "run.safetensors", ema=True, best=True)
     trained = load_generator(tmp_path / "run.safetensors").net
