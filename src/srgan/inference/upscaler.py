@@ -218,21 +218,20 @@ class Upscaler(ImageUpscaler):
         name_or_path: str | Path = DEFAULT_MODEL,
         device: str | torch.device = "auto",
         precision: str = "auto",
-        tile: int | None = None,
-        tile_pad: int = DEFAULT_TILE_PAD,
-        memory_budget_mb: int | None = None,
+        *,
         denoise: float | None = None,
         **options: Any,
     ) -> Upscaler:
         """Load a shipped model by name (see `srgan models`) or a .safetensors model file;
-        `options`: batch, compile, backend, spill_bytes (see the class).
+        `options` are the class's own (tile, tile_pad, memory_budget_mb, batch, compile,
+        backend, spill_bytes).
 
         `denoise` (0 to 1) blends the weights of srresnet_x4 (0: keeps fine texture, and the
         noise) and srresnet_real_x4 (1: removes noise, JPEG blocks and blur); the model must
         then be one of the two or left at its default."""
         model = (load_generator(name_or_path) if denoise is None
                  else denoise_generator(name_or_path, denoise))
-        return cls(model, device, precision, tile, tile_pad, memory_budget_mb, **options)
+        return cls(model, device, precision, **options)
 
     # ----------------------------------------------------------------- what callers ask
     @property
