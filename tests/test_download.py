@@ -28,13 +28,16 @@ def make_zip(entries: dict[str, bytes]) -> bytes:
 
 
 class Server:
-    """Serves `files` (name -> bytes); records each request's Range header."""
+    """Serves `files` (name -> bytes); records each request's Range header. With
+    `redirect_to` (a path, "/cdn/") set, a request outside that folder is answered 302 to the
+    same name in it, as Hugging Face's /resolve/ URLs redirect to their CDN."""
 
     def __init__(self, files: dict[str, bytes]) -> None:
         self.files = files
         self.ranges: list[str | None] = []
         self.honour_range = True
         self.cut_after: int | None = None  # close the connection after this many bytes
+        self.redirect_to: str | None = None
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -43,6 +46,12 @@ class Server:
 
             def do_GET(self):
                 name = self.path.rsplit("/", 1)[-1]
+                if outer.redirect_to and not self.path.startswith(outer.redirect_to):
+                    self.send_response(302)
+                    self.send_header("Location", outer.redirect_to + name)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if name not in outer.files:
                     self.send_error(404)
                     return
@@ -202,19 +211,22 @@ def test_the_official_table_matches_the_expected_layout():
 
 
 def test_a_benchmark_set_name_says_where_the_set_comes_from(tmp_path):
-    """`srgan data download set5` was a bare 'invalid choice': srgan does not download the
-    standard benchmark sets, so the usage error says whose set it is and how to point at one's
-    own copy; any other name is refused as well, naming the one set it does download."""
-    for name, author in (("Set5", "Bevilacqua"), ("set14", "Zeyde")):
+    """`srgan data download bsd100` was a bare 'invalid choice': a standard benchmark set that
+    srgan does not download (it downloads div2k, set5 and set14) gets whose set it is and how
+    to point at one's own copy; any other name is refused as well, naming the three."""
+    for name, author in (("BSD100", "Berkeley"), ("urban100", "Huang")):
         res = CliRunner().invoke(data, ["download", name, str(tmp_path / "d")])
         assert res.exit_code == 2, res.output
         text = " ".join(res.output.split())
-        assert author in text and "not downloaded by srgan (only div2k is)" in text, text
+        assert author in text and "not downloaded by srgan (it downloads div2k, set5, set14)" \
+            in text, text
         assert f"--data path/to/{name}" in text and "--data-root DIR" in text
         assert "docs/faq.md" in text and "Traceback" not in res.output
     res = CliRunner().invoke(data, ["download", "imagenet", str(tmp_path / "d")])
-    assert res.exit_code == 2 and "srgan downloads div2k only" in res.output
+    assert res.exit_code == 2 and "srgan downloads div2k, set5, set14" in res.output
     assert not (tmp_path / "d").exists()  # nothing made for a refused name
+    help_text = CliRunner().invoke(data, ["download", "--help"]).output
+    assert "{div2k,set5,set14}" in help_text and "data download set5" in help_text
 
 
 def test_a_wrong_archive_put_by_hand_is_kept_and_said_so(tmp_path, div2k_like, monkeypatch):

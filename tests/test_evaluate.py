@@ -433,19 +433,23 @@ def test_a_standard_set_not_found_says_where_it_comes_from(tmp_path, monkeypatch
     with pytest.raises(FileNotFoundError) as exc:
         resolve_dataset("Set5", None, {})
     msg = str(exc.value)
-    assert "Bevilacqua" in msg and "neither ships nor downloads" in msg
+    assert "Bevilacqua" in msg and "`srgan data download set5 data/benchmark` fetches it" in msg
+    assert "data/benchmark/Set5 (default)" in msg  # where the download is looked for
     assert "--data path/to/Set5" in msg and "--data-root DIR" in msg
     assert "$SRGAN_DATA_ROOT" in msg and "docs/faq.md" in msg
-    with pytest.raises(FileNotFoundError, match="Zeyde"):
+    with pytest.raises(FileNotFoundError, match="Zeyde.*srgan data download set14 data/bench"):
         resolve_dataset("set14/HR", None, {})
+    with pytest.raises(FileNotFoundError) as exc:  # a set srgan does not download
+        resolve_dataset("BSD100", None, {})
+    assert "Berkeley" in str(exc.value) and "neither ships nor downloads" in str(exc.value)
     with pytest.raises(FileNotFoundError) as exc:
         resolve_dataset("MyPhotos", None, {})
     assert "standard benchmark" not in str(exc.value)
     r = CliRunner().invoke(main, ["benchmark", "-m", "bicubic", "--data", "Set5",
                                   "--no-lpips", "--output", str(tmp_path / "o")])
     assert r.exit_code == 1 and "Bevilacqua" in r.output and "Traceback" not in r.output
-    r = CliRunner().invoke(main, ["data", "download", "Set5", str(tmp_path / "d")])
-    assert r.exit_code == 2 and "Bevilacqua" in r.output and "--data-root DIR" in r.output
+    r = CliRunner().invoke(main, ["data", "download", "BSD100", str(tmp_path / "d")])
+    assert r.exit_code == 2 and "Berkeley" in r.output and "--data-root DIR" in r.output
     assert not (tmp_path / "d").exists()
 
 

@@ -30,8 +30,12 @@ DATA_ROOT_ENV = "SRGAN_DATA_ROOT"
 # to the shared data, as the README's commands assume).
 DEFAULT_DATA_ROOT = Path("..") / "shared" / "data" / "benchmark"
 REAL_DATA_ROOT = Path("..") / "shared" / "data" / "real"  # real camera pairs (DRealSR)
-# The standard benchmark sets, with the papers they come from: srgan neither ships nor
-# downloads them, so a "not found" names where they come from and how to point at them.
+# Where the README has `srgan data download set5` put a set, relative to the working
+# directory like the others: looked in last, so it changes nothing where the others hold it.
+DOWNLOAD_DATA_ROOT = Path("data") / "benchmark"
+# The standard benchmark sets, with the papers they come from: srgan ships none of them and
+# downloads Set5 and Set14 only, so a "not found" names where they come from and how to get
+# them or point at one's own copy.
 STANDARD_SETS = {
     "set5": "Set5 (Bevilacqua et al., BMVC 2012)",
     "set14": "Set14 (Zeyde et al., Curves and Surfaces 2010)",
@@ -165,8 +169,8 @@ def data_roots(
     data_root: str | Path | None = None, env: Mapping[str, str] | None = None
 ) -> list[tuple[Path, str]]:
     """The folders a set name is looked up in, in order, each with where it came from:
-    `data_root` (--data-root), then $SRGAN_DATA_ROOT, then ../shared/data/benchmark and
-    ../shared/data/real."""
+    `data_root` (--data-root), then $SRGAN_DATA_ROOT, then ../shared/data/benchmark,
+    ../shared/data/real and data/benchmark (where `srgan data download set5` puts Set5)."""
     env = os.environ if env is None else env
     roots: list[tuple[Path, str]] = []
     if data_root is not None:
@@ -175,6 +179,7 @@ def data_roots(
         roots.append((Path(env[DATA_ROOT_ENV]), f"${DATA_ROOT_ENV}"))
     roots.append((DEFAULT_DATA_ROOT, "default"))
     roots.append((REAL_DATA_ROOT, "default"))
+    roots.append((DOWNLOAD_DATA_ROOT, "default"))
     return roots
 
 
@@ -232,6 +237,13 @@ def standard_set_hint(path: Path) -> str:
         return ""
     if key == "div2k":
         return ". DIV2K is fetched with `srgan data download div2k DIR`"
+    if key in ("set5", "set14"):
+        return (f". {STANDARD_SETS[key]} is a standard benchmark set: `srgan data download "
+                f"{key} {DOWNLOAD_DATA_ROOT.as_posix()}` fetches it from a public mirror, "
+                f"checked image by image, into {DOWNLOAD_DATA_ROOT.as_posix()}/, where its "
+                f"name is found; or give your own copy: the folder itself (--data "
+                f"path/to/{path.parts[0]}) or the folder that holds {path.parts[0]}/ "
+                "(--data-root DIR, or $SRGAN_DATA_ROOT); docs/faq.md has more")
     return (f". {STANDARD_SETS[key]} is a standard benchmark set that srgan neither ships "
             "nor downloads: get its HR images from the authors or a super-resolution "
             f"toolbox, then give the folder itself (--data path/to/{path.parts[0]}) or the "
