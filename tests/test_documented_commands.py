@@ -62,7 +62,8 @@ SKIPS = [
     (lambda w: w[0] == "torchrun", "torchrun: several processes, one per GPU"),
     (lambda w: w[1] == "serve", "srgan serve runs until stopped (tests/test_serve_command.py)"),
     (lambda w: w[1:3] == ["data", "download"],
-     "downloads DIV2K from the internet (tests/test_download.py serves it on loopback)"),
+     "downloads DIV2K, Set5 or Set14 from the internet (tests/test_download.py and "
+     "tests/test_download_sets.py serve them on loopback)"),
     (lambda w: "cuda" in w and not torch.cuda.is_available(), "needs a CUDA GPU"),
     (lambda w: _model_missing(w) is not None, "names a model not shipped in this copy yet"),
     (lambda w: any(x.endswith(VIDEO_EXTS) or x == "clips/" for x in w)

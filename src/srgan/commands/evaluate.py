@@ -22,7 +22,8 @@ Examples:
 
 \b
 A --data (or --lr-dir) that is not an existing folder is looked up by name: under
---data-root, then $SRGAN_DATA_ROOT, then ../shared/data/benchmark and ../shared/data/real.
+--data-root, then $SRGAN_DATA_ROOT, then ../shared/data/benchmark, ../shared/data/real and
+data/benchmark (where `srgan data download set5 data/benchmark` puts Set5; set14 likewise).
 A set folder holding HR/ and LR/ (DRealSR) is scored on its own LR images, matched by name.
 Writes scores.csv (per image), results.md (the table) and summary.json (settings, versions,
 device, seconds per image) into --output. Unreadable or unusable images are reported on one
@@ -44,7 +45,7 @@ def _err(line: str) -> None:
 @click.argument("more_data", nargs=-1, metavar="[DIR|NAME]...", type=click.Path(path_type=Path))
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where set names are looked up first [then $SRGAN_DATA_ROOT, then "
-                   "../shared/data/benchmark].")
+                   "../shared/data/benchmark, then data/benchmark].")
 @click.option("--scale", type=click.IntRange(2, 16), default=4, show_default=True)
 @click.option("--crop-border", type=click.IntRange(min=0), default=None,
               help="Pixels shaved off each side before scoring [default: the scale].")
@@ -150,7 +151,7 @@ Examples:
 
 \b
 A folder name that does not exist here is looked up like `srgan benchmark --data`: under
-$SRGAN_DATA_ROOT, then ../shared/data/benchmark.
+$SRGAN_DATA_ROOT, then ../shared/data/benchmark, then data/benchmark.
 """
 
 
