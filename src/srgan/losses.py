@@ -8,6 +8,8 @@ to [0, 1] (VGGFeatures normalises them for ImageNet inside).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -199,6 +201,25 @@ def _gaussian_1d(size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
     return (g / g.sum()).to(device=like.device, dtype=like.dtype)
 
 
+def gaussian_blur(x: torch.Tensor, sigma: float, size: int | None = None) -> torch.Tensor:
+    """Separable Gaussian blur of (B, C, H, W) `x`, each channel on its own, same size out:
+    reflect padding (replicate where the image is no larger than the radius). `size`
+    defaults to 2 * ceil(4 * sigma) + 1 taps, the kernel's mass beyond 4 sigma left out."""
+    size = 2 * math.ceil(4 * sigma) + 1 if size is None else size
+    g = _gaussian_1d(size, sigma, x)
+    c, pad = x.shape[1], size // 2
+    mode = "reflect" if pad < min(x.shape[-2:]) else "replicate"
+    x = F.pad(x, (pad, pad, pad, pad), mode=mode)
+    x = F.conv2d(x, g.view(1, 1, 1, size).expand(c, 1, 1, size), groups=c)
+    return F.conv2d(x, g.view(1, 1, size, 1).expand(c, 1, size, 1), groups=c)
+
+
+def highpass(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """x - gaussian_blur(x, sigma): the detail finer than about sigma pixels; a constant
+    colour, a gradual shift of colour or brightness and broad halos are (nearly) removed."""
+    return x - gaussian_blur(x, sigma)
+
+
 def unsharp_mask(x: torch.Tensor, weight: float = 0.5, threshold: float = 10 / 255,
                  size: int = 51) -> torch.Tensor:
     """Real-ESRGAN's sharpened training targets: x + weight * (x - blur(x)) where the detail
@@ -206,17 +227,8 @@ def unsharp_mask(x: torch.Tensor, weight: float = 0.5, threshold: float = 10 / 2
     without being asked to invent noise on flat regions. `x` in [0, 1], (B, C, H, W); the
     blur is OpenCV's Gaussian of `size` with its default sigma (8.3 for 51)."""
     sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8
-    g = _gaussian_1d(size, sigma, x)
-    c, pad = x.shape[1], size // 2
-
-    def blur(img: torch.Tensor) -> torch.Tensor:
-        mode = "reflect" if pad < min(img.shape[-2:]) else "replicate"
-        img = F.pad(img, (pad, pad, pad, pad), mode=mode)
-        img = F.conv2d(img, g.view(1, 1, 1, size).expand(c, 1, 1, size), groups=c)
-        return F.conv2d(img, g.view(1, 1, size, 1).expand(c, 1, size, 1), groups=c)
-
-    residual = x - blur(x)
+    residual = x - gaussian_blur(x, sigma, size)
     mask = (residual.abs() > threshold).to(x.dtype)
-    soft = blur(mask)
+    soft = gaussian_blur(mask, sigma, size)
     sharp = (x + weight * residual).clamp(0, 1)
     return soft * sharp + (1 - soft) * x

@@ -28,6 +28,8 @@ SAMPLING = ("image", "area")
 DEGRADATIONS = ("bicubic", "realistic")
 EXPORT_WHICH = ("best", "last")
 PIXEL_LOSSES = ("mse", "l1")
+DISCRIMINATOR_INPUTS = ("image", "highpass")
+MAX_HIGHPASS_SIGMA = 32.0  # HR pixels; a 257-tap blur, already wider than any training crop
 PAPER_VGG_SCALE = 1.0 / 12.75
 # Bounds far beyond any SRResNet (the paper: 16 blocks, 64 channels; EDSR: 32, 256), so that a
 # typo is a config error rather than a network too big to build.
@@ -62,6 +64,8 @@ class ModelSection:
 class DiscriminatorSection:
     base_channels: int = 64
     antialias: bool = False  # blur before each stride-2 conv: no checkerboard gradient for G
+    input: str = "image"  # or "highpass": D judges x - gaussian_blur(x), real and SR alike
+    highpass_sigma: float = 1.5  # the blur's sigma in HR pixels (discriminator.input=highpass)
 
 
 @dataclass
@@ -206,6 +210,10 @@ class Config:
         need(1 <= m.channels <= MAX_CHANNELS, "model.channels", f"1 to {MAX_CHANNELS}")
         need(1 <= self.discriminator.base_channels <= MAX_CHANNELS,
              "discriminator.base_channels", f"1 to {MAX_CHANNELS}")
+        need(self.discriminator.input in DISCRIMINATOR_INPUTS, "discriminator.input",
+             f"one of {DISCRIMINATOR_INPUTS}")
+        need(0 < self.discriminator.highpass_sigma <= MAX_HIGHPASS_SIGMA,
+             "discriminator.highpass_sigma", f"> 0 and at most {MAX_HIGHPASS_SIGMA:g}")
         need(d.crop >= m.scale and d.crop % m.scale == 0, "data.crop",
              f"a positive multiple of model.scale ({m.scale})")
         need(len(d.train) >= 1, "data.train", "at least one folder")

@@ -26,6 +26,7 @@ from srgan.losses import (
     feature_matching_loss,
     flat_mse_loss,
     generator_adversarial_loss,
+    highpass,
     unsharp_mask,
 )
 from srgan.nets import Discriminator
@@ -214,6 +215,9 @@ class AdversarialStage(ContentStage):
             recipe += f", flat-region MSE {lo.flat_mse:g}"
         if lo.usm_pixel_targets:
             recipe += ", pixel terms against unsharp-masked HR"
+        if cfg.discriminator.input == "highpass":
+            recipe += (", discriminator on high frequencies (image minus its Gaussian blur, "
+                       f"sigma {cfg.discriminator.highpass_sigma:g})")
         if cfg.uses_vgg():
             recipe += f", VGG feature scale {lo.vgg_scale:.6g}"
         return recipe
@@ -233,6 +237,18 @@ class AdversarialStage(ContentStage):
         for group in self.opt_d.param_groups:
             group["lr"] = d_lr
         return lr
+
+    def d_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What D judges of an image, real or generated alike: the image itself, or with
+        discriminator.input = "highpass" only its detail (x - blur(x), in float32), so the
+        adversarial loss cannot reward colour shifts or broad halos, only texture."""
+        dc = self.cfg.discriminator
+        if dc.input == "image":
+            return x
+        exact = torch.autocast(self.device.type, enabled=False) if self.amp else (
+            contextlib.nullcontext())
+        with exact:
+            return highpass(x.float(), dc.highpass_sigma)
 
     def generator_loss(self, lr_img: torch.Tensor, sr: torch.Tensor, hr_t: torch.Tensor,
                        pixel_target: torch.Tensor | None
@@ -255,13 +271,13 @@ class AdversarialStage(ContentStage):
         total = sr.new_zeros((), dtype=torch.float32)
         fm_weight = loss.feature_matching * ramp
         if fm_weight > 0:
-            fake_logits, fake_feats = discriminator_features(self.d, sr)
+            fake_logits, fake_feats = discriminator_features(self.d, self.d_input(sr))
             with torch.no_grad():
-                _, real_feats = discriminator_features(self.d, hr)
+                _, real_feats = discriminator_features(self.d, self.d_input(hr))
             parts["fm"] = feature_matching_loss(fake_feats, real_feats)
             total = total + fm_weight * parts["fm"]
         else:
-            fake_logits = self.d_for_g(sr)
+            fake_logits = self.d_for_g(self.d_input(sr))
         parts["adv"] = generator_adversarial_loss(fake_logits)
         total = total + loss.adversarial * ramp * parts["adv"]
         if loss.artifacts > 0:
@@ -283,11 +299,11 @@ class AdversarialStage(ContentStage):
         # Real and generated images in separate passes (own BatchNorm batch statistics),
         # each followed by its backward: the pattern DistributedDataParallel supports.
         with self.autocast():
-            real_logits = self.d_run(hr_t)
+            real_logits = self.d_run(self.d_input(hr_t))
             d_real = discriminator_loss(real_logits, None)
         d_real.backward()
         with self.autocast():
-            fake_logits = self.d_run(sr.detach())
+            fake_logits = self.d_run(self.d_input(sr.detach()))
             d_fake = discriminator_loss(None, fake_logits)
         d_fake.backward()
         out.add("d_loss", (d_real + d_fake).detach(), check=True)
