@@ -46,7 +46,7 @@ case "$stage" in
       --set log.export=last "$@"
     ;;
   srresnet_real_x4)
-    # Realistic degradations (one worker process), from the shipped srresnet_x4, L1.
+    # Realistic degradations (one worker process), from the shipped srresnet_x4, pixel MSE.
     exec "$srgan" train srresnet_real_x4 "${common[@]}" "${real_val[@]}" \
       --set model.init=srresnet_x4 --set train.lr=1e-4 --set "train.period=${PERIOD:-16000}" \
       --set train.restart_decay=0.7 "$@"
