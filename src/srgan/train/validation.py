@@ -24,8 +24,9 @@ def validate(
     """Y-PSNR / SSIM (crop = scale) of `net` on whole images, in float32; the first `strips`
     images' LR | SR | HR strips go to `folder` as step_N_NAME.png (and to `logger`). With
     `niqe`, also the outputs' mean NIQE (realism: stage 2's PSNR falls as it gains it), over
-    the images large enough for one 96x96 block."""
+    the images large enough for one NIQE block after the border crop."""
     from srgan.metrics import psnr_y, ssim_y
+    from srgan.niqe import BLOCK
     from srgan.niqe import niqe as niqe_of
 
     was_training = net.training
@@ -38,7 +39,7 @@ def validate(
         hr255 = item.hr.float()
         psnrs.append(psnr_y(sr255, hr255, crop_border=scale))
         ssims.append(ssim_y(sr255, hr255, crop_border=scale))
-        if niqe and min(sr255.shape[-2:]) - 2 * scale >= 96:
+        if niqe and min(sr255.shape[-2:]) - 2 * scale >= BLOCK:
             niqes.append(niqe_of(sr255.cpu(), crop_border=scale))
         if i < strips and folder is not None:
             strip = _strip(item, sr255, scale)
