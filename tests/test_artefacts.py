@@ -38,3 +38,35 @@ def test_bad_shapes_and_tiles_are_refused():
         periodic_artefact_score(np.zeros((64, 64)), tile=30)
     with pytest.raises(ValueError, match="smaller than one"):
         periodic_artefact_score(np.zeros((20, 64)))
+
+
+def test_halo_score_is_zero_within_the_hr_range_and_measures_a_rim():
+    from srgan.evaluate.artefacts import halo_score
+
+    hr = np.zeros((32, 32))
+    hr[:, 16:] = 200.0  # one vertical step edge
+    assert halo_score(hr, hr) == 0.0
+    blurred = hr.copy()
+    blurred[:, 15], blurred[:, 16] = 60.0, 140.0  # softer, but inside the HR's range
+    assert halo_score(blurred, hr) == 0.0
+    rimmed = hr.copy()
+    rimmed[:, 17] = 230.0  # a bright rim 30 levels above the edge's bright side
+    # edge pixels: the columns whose 7-wide window spans the step (13..18 of the inner 26)
+    # -> 6 columns, one of them overshooting by 30
+    assert halo_score(rimmed, hr) == pytest.approx(30.0 / 6)
+    dark = hr.copy()
+    dark[:, 14] = -12.0  # a dark rim on the dark side counts the same way
+    assert halo_score(dark, hr) == pytest.approx(12.0 / 6)
+    # texture away from edges is not a halo
+    noisy = hr + np.where(np.arange(32) < 8, 25.0, 0.0)[None, :]
+    assert halo_score(noisy, hr) == 0.0
+
+
+def test_halo_score_rejects_mismatched_or_tiny_images():
+    from srgan.evaluate.artefacts import halo_score
+
+    with pytest.raises(ValueError, match="one shape"):
+        halo_score(np.zeros((8, 8)), np.zeros((8, 9)))
+    with pytest.raises(ValueError, match="smaller"):
+        halo_score(np.zeros((4, 4)), np.zeros((4, 4)))
+    assert halo_score(np.ones((16, 16)), np.zeros((16, 16))) == 0.0  # flat HR: no edge

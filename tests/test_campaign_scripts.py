@@ -119,6 +119,29 @@ def test_checkerboard_script_scores_hr_near_one_and_a_patterned_model_above(tmp_
     assert [label for label, _ in rows] == ["set/a", "set mean"]
     hr, checkered = rows[0][1]
     assert 0.5 < hr < 1.6 and checkered > 3 * hr
+    # --score halo: halo_score of each output's Y against the HR's Y, 0 for the HR itself
+    from srgan.evaluate.artefacts import halo_score
+    from srgan.metrics import rgb_to_y
+
+    edge = np.zeros((64, 64, 3), np.uint8)
+    edge[:, 32:] = 180
+    (tmp_path / "edge").mkdir()
+    Image.fromarray(edge).save(tmp_path / "edge" / "b.png")
+    rimmed = torch.from_numpy(edge).permute(2, 0, 1).contiguous()
+    rimmed[:, :, 33] = 230  # a bright rim beside the edge
+
+    class Rimmed(Method):
+        name, scale = "rimmed", 4
+
+        def __call__(self, lr: torch.Tensor) -> torch.Tensor:
+            return rimmed
+
+    board.load_methods = lambda names, device: [Rimmed()]
+    _, rows = board.scores_table(["rimmed"], [str(tmp_path / "edge")], score="halo")
+    hr, rim = rows[0][1]
+    want = halo_score(rgb_to_y(rimmed.double()).numpy(),
+                      rgb_to_y(torch.from_numpy(edge).permute(2, 0, 1).double()).numpy())
+    assert hr == 0.0 and rim == pytest.approx(want) and want > 5
 
 
 # ------------------------------------------------------------------------- campaign_ship

@@ -1,4 +1,5 @@
-"""A number for the checkerboard that GAN training can leave in a x4 sub-pixel network's output.
+"""Numbers for two artefacts GAN training leaves in a x4 network's output: the checkerboard
+of its sub-pixel layers (no reference needed) and halos along strong edges (against the HR).
 
 Two x2 pixel shuffles repeat their sub-pixel pattern every 2 and 4 output pixels, so a
 checkerboard shows as excess power at the spatial frequencies k/4 cycles per pixel (k = 1, 2,
@@ -45,3 +46,34 @@ def periodic_artefact_score(y: np.ndarray, tile: int = 32) -> float:
         floor = np.mean([power[(u + du) % tile, (v + dv) % tile] for du, dv in ring])
         ratios.append(power[u, v] / max(floor, tiny))
     return float(np.mean(ratios))
+
+
+def halo_score(sr: np.ndarray, hr: np.ndarray, radius: int = 3, edge_range: float = 48.0) -> float:
+    """Mean overshoot, in the images' units (grey levels for 0-255 luma), of `sr` beyond the
+    range of `hr` around each pixel near a strong edge.
+
+    A halo is a bright or dark rim along an edge that the photograph does not have: the SR
+    pixel is brighter than every HR pixel within `radius`, or darker than every one. Only
+    pixels whose HR neighbourhood spans at least `edge_range` count (the edges, where
+    sharpening and unsharp-masked targets put their rims); texture noise elsewhere is not a
+    halo. 0 for the HR image itself and for anything that stays within its local range.
+    """
+    sr = np.asarray(sr, dtype=np.float64)
+    hr = np.asarray(hr, dtype=np.float64)
+    if sr.shape != hr.shape or sr.ndim != 2:
+        raise ValueError(f"halo_score needs two 2-D images of one shape, got {sr.shape} and "
+                         f"{hr.shape}")
+    if radius < 1:
+        raise ValueError(f"radius must be at least 1, got {radius}")
+    side = 2 * radius + 1
+    if min(hr.shape) < side:
+        raise ValueError(f"image {hr.shape[1]}x{hr.shape[0]} is smaller than the {side}x{side} "
+                         "neighbourhood")
+    windows = np.lib.stride_tricks.sliding_window_view(hr, (side, side))
+    high, low = windows.max(axis=(2, 3)), windows.min(axis=(2, 3))
+    inner = sr[radius:-radius, radius:-radius]
+    edges = (high - low) >= edge_range
+    if not edges.any():
+        return 0.0
+    over = np.maximum(inner - high, 0.0) + np.maximum(low - inner, 0.0)
+    return float(over[edges].mean())
