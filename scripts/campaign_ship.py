@@ -62,6 +62,10 @@ PURPOSE = {
                         "twice over), so it removes noise and JPEG blocks instead of "
                         "sharpening them. For phone photos, web images, thumbnails and "
                         "scans; on clean images it is softer than srresnet_x4.",
+    "srgan_real_x4": "SRGAN x4 for real photos: srresnet_real_x4 trained further against a "
+                     "discriminator on the same degraded photographs, for realism: sharper "
+                     "edges and invented texture where srresnet_real_x4 is smooth, JPEG "
+                     "blocks and noise still removed; lower PSNR.",
 }
 
 
@@ -310,7 +314,7 @@ def training_text(cfg: dict, extra: dict, which: str, init: str, init_patches: i
     crop = int(cfg["data"].get("crop", 96))
     start = f"from {init} ({init_patches:,} patches); " if init_patches else ""
     blend = (f" Shipped as a network interpolation: {extra['blend']} (its weights, "
-             "blended), which scored best on the validation set." if "blend" in extra else "")
+             "blended), the strength picked on the validation set." if "blend" in extra else "")
     return (
         f"CPU training campaign (docs/campaign.md): {start}"
         f"{int(extra['campaign_patches_seen']):,} "
