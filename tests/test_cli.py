@@ -123,7 +123,8 @@ def test_srgan_models_says_which_is_the_default_and_what_each_is_for():
     for head in heads:  # each model's first line under its name: what photos it is for
         below = lines[lines.index(head) + 1]
         assert below.startswith("    for: "), below
-    assert "JPEG" in res.output.split("srresnet_real_x4")[1].splitlines()[1]
+    default = next(h for h in heads if h.endswith("(the default)"))
+    assert "JPEG" in lines[lines.index(default) + 1]
 
 
 @pytest.mark.parametrize("args", [["upscale", "x.png", "-o", "out", "--ext", "png"],

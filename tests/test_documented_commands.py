@@ -43,20 +43,6 @@ def _has_codec(name: str) -> bool:
     return True
 
 
-# Models the help names that are trained for the package but may not ship in this copy yet;
-# any other name that is not shipped (srgan_x4, say) is a documented command that fails.
-COMING_MODELS = {"srresnet_real_x4", "srgan_real_x4"}
-
-
-def _model_missing(words: list[str]) -> str | None:
-    shipped = list_models()
-    for i, w in enumerate(words[:-1]):
-        name = words[i + 1]
-        if w in ("-m", "--model") and name in COMING_MODELS and name not in shipped:
-            return name
-    return None
-
-
 # (rule, reason): a command (its words) matching a rule is not run
 SKIPS = [
     (lambda w: w[0] == "torchrun", "torchrun: several processes, one per GPU"),
@@ -65,7 +51,6 @@ SKIPS = [
      "downloads DIV2K, Set5 or Set14 from the internet (tests/test_download.py and "
      "tests/test_download_sets.py serve them on loopback)"),
     (lambda w: "cuda" in w and not torch.cuda.is_available(), "needs a CUDA GPU"),
-    (lambda w: _model_missing(w) is not None, "names a model not shipped in this copy yet"),
     (lambda w: any(x.endswith(VIDEO_EXTS) or x == "clips/" for x in w)
      and not _has_codec("libx264"),
      "needs PyAV (pip install -e '.[video]')"),
@@ -339,7 +324,7 @@ def test_the_docs_commands_parse_as_written():
     docs/evaluation.md a model not shipped (srgan_x4): every srgan command of docs/*.md and
     MODELS.md is a valid command line naming models that exist (the README and --help ones
     run in full above). A `...` marks a command the text shortened on purpose."""
-    known = {*list_models(), *COMING_MODELS, "bicubic"}
+    known = {*list_models(), "bicubic"}
     bad = []
     for path in [*sorted((REPO / "docs").glob("*.md")), REPO / "MODELS.md"]:
         for chain in commands_of(path.read_text(encoding="utf-8")):

@@ -22,6 +22,9 @@ PLAIN_WORDS = {
                         "scans): removes JPEG blocks and noise instead of sharpening them.",
     "srresnet_x4": "For clean photos and the benchmarks: stays closest to your photo, but "
                    "sharpens JPEG blocks and noise along with the detail; fine texture soft.",
+    "srgan_real_x4": "For the photos people have, when you want them crisp: cleans JPEG blocks "
+                     "and noise like srresnet_real_x4 but draws sharper edges and invents "
+                     "texture; dark outlines round small lettering, waxy film grain.",
     "srgan_mse_x4": "Sharper, invented texture: crisper detail, some of it made up by the "
                     "model rather than recovered; halos on strong edges.",
 }
