@@ -53,7 +53,7 @@ case "$stage" in
     ;;
   srgan_real_x4)
     # Stage 2 for real photos, from the shipped srresnet_real_x4 (its config: frozen
-    # upsampler, USM pixel targets, flat-region MSE, lr 1e-5).
+    # upsampler, 1e-2 adversarial, flat-region MSE, lr 1e-5).
     exec "$srgan" train srgan_real_x4 "${common[@]}" "${real_val[@]}" \
       --set "model.init=${INIT:-srresnet_real_x4}" --set train.schedule=constant \
       --set train.lr=1e-5 --set log.export=last "$@"
