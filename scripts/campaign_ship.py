@@ -276,7 +276,8 @@ def write_shipped(args: argparse.Namespace, run: Path, cfg: dict, candidate: Pat
         init_patches = args.init_patches if args.init_patches is not None else \
             previous_totals(init)["patches_seen"]
     net = load_generator(candidate).net
-    training = training_text(cfg, extra, which, init, init_patches, precision, card.training)
+    training = training_text(cfg, extra, which, init, init_patches, precision, card.training,
+                             picked_on=args.data.name)
     description = (PURPOSE[args.name].format(scale=net.scale, blocks=net.num_blocks,
                                              channels=net.channels)
                    if args.name in PURPOSE else card.description)
@@ -302,8 +303,10 @@ def write_shipped(args: argparse.Namespace, run: Path, cfg: dict, candidate: Pat
 
 
 def training_text(cfg: dict, extra: dict, which: str, init: str, init_patches: int,
-                  precision: str, last_segment: str) -> str:
-    """The card's training paragraph, from the run's own config (crop, LR, validation set)."""
+                  precision: str, last_segment: str, picked_on: str) -> str:
+    """The card's training paragraph, from the run's own config (crop, LR, validation set);
+    `picked_on`: the set the blend strength was judged on (--data), which the card names so
+    that no one reads that set's scores as held out."""
     val_name = Path(str(cfg["data"].get("val", "") or "Set5")).name
     if val_name.upper() in ("HR", "GT"):  # DRealSR/HR: the set's own name
         val_name = Path(str(cfg["data"]["val"])).parent.name
@@ -314,7 +317,7 @@ def training_text(cfg: dict, extra: dict, which: str, init: str, init_patches: i
     crop = int(cfg["data"].get("crop", 96))
     start = f"from {init} ({init_patches:,} patches); " if init_patches else ""
     blend = (f" Shipped as a network interpolation: {extra['blend']} (its weights, "
-             "blended), the strength picked on the validation set." if "blend" in extra else "")
+             f"blended), the strength picked on {picked_on}." if "blend" in extra else "")
     return (
         f"CPU training campaign (docs/campaign.md): {start}"
         f"{int(extra['campaign_patches_seen']):,} "

@@ -247,6 +247,7 @@ def test_ship_blend_with_ships_the_interpolated_weights(ship_runs, image_dirs, t
     card = read_metadata(shipped)[1]
     assert card.extra["blend"] == f"0.75 x {tmp_path / 'base.safetensors'} + 0.25 x this run"
     assert "network interpolation" in card.training
+    assert f"the strength picked on {val.name}." in card.training  # the set it is not held out of
     with pytest.raises(SystemExit):
         ship.main(["srresnet_x4", "--run", str(run), "--data", str(val),
                    "--blend-with", "srresnet_x4", "--strength", "0"])
