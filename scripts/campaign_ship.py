@@ -110,6 +110,13 @@ def segment_totals(log: Path, batch: int, best_step: int,
     return (best_step - since_step) * batch, hours
 
 
+def portable(text: str) -> str:
+    """`text` with this checkout's absolute path taken out, leaving paths relative to the
+    repository as campaign.sh gives them (../shared/...): the run config resolves its
+    folders, and a shipped card or log should name no build machine's folders."""
+    return text.replace(f"{REPO}{os.sep}", "")
+
+
 def previous_totals(name: str) -> dict[str, float]:
     path = WEIGHTS / f"{name}.safetensors"
     if not path.is_file():
@@ -262,6 +269,8 @@ def write_shipped(args: argparse.Namespace, run: Path, cfg: dict, candidate: Pat
     index = len(shipped_segments) + 1
     extra = dict(card.extra)
     extra.update({
+        "train_config": portable(extra["train_config"]),
+        "train_data": portable(extra["train_data"]),
         "campaign_patches_seen": str(before["patches_seen"] + patches),
         "campaign_train_hours": f"{before['train_hours'] + hours:.3f}",
         "campaign_segments": str(len(segments) + 1),
@@ -287,7 +296,8 @@ def write_shipped(args: argparse.Namespace, run: Path, cfg: dict, candidate: Pat
     dest = LOGS / f"{index:02d}-{args.name}"
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(run / "log.jsonl", dest / "log.jsonl")
-    shutil.copy2(run / "config.toml", dest / "config.toml")
+    (dest / "config.toml").write_text(portable((run / "config.toml").read_text(encoding="utf-8")),
+                                      encoding="utf-8")
     (dest / "segment.json").write_text(json.dumps({
         "name": args.name, "best_step": best_step, "batch": batch,
         "patches_before": before["patches_seen"], "hours_before": before["train_hours"],

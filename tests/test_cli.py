@@ -118,13 +118,12 @@ def test_srgan_models_says_which_is_the_default_and_what_each_is_for():
     lines = res.output.splitlines()
     heads = [line for line in lines if not line.startswith(" ")]
     assert [h.split()[0] for h in heads] == list(list_models())
-    assert [h for h in heads if h.endswith("(the default)")] == \
-        ["srresnet_real_x4  x4  16 blocks, 64 ch  (the default)"]
+    defaults = [h for h in heads if h.endswith("(the default)")]
+    assert defaults == ["srresnet_real_x4  x4  16 blocks, 64 ch  (the default)"]
     for head in heads:  # each model's first line under its name: what photos it is for
         below = lines[lines.index(head) + 1]
         assert below.startswith("    for: "), below
-    default = next(h for h in heads if h.endswith("(the default)"))
-    assert "JPEG" in lines[lines.index(default) + 1]
+    assert "JPEG" in lines[lines.index(defaults[0]) + 1]
 
 
 @pytest.mark.parametrize("args", [["upscale", "x.png", "-o", "out", "--ext", "png"],
